@@ -1,0 +1,42 @@
+"""linkbert-jax: LinkBERT pretraining in JAX/Flax, exported as Hugging Face BERT."""
+from setuptools import find_packages, setup
+
+setup(
+    name="linkbert-jax",
+    version="0.1.0",
+    description="Pretrain LinkBERT-style encoders (MLM + document relation prediction) "
+                "in JAX/Flax on TPU/GPU/CPU and export Hugging Face checkpoints.",
+    packages=find_packages(include=["linkbert_jax", "linkbert_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.6",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "ml-collections>=1.0",
+        "numpy",
+        # TensorFlow is only the input library (tf.data / TFRecord); CPU build so it
+        # never takes accelerator memory from JAX.
+        "tensorflow-cpu>=2.16",
+        "tokenizers>=0.15",
+        "transformers>=4.40",
+        "safetensors>=0.4",
+        "mwparserfromhell>=0.6",
+        "pyarrow>=14",
+        "datasets>=2.18",
+        "tqdm",
+        "matplotlib",
+        "tensorboardX",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "pytest-timeout",
+            # torch is only used to verify against Hugging Face PyTorch. The CPU build
+            # pinned here lies on the CI machine's disk.
+            "torch==2.13.0",
+            # Real data shipped inside wheels (no hub downloads at run time):
+            "gensim>=4.3",  # English Wikipedia XML sample
+        ],
+    },
+)
