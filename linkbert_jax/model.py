@@ -1,0 +1,332 @@
+"""LinkBERT in Flax linen: Hugging Face ``BertModel`` exactly, plus MLM and DRP heads.
+
+The model knows nothing of data, optimizers or checkpoints. Parameters are a plain pytree
+whose layout mirrors Hugging Face's BERT (``embeddings``, ``encoder/layer_<i>``, ``pooler``)
+so that conversion is a name map (see ``linkbert_jax.convert``).
+
+Shapes in names: B batch, L length, D hidden, N heads, H head dim, F mlp, P predictions,
+V (padded) vocabulary, R relations.
+
+Logical axis names (mapped to mesh axes by rules in the training config):
+``batch, length, embed, mlp, heads, kv, vocab, layers`` (and ``None`` for small axes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Optional
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+NUM_RELATIONS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and numerics. Field names follow Hugging Face ``BertConfig``."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    num_relations: int = NUM_RELATIONS
+    # Embedding/decoder rows are padded to a multiple of this so that the vocabulary axis
+    # shards over any mesh axis; padded logits are masked out and stripped on export.
+    vocab_pad_multiple: int = 128
+    # Numerics and memory (not part of the exported architecture).
+    dtype: str = "float32"  # compute dtype; parameters stay float32
+    remat: str = "none"  # none | full | dots (save matmul outputs)
+    scan_layers: bool = False  # one compiled layer body, compile time independent of depth
+    # "xla": explicit softmax attention (exact, supports attention dropout);
+    # "fused": jax.nn.dot_product_attention (cuDNN flash attention on GPU when it applies;
+    # the fused kernels have no attention-probability dropout).
+    attention: str = "xla"
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of "
+                f"num_attention_heads {self.num_attention_heads}")
+        if self.remat not in ("none", "full", "dots"):
+            raise ValueError(f"remat must be none|full|dots, got {self.remat!r}")
+        if self.attention not in ("xla", "fused", "cudnn"):
+            raise ValueError(f"attention must be xla|fused|cudnn, got {self.attention!r}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act {self.hidden_act!r} not one of {sorted(ACTIVATIONS)}")
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = max(1, self.vocab_pad_multiple)
+        return -(-self.vocab_size // m) * m
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def compute_dtype(self):
+        return jnp.dtype(self.dtype)
+
+    def replace(self, **kw) -> "ModelConfig":
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+ACTIVATIONS = {
+    "gelu": functools.partial(nn.gelu, approximate=False),  # HF "gelu" is the erf form
+    "gelu_new": functools.partial(nn.gelu, approximate=True),
+    "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
+    "relu": nn.relu,
+}
+
+
+@flax.struct.dataclass
+class LinkBertOutput:
+    last_hidden_state: jax.Array  # [B, L, D]
+    pooled_output: jax.Array  # [B, D]
+    mlm_logits: Optional[jax.Array] = None  # [B, P, V_padded], padded columns at -inf
+    drp_logits: Optional[jax.Array] = None  # [B, R]
+
+    def __getitem__(self, key):  # dict-style access too
+        return getattr(self, key)
+
+
+def _init(cfg: ModelConfig, names):
+    return nn.with_logical_partitioning(nn.initializers.normal(cfg.initializer_range), names)
+
+
+def _zeros(names):
+    return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
+
+
+def _layer_norm(cfg: ModelConfig, name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(
+        epsilon=cfg.layer_norm_eps, dtype=cfg.compute_dtype, param_dtype=jnp.float32,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
+        bias_init=_zeros(("embed",)), name=name)
+
+
+def _dense(cfg: ModelConfig, features, axis, names, name: str) -> nn.DenseGeneral:
+    out_names = names[-(len(features) if isinstance(features, tuple) else 1):]
+    return nn.DenseGeneral(
+        features, axis=axis, dtype=cfg.compute_dtype, param_dtype=jnp.float32,
+        kernel_init=_init(cfg, names), bias_init=_zeros(out_names), name=name)
+
+
+class Embeddings(nn.Module):
+    config: ModelConfig
+
+    def setup(self):
+        cfg = self.config
+
+        def embed(n, name):
+            return nn.Embed(n, cfg.hidden_size, dtype=cfg.compute_dtype,
+                            param_dtype=jnp.float32,
+                            embedding_init=_init(cfg, ("vocab", "embed")), name=name)
+
+        self.word_embeddings = embed(cfg.padded_vocab_size, "word_embeddings")
+        self.position_embeddings = embed(cfg.max_position_embeddings, "position_embeddings")
+        self.token_type_embeddings = embed(cfg.type_vocab_size, "token_type_embeddings")
+        self.layer_norm = _layer_norm(cfg, "LayerNorm")
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def __call__(self, ids_BxL, type_BxL, deterministic: bool):
+        pos_L = jnp.arange(ids_BxL.shape[1])
+        h_BxLxD = (self.word_embeddings(ids_BxL) + self.position_embeddings(pos_L)[None]
+                   + self.token_type_embeddings(type_BxL))
+        h_BxLxD = self.layer_norm(h_BxLxD)
+        return self.dropout(h_BxLxD, deterministic=deterministic)
+
+    def attend(self, x_BxPxD):
+        """Logits against the (tied) word embeddings: ``x @ E^T``."""
+        return self.word_embeddings.attend(x_BxPxD)
+
+
+def _attention_weights(q, k, mask_Bx1x1xL, dropout_rate, deterministic):
+    """Explicit softmax attention, computed as Hugging Face does (fp32 softmax)."""
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    s_BxNxLxL = jnp.einsum("bqnh,bknh->bnqk", q, k).astype(jnp.float32) * scale
+    s_BxNxLxL = jnp.where(mask_Bx1x1xL, s_BxNxLxL, jnp.finfo(jnp.float32).min)
+    p_BxNxLxL = jax.nn.softmax(s_BxNxLxL, axis=-1).astype(q.dtype)
+    if dropout_rate > 0.0 and not deterministic:
+        p_BxNxLxL = nn.Dropout(dropout_rate)(p_BxNxLxL, deterministic=False)
+    return p_BxNxLxL
+
+
+class SelfAttention(nn.Module):
+    config: ModelConfig
+    deterministic: bool
+
+    @nn.compact
+    def __call__(self, h_BxLxD, mask_BxL):
+        cfg = self.config
+        shape = (cfg.num_attention_heads, cfg.head_dim)
+        qkv = {n: _dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(h_BxLxD)
+               for n in ("query", "key", "value")}
+        q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
+                   for n in ("query", "key", "value"))
+        mask_Bx1x1xL = mask_BxL[:, None, None, :].astype(bool)
+        if cfg.attention == "xla":
+            p = _attention_weights(q, k, mask_Bx1x1xL, cfg.attention_probs_dropout_prob,
+                                   self.deterministic)
+            o_BxLxNxH = jnp.einsum("bnqk,bknh->bqnh", p, v)
+        else:
+            impl = "cudnn" if cfg.attention == "cudnn" else None
+            o_BxLxNxH = jax.nn.dot_product_attention(q, k, v, mask=mask_Bx1x1xL,
+                                                     implementation=impl)
+        o_BxLxNxH = nn.with_logical_constraint(o_BxLxNxH, ("batch", "length", "heads", "kv"))
+        out = _dense(cfg, cfg.hidden_size, (-2, -1), ("heads", "kv", "embed"),
+                     "output")(o_BxLxNxH)
+        return nn.Dropout(cfg.hidden_dropout_prob)(out, deterministic=self.deterministic)
+
+
+class Layer(nn.Module):
+    """One post-LN transformer layer; ``(h, mask) -> (h, None)`` so it can be scanned."""
+
+    config: ModelConfig
+    deterministic: bool
+
+    @nn.compact
+    def __call__(self, h_BxLxD, mask_BxL):
+        cfg = self.config
+        a = SelfAttention(cfg, self.deterministic, name="attention")(h_BxLxD, mask_BxL)
+        h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(h_BxLxD + a)
+        f_BxLxF = _dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
+                         "intermediate")(h_BxLxD)
+        f_BxLxF = nn.with_logical_constraint(ACTIVATIONS[cfg.hidden_act](f_BxLxF),
+                                             ("batch", "length", "mlp"))
+        f_BxLxD = _dense(cfg, cfg.hidden_size, -1, ("mlp", "embed"), "output")(f_BxLxF)
+        f_BxLxD = nn.Dropout(cfg.hidden_dropout_prob)(f_BxLxD,
+                                                      deterministic=self.deterministic)
+        h_BxLxD = _layer_norm(cfg, "output_LayerNorm")(h_BxLxD + f_BxLxD)
+        return nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed")), None
+
+
+def _layer_class(cfg: ModelConfig):
+    if cfg.remat == "none":
+        return Layer
+    policy = (jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+              if cfg.remat == "dots" else None)
+    return nn.remat(Layer, policy=policy, prevent_cse=not cfg.scan_layers)
+
+
+class Encoder(nn.Module):
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, h_BxLxD, mask_BxL, deterministic: bool):
+        cfg = self.config
+        layer_cls = _layer_class(cfg)
+        if cfg.scan_layers:
+            stack = nn.scan(
+                layer_cls, variable_axes={"params": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(nn.broadcast,), length=cfg.num_hidden_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"})
+            h_BxLxD, _ = stack(cfg, deterministic, name="layers")(h_BxLxD, mask_BxL)
+            return h_BxLxD
+        for i in range(cfg.num_hidden_layers):
+            h_BxLxD, _ = layer_cls(cfg, deterministic, name=f"layer_{i}")(
+                h_BxLxD, mask_BxL)
+        return h_BxLxD
+
+
+class MlmHead(nn.Module):
+    """Transform (dense + act + LayerNorm), then the tied decoder plus its own bias."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x_BxPxD, embeddings: Embeddings):
+        cfg = self.config
+        x_BxPxD = _dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"),
+                         "transform")(x_BxPxD)
+        x_BxPxD = _layer_norm(cfg, "transform_LayerNorm")(ACTIVATIONS[cfg.hidden_act](x_BxPxD))
+        bias_V = self.param("bias", _zeros(("vocab",)), (cfg.padded_vocab_size,), jnp.float32)
+        logits_BxPxV = embeddings.attend(x_BxPxD) + bias_V.astype(x_BxPxD.dtype)
+        logits_BxPxV = nn.with_logical_constraint(logits_BxPxV, ("batch", None, "vocab"))
+        # Padded vocabulary rows never win: mask them with -inf in fp32.
+        real_V = jnp.arange(cfg.padded_vocab_size) < cfg.vocab_size
+        return jnp.where(real_V, logits_BxPxV.astype(jnp.float32), -jnp.inf)
+
+
+class LinkBert(nn.Module):
+    """BERT encoder + pooler + MLM head (at given positions) + DRP head on pooled [CLS]."""
+
+    config: ModelConfig
+
+    def setup(self):
+        cfg = self.config
+        self.embeddings = Embeddings(cfg, name="embeddings")
+        self.encoder = Encoder(cfg, name="encoder")
+        self.pooler = _dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"), "pooler")
+        self.mlm = MlmHead(cfg, name="mlm")
+        self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+                 masked_positions=None, *, deterministic: bool = True) -> LinkBertOutput:
+        cfg = self.config
+        ids_BxL = jnp.asarray(input_ids, jnp.int32)
+        mask_BxL = (jnp.ones_like(ids_BxL) if attention_mask is None
+                    else jnp.asarray(attention_mask, jnp.int32))
+        type_BxL = (jnp.zeros_like(ids_BxL) if token_type_ids is None
+                    else jnp.asarray(token_type_ids, jnp.int32))
+        ids_BxL = nn.with_logical_constraint(ids_BxL, ("batch", "length"))
+        h_BxLxD = self.embeddings(ids_BxL, type_BxL, deterministic)
+        h_BxLxD = nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
+        h_BxLxD = self.encoder(h_BxLxD, mask_BxL, deterministic)
+        pooled_BxD = jnp.tanh(self.pooler(h_BxLxD[:, 0]))
+        drp_BxR = self.drp(pooled_BxD).astype(jnp.float32)
+        mlm_BxPxV = None
+        if masked_positions is not None or self.is_initializing():
+            pos_BxP = (jnp.zeros(ids_BxL.shape[:1] + (1,), jnp.int32)
+                       if masked_positions is None
+                       else jnp.asarray(masked_positions, jnp.int32))
+            # Gather first, then project: the vocab matmul only at predicted positions.
+            x_BxPxD = jnp.take_along_axis(h_BxLxD, pos_BxP[..., None], axis=1)
+            mlm_BxPxV = self.mlm(x_BxPxD, self.embeddings)
+        return LinkBertOutput(last_hidden_state=h_BxLxD, pooled_output=pooled_BxD,
+                              mlm_logits=mlm_BxPxV, drp_logits=drp_BxR)
+
+
+def init_params(config: ModelConfig, rng: jax.Array, seq_len: int = 8) -> Any:
+    """Initial parameters as a plain (unboxed) pytree."""
+    ids = jnp.zeros((1, seq_len), jnp.int32)
+    variables = LinkBert(config).init(rng, ids, deterministic=True)
+    return nn.meta.unbox(variables["params"])
+
+
+def count_params(params, *, encoder_only: bool = False, config: ModelConfig | None = None) -> int:
+    """Number of parameters; with ``encoder_only`` the ``BertModel`` count (embeddings,
+    encoder, pooler) without vocabulary padding (``config`` needed to strip it)."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    total = 0
+    for path, x in leaves:
+        top = getattr(path[0], "key", None)
+        if encoder_only and top in ("mlm", "drp"):
+            continue
+        n = x.size
+        if encoder_only and config is not None and "word_embeddings" in jax.tree_util.keystr(path):
+            n = config.vocab_size * config.hidden_size
+        total += n
+    return total
