@@ -1,0 +1,96 @@
+"""Checkpoint layout of a training workdir, in one place.
+
+::
+
+    WORKDIR/
+      config.json               the full training config (``model`` holds ModelConfig fields)
+      checkpoints/<step>/       orbax CheckpointManager step directory with items
+          params/               model parameters (StandardSave pytree)
+          opt_state/            optimizer state (StandardSave pytree)
+          meta/                 JSON: step, rng key data, data position (batches consumed)
+      metrics.jsonl, tensorboard/
+
+Orbax writes each step under a temporary name and renames it when complete, so a step
+directory interrupted mid-save is never listed (and is cleaned up) on restore.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import orbax.checkpoint as ocp
+
+from linkbert_jax.model import ModelConfig
+
+CONFIG_NAME = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+ITEMS = ("params", "opt_state", "meta")
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+
+
+def manager(workdir: str, *, max_to_keep: Optional[int] = 3, async_save: bool = True,
+            read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+        enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
+
+
+def save(mgr: ocp.CheckpointManager, step: int, params, opt_state, meta: dict,
+         *, force: bool = False) -> bool:
+    return mgr.save(step, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(params), opt_state=ocp.args.StandardSave(opt_state),
+        meta=ocp.args.JsonSave(meta)), force=force)
+
+
+def restore(mgr: ocp.CheckpointManager, step: int, params_target, opt_state_target):
+    """Restore (params, opt_state, meta) into the given abstract/sharded targets."""
+    out = mgr.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(params_target),
+        opt_state=ocp.args.StandardRestore(opt_state_target),
+        meta=ocp.args.JsonRestore()))
+    return out["params"], out["opt_state"], out["meta"]
+
+
+def write_config(workdir: str, config_dict: dict) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_NAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config_dict, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+def read_model_config(workdir: str) -> ModelConfig:
+    path = os.path.join(workdir, CONFIG_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no training config; is {workdir!r} a workdir?")
+    with open(path) as f:
+        cfg = json.load(f)
+    if "model" not in cfg:
+        raise ValueError(f"{path}: no 'model' section")
+    return ModelConfig.from_dict(cfg["model"])
+
+
+def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, Any, int]:
+    """Parameters of a workdir's checkpoint (latest complete one, or ``step``) on host.
+
+    Returns ``(model_config, params, step)``; params as numpy arrays.
+    """
+    model_config = read_model_config(workdir)
+    mgr = manager(workdir, read_only=True, async_save=False)
+    steps = mgr.all_steps()
+    if not steps:
+        raise FileNotFoundError(f"{checkpoint_dir(workdir)}: no complete checkpoint")
+    if step is None:
+        step = max(steps)
+    elif step not in steps:
+        raise ValueError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
+                         f"available: {sorted(steps)}")
+    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+    mgr.close()
+    return model_config, out["params"], step
