@@ -6,7 +6,8 @@ batch index):
 
 * epoch ``e`` reads this process's files (``files[i::process_count]``) in an order drawn
   from ``(seed, i, e)``, interleaved record by record ``CYCLE_LENGTH`` files at a time,
-  through a shuffle buffer seeded from ``(seed, i, e)``;
+  then shuffled in blocks of ``shuffle_buffer`` records (stateless, seeded from
+  ``(seed, i, e, block)``; independent of TF's global seed);
 * epochs are concatenated, then batched (a batch may span an epoch boundary);
 * batch ``k`` is parsed with ``tf.io.parse_example`` and masked with stateless random ops
   seeded from ``(seed, i, k)``.
@@ -53,7 +54,7 @@ def _hide_accelerators():
 _hide_accelerators()
 
 CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
-SHUFFLE_BUFFER = 10_000   # records (part of the stream's definition)
+SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's definition)
 _REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
 
 
@@ -136,8 +137,14 @@ def _fold(seed, *data):
     return seed
 
 
-def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int):
-    """Serialized records of one epoch (``epoch``: int64 scalar tensor)."""
+def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
+                   skip: int = 0):
+    """Serialized records of one epoch (``epoch``: int64 scalar tensor), less ``skip``.
+
+    The shuffle permutes consecutive blocks of ``shuffle_buffer`` records with stateless
+    ops (seeded from seed, process, epoch, block), not with ``Dataset.shuffle``, whose
+    seed would also depend on TF's global seed. Skipped whole blocks are never shuffled.
+    """
     paths = tf.constant(paths)
     if shuffle:
         order = tf.argsort(tf.random.stateless_uniform(
@@ -148,11 +155,18 @@ def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int):
     parallel = {"num_parallel_calls": cycle, "deterministic": True} if cycle > 1 else {}
     ds = ds.interleave(lambda p: tf.data.TFRecordDataset(p, buffer_size=1 << 20),
                        cycle_length=cycle, block_length=1, **parallel)
-    if shuffle:
-        s = tf.random.stateless_uniform([], _fold(base_seed, 2, epoch), minval=1,
-                                        maxval=2**31 - 1, dtype=tf.int64)
-        ds = ds.shuffle(shuffle_buffer, seed=s, reshuffle_each_iteration=False)
-    return ds
+    if not shuffle:
+        return ds.skip(skip) if skip else ds
+    first_block, skip = divmod(skip, shuffle_buffer)
+    ds = ds.skip(first_block * shuffle_buffer).batch(shuffle_buffer)
+
+    def permute(block, records):
+        seed = _fold(base_seed, 2, epoch, block)
+        return tf.gather(records, tf.argsort(
+            tf.random.stateless_uniform(tf.shape(records)[:1], seed)))
+
+    ds = ds.enumerate(start=first_block).map(permute).unbatch()
+    return ds.skip(skip) if skip else ds
 
 
 def _parse_and_mask(index, serialized, *, batch_size, seq_length, masking, base_seed,
@@ -228,11 +242,11 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
         if num_examples == 0:
             raise ValueError(f"split {split!r} of process {process_index} has no examples")
         first, within = divmod(offset, num_examples)
-        ds = epoch(tf.constant(first, tf.int64)).skip(within)
+        ds = epoch(tf.constant(first, tf.int64), skip=within)
         ds = ds.concatenate(tf.data.Dataset.range(first + 1, 2**62).flat_map(epoch))
         ds = ds.batch(batch_size, drop_remainder=True)
     else:
-        ds = epoch(tf.constant(0, tf.int64)).skip(offset)
+        ds = epoch(tf.constant(0, tf.int64), skip=offset)
         ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.enumerate(start=start_batch)
     ds = ds.map(functools.partial(
@@ -260,17 +274,25 @@ def find_corrupt_shard(paths) -> tuple[str, str] | None:
     return None
 
 
-def batches(data_dir, **kwargs) -> Iterator[dict[str, np.ndarray]]:
-    """``make_dataset(data_dir, **kwargs)`` as host-local numpy batches:
+def batches(data_dir, *, split: str, batch_size: int, seq_length: int,
+            masking: MaskingConfig, seed: int, process_index: int = 0,
+            process_count: int = 1, start_batch: int = 0, repeat: bool = True,
+            shuffle: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER
+            ) -> Iterator[dict[str, np.ndarray]]:
+    """``make_dataset(...)`` (same arguments) as host-local numpy batches:
 
     input_ids, attention_mask, token_type_ids [b, L] int32; masked_positions, masked_ids
     [b, P] int32; masked_weights [b, P] float32; relation [b] int32; example_weight [b]
-    float32 (0 for padding rows of a last partial batch).
+    float32 (0 for padding rows of a last partial batch). A truncated or corrupt shard
+    raises ``CorruptShardError`` naming the file; with ``repeat=False`` the pass is also
+    checked against the manifest's example count.
     """
-    ds = make_dataset(data_dir, **kwargs)
-    manifest = read_manifest(data_dir)
-    files = process_files(data_dir, manifest, kwargs["split"],
-                          kwargs.get("process_index", 0), kwargs.get("process_count", 1))
+    ds = make_dataset(data_dir, split=split, batch_size=batch_size, seq_length=seq_length,
+                      masking=masking, seed=seed, process_index=process_index,
+                      process_count=process_count, start_batch=start_batch, repeat=repeat,
+                      shuffle=shuffle, shuffle_buffer=shuffle_buffer)
+    files = process_files(data_dir, read_manifest(data_dir), split, process_index,
+                          process_count)
     it = ds.as_numpy_iterator()
     seen = 0
     while True:
@@ -287,11 +309,10 @@ def batches(data_dir, **kwargs) -> Iterator[dict[str, np.ndarray]]:
                                     f"{bad[1]}") from e
         seen += int(batch["example_weight"].sum())
         yield batch
-    if not kwargs.get("repeat", True):
-        expected = max(0, sum(n for _, n in files)
-                       - kwargs.get("start_batch", 0) * kwargs["batch_size"])
+    if not repeat:
+        expected = max(0, sum(n for _, n in files) - start_batch * batch_size)
         if seen != expected:
             raise CorruptShardError(
-                f"split {kwargs['split']!r} gave {seen} examples where the manifest of "
+                f"split {split!r} gave {seen} examples where the manifest of "
                 f"{data_dir} promises {expected}: a shard is truncated or the manifest is "
                 "stale")

@@ -194,10 +194,29 @@ def test_resume_exact(data):
         for a, b in zip(full[start:], resumed, strict=True):
             for k in a:
                 np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # Small shuffle blocks: resume skips whole blocks before shuffling.
+    full = _take(d, 12, shuffle_buffer=50)
+    for start in (5, 3):
+        resumed = _take(d, 12 - start, start_batch=start, shuffle_buffer=50)
+        for a, b in zip(full[start:], resumed, strict=True):
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     # Epochs differ (fresh file order, shuffle and masks), the stream is seeded.
     assert not np.array_equal(full[0]["input_ids"], full[5]["input_ids"])
     other = _take(d, 1, seed=8)
     assert not np.array_equal(full[0]["input_ids"], other[0]["input_ids"])
+
+
+def test_stream_ignores_tf_global_seed(data):
+    d, _ = data
+    a = _take(d, 1)[0]
+    tf.random.set_seed(1234)
+    try:
+        b = _take(d, 1)[0]
+    finally:
+        tf.random.set_seed(None)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def test_resume_without_repeat(data):
