@@ -21,7 +21,7 @@ def _args():
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per length")
-    p.add_argument("--records", type=int, default=8192, help="records per length")
+    p.add_argument("--records", type=int, default=32768, help="records per length")
     p.add_argument("--seq_lengths", default="128,512")
     p.add_argument("--data_dir", default=None, help="keep the synthetic shards here")
     return p.parse_args()

@@ -218,7 +218,9 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     """Host-local batches (dicts of tensors, see ``batches``) of ``split``.
 
     ``repeat=True``: an endless stream of full batches. ``repeat=False``: one pass; the
-    last partial batch is padded with rows of ``example_weight`` 0. A corrupt shard shows
+    last partial batch is padded with rows of ``example_weight`` 0, and every process
+    yields ``ceil(max_i examples_i / batch_size)`` batches (all-padding ones at the end
+    where it has fewer examples), minus ``start_batch``. A corrupt shard shows
     up here as TF's ``DataLossError``; ``batches`` turns it into ``CorruptShardError``.
     """
     manifest = read_manifest(data_dir)
@@ -248,6 +250,18 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     else:
         ds = epoch(tf.constant(0, tf.int64), skip=offset)
         ds = ds.batch(batch_size, drop_remainder=False)
+        # Every process yields as many batches as the largest one (the others get rows
+        # of example_weight 0), so a multi-process eval loop never waits on a finished
+        # process.
+        counts = [sum(n for _, n in process_files(data_dir, manifest, split, i,
+                                                  process_count))
+                  for i in range(process_count)]
+        total = -(-max(counts) // batch_size)
+        own = max(0, -(-(num_examples - offset) // batch_size))
+        extra = max(0, total - start_batch) - own
+        if extra > 0:
+            ds = ds.concatenate(
+                tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)).repeat(extra))
     ds = ds.enumerate(start=start_batch)
     ds = ds.map(functools.partial(
         _parse_and_mask, batch_size=batch_size, seq_length=seq_length, masking=masking,

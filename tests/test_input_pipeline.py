@@ -219,6 +219,20 @@ def test_stream_ignores_tf_global_seed(data):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_one_pass_same_batch_count_on_every_process(data):
+    d, records = data
+    # Process examples with 3 processes: 37 + 45, 41, 29 -> 6, 3, 2 batches of 16.
+    seen = []
+    for i in range(3):
+        for start in (0, 4):
+            got = _take(d, 100, batch_size=16, repeat=False, process_index=i,
+                        process_count=3, start_batch=start)
+            assert len(got) == 6 - start
+            if start == 0:
+                seen += [ids for b in got for ids in _originals(b)]
+    assert sorted(seen) == sorted(ids for ids, _, _ in records["train"])
+
+
 def test_resume_without_repeat(data):
     d, _ = data
     full = _take(d, 100, split="eval", batch_size=8, repeat=False)
