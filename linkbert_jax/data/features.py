@@ -81,10 +81,23 @@ def _int64_entry(name: str, packed_values: bytes) -> bytes:
     return _len_field(1, _KEYS[name] + _len_field(2, feature))
 
 
+_SCALAR_CACHE: dict = {}
+
+
+def _scalar_entry(name: str, value: int) -> bytes:
+    key = (name, value)
+    out = _SCALAR_CACHE.get(key)
+    if out is None:
+        out = _int64_entry(name, _varint(value))
+        if value < 4096:  # small values (lengths, relations, segment indices) repeat
+            _SCALAR_CACHE[key] = out
+    return out
+
+
 def serialize_example(input_ids, a_length: int, relation: int, doc_a: int, doc_b: int,
                       seg_a: int, seg_b: int) -> bytes:
     """A serialized ``tf.train.Example`` with the features above (no TensorFlow needed)."""
     vals = (a_length, relation, doc_a, doc_b, seg_a, seg_b)
     body = [_int64_entry("input_ids", _varints(input_ids))]
-    body += [_int64_entry(k, _varint(int(v))) for k, v in zip(SCALAR_FEATURES, vals)]
+    body += [_scalar_entry(k, int(v)) for k, v in zip(SCALAR_FEATURES, vals)]
     return _len_field(1, b"".join(body))

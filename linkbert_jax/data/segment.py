@@ -1,59 +1,76 @@
-"""Text -> token-id segments of at most ``S`` tokens, cut at sentence boundaries."""
+"""Text -> token-id segments of at most ``S`` tokens, cut at sentence boundaries.
+
+Each document is tokenized whole (one ``encode_batch`` input, as fast as the bare
+tokenizer); sentence starts found in the text are mapped to token positions with
+``Encoding.char_to_token``, and whole sentences are packed greedily into segments.
+"""
 from __future__ import annotations
 
 import re
 
 import numpy as np
 
-_RE_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# A sentence starts after ".!?" (+ closing quotes/brackets) and whitespace before a
+# capital/digit, or after a line break.
+_RE_SENTENCE_START = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*")
 
 
-def split_sentences(text: str) -> list[str]:
-    """Lines, then sentence ends (``.!?`` followed by space and a capital/digit)."""
-    out = []
-    for line in text.split("\n"):
-        line = line.strip()
-        if line:
-            out.extend(s for s in _RE_SENTENCE.split(line) if s.strip())
-    return out
+def sentence_starts(text: str) -> list[int]:
+    """Character offsets where sentences (after the first) begin."""
+    return [m.end() for m in _RE_SENTENCE_START.finditer(text) if m.end() < len(text)]
 
 
-def pack_segments(sentences: list[list[int]], max_len: int) -> list[list[int]]:
+def pack_lengths(sentence_lengths, max_len: int) -> list[int]:
     """Greedy packing of whole sentences into segments of <= ``max_len`` tokens.
 
     A sentence longer than ``max_len`` starts a new segment and is cut into pieces.
+    Returns segment lengths (summing to the total number of tokens).
     """
-    segments: list[list[int]] = []
-    cur: list[int] = []
-    for ids in sentences:
-        if not ids:
+    segs: list[int] = []
+    cur = 0
+    for n in sentence_lengths:
+        if n <= 0:
             continue
-        if len(cur) + len(ids) <= max_len:
-            cur.extend(ids)
+        if cur + n <= max_len:
+            cur += n
             continue
         if cur:
-            segments.append(cur)
-            cur = []
-        while len(ids) > max_len:
-            segments.append(ids[:max_len])
-            ids = ids[max_len:]
-        cur = list(ids)
+            segs.append(cur)
+            cur = 0
+        while n > max_len:
+            segs.append(max_len)
+            n -= max_len
+        cur = n
     if cur:
-        segments.append(cur)
-    return segments
+        segs.append(cur)
+    return segs
+
+
+def _token_at(enc, pos: int, limit: int) -> int | None:
+    for p in range(pos, min(pos + 8, limit)):  # skip chars the normalizer dropped
+        t = enc.char_to_token(p)
+        if t is not None:
+            return t
+    return None
+
+
+def sentence_token_lengths(text: str, enc) -> list[int]:
+    n = len(enc.ids)
+    cuts = [0]
+    for pos in sentence_starts(text):
+        t = _token_at(enc, pos, len(text))
+        if t is not None and cuts[-1] < t < n:
+            cuts.append(t)
+    cuts.append(n)
+    return [b - a for a, b in zip(cuts, cuts[1:])]
 
 
 def tokenize_documents(tokenizer, texts: list[str], max_len: int):
     """Per text: (token ids int32, segment lengths int32), one ``encode_batch`` for all."""
-    sents = [split_sentences(t) for t in texts]
-    flat = [s for ss in sents for s in ss]
-    encs = tokenizer.encode_batch(flat, add_special_tokens=False) if flat else []
-    out, k = [], 0
-    for ss in sents:
-        ids = [encs[k + i].ids for i in range(len(ss))]
-        k += len(ss)
-        segs = pack_segments(ids, max_len)
-        lens = np.fromiter((len(s) for s in segs), dtype=np.int32, count=len(segs))
-        toks = np.fromiter((t for s in segs for t in s), dtype=np.int32, count=int(lens.sum()))
-        out.append((toks, lens))
+    encs = tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+    out = []
+    for text, enc in zip(texts, encs):
+        toks = np.asarray(enc.ids, dtype=np.int32)
+        lens = pack_lengths(sentence_token_lengths(text, enc), max_len) if len(toks) else []
+        out.append((toks, np.asarray(lens, dtype=np.int32)))
     return out
