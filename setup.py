@@ -22,6 +22,7 @@ setup(
         "transformers>=4.40",
         "safetensors>=0.4",
         "mwparserfromhell>=0.6",
+        "google-crc32c>=1.5",  # TFRecord framing without TensorFlow in the builder
         "pyarrow>=14",
         "datasets>=2.18",
         "tqdm",
