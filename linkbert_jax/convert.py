@@ -226,7 +226,7 @@ def to_hf_state_dict(config: ModelConfig, params, *, heads: bool = True) -> dict
             x = _get(params, e.path)
         except KeyError:
             raise ConversionError(f"params have no {'/'.join(e.path)} (for {e.hf_saved})")
-        w = np.ascontiguousarray(_to_hf(e.kind, np.asarray(x), config))
+        w = np.ascontiguousarray(_to_hf(e.kind, np.asarray(x, np.float32), config))
         if w.shape != e.hf_shape:
             raise ConversionError(f"params {'/'.join(e.path)}: shape {x.shape} does not "
                                   f"give {e.hf_saved} {e.hf_shape}")
