@@ -1,11 +1,14 @@
-"""Training curves from ``WORKDIR/metrics.jsonl`` as one PNG (matplotlib, headless)."""
+"""Training curves from ``WORKDIR/metrics.jsonl`` as one PNG (matplotlib, headless).
+
+Train rows carry ``loss``, ``mlm_accuracy``, ``drp_accuracy_<relation>``...; eval rows
+the same keys prefixed with ``eval_``.
+"""
 from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 
-RELATIONS = ("contiguous", "random", "linked")
+from linkbert_jax.data.features import RELATIONS
 
 
 def read_metrics(path: str) -> list[dict]:
@@ -21,9 +24,8 @@ def read_metrics(path: str) -> list[dict]:
     return rows
 
 
-def _series(rows, key, prefix=""):
-    pts = sorted((r["step"], r[key]) for r in rows
-                 if key in r and "step" in r and str(r.get("split", "train")).startswith(prefix))
+def _series(rows, key):
+    pts = sorted((r["step"], r[key]) for r in rows if key in r and "step" in r)
     dedup = {}
     for s, v in pts:  # a resumed run may log a step twice; keep the last
         dedup[s] = v
@@ -37,8 +39,6 @@ def plot_training_curves(workdir: str, out_path: str | None = None) -> str:
     import matplotlib.pyplot as plt
 
     rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
-    train = [r for r in rows if r.get("split", "train") == "train"]
-    evals = [r for r in rows if r.get("split") == "eval"]
     out_path = out_path or os.path.join(workdir, "training_curves.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
@@ -50,8 +50,8 @@ def plot_training_curves(workdir: str, out_path: str | None = None) -> str:
     ]
     for ax, (title, keys) in zip(axes, panels):
         for key, label in keys:
-            for subset, style, tag in ((train, "-", "train"), (evals, "o--", "eval")):
-                xs, ys = _series(subset, key)
+            for prefix, style, tag in (("", "-", "train"), ("eval_", "o--", "eval")):
+                xs, ys = _series(rows, prefix + key)
                 if xs:
                     ax.plot(xs, ys, style, label=f"{label} ({tag})", markersize=4)
         if title == "DRP accuracy":
