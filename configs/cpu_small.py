@@ -13,7 +13,7 @@ from linkbert_jax import config_defaults
 def get_config():
     c = config_defaults.get_config(
         "tiny",
-        learning_rate=2e-3, num_train_steps=300, warmup_steps=30,
+        learning_rate=1e-3, num_train_steps=400, warmup_steps=40,
         global_batch_size=32, seq_length=128,
         checkpoint_every_steps=100, log_every_steps=10,
         eval_every_steps=0, eval_batch_size=32, eval_max_batches=8,

@@ -73,13 +73,17 @@ def is_complete(step_dir: str) -> bool:
         for item, marker in _ITEM_MARKERS.items())
 
 
-def latest_complete_step(mgr: ocp.CheckpointManager) -> Optional[int]:
-    """The newest step whose directory is complete; incomplete ones are named and skipped."""
+def latest_complete_step(mgr: ocp.CheckpointManager, *, discard: bool = False
+                         ) -> Optional[int]:
+    """The newest step whose directory is complete; incomplete ones are named and skipped
+    (and, with ``discard``, deleted so that the step can be saved again)."""
     for step in sorted(mgr.all_steps(), reverse=True):
         step_dir = os.path.join(str(mgr.directory), str(step))
         if is_complete(step_dir):
             return step
         log.warning("checkpoint %s is incomplete (interrupted save?): skipped", step_dir)
+        if discard:
+            mgr.delete(step)
     return None
 
 

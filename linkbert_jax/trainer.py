@@ -110,7 +110,7 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
 
 def restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules):
     """(state, meta): the latest complete checkpoint, else HF weights, else from scratch."""
-    step = checkpoints.latest_complete_step(mgr)
+    step = checkpoints.latest_complete_step(mgr, discard=True)
     if step is not None:
         params, opt_state, meta = checkpoints.restore(mgr, step, abstract.params,
                                                       abstract.opt_state)

@@ -15,31 +15,32 @@ from typing import Iterator
 import numpy as np
 
 CLS, SEP, MASK, FIRST = 101, 102, 103, 1000
-NUM_TOPICS, BLOCK = 8, 64
+NUM_TOPICS, BLOCK = 4, 16
 
 
-def _pair(rng: np.random.Generator, seq_length: int):
+def _pair(rng: np.random.Generator, seq_length: int, num_topics: int, block: int):
     la = int(rng.integers(seq_length // 4, seq_length // 2 - 2))
     lb = int(rng.integers(seq_length // 4, seq_length - la - 3))
-    t = int(rng.integers(NUM_TOPICS))
-    start = int(rng.integers(BLOCK))
+    t = int(rng.integers(num_topics))
+    start = int(rng.integers(block))
     rel = int(rng.integers(3))
-    a = FIRST + t * BLOCK + (start + np.arange(la)) % BLOCK
+    a = FIRST + t * block + (start + np.arange(la)) % block
     if rel == 0:
         tb, sb = t, start + la
     elif rel == 2:
-        tb, sb = (t + 1) % NUM_TOPICS, int(rng.integers(BLOCK))
+        tb, sb = (t + 1) % num_topics, int(rng.integers(block))
     else:
-        tb = (t + int(rng.integers(2, NUM_TOPICS))) % NUM_TOPICS
-        sb = int(rng.integers(BLOCK))
-    b = FIRST + tb * BLOCK + (sb + np.arange(lb)) % BLOCK
+        tb = (t + int(rng.integers(2, num_topics))) % num_topics
+        sb = int(rng.integers(block))
+    b = FIRST + tb * block + (sb + np.arange(lb)) % block
     ids = np.concatenate([[CLS], a, [SEP], b, [SEP]])
     types = np.concatenate([np.zeros(la + 2), np.ones(lb + 1)])
     return ids, types, rel
 
 
 def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_predictions: int,
-               vocab_size: int, mask_prob: float = 0.15) -> dict:
+               vocab_size: int, mask_prob: float = 0.15, num_topics: int = NUM_TOPICS,
+               block: int = BLOCK) -> dict:
     rng = np.random.default_rng([seed, index])
     out = {k: np.zeros((batch_size, seq_length), np.int32)
            for k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -49,7 +50,7 @@ def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_pred
                relation=np.zeros((batch_size,), np.int32),
                example_weight=np.ones((batch_size,), np.float32))
     for i in range(batch_size):
-        ids, types, rel = _pair(rng, seq_length)
+        ids, types, rel = _pair(rng, seq_length, num_topics, block)
         n = len(ids)
         cand = np.flatnonzero((ids != CLS) & (ids != SEP))
         k = min(max_predictions, max(1, int(round(n * mask_prob))))
@@ -61,7 +62,7 @@ def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_pred
         u = rng.random(k)
         ids[pos[u < 0.8]] = MASK
         rand = pos[(u >= 0.8) & (u < 0.9)]
-        ids[rand] = rng.integers(FIRST, min(vocab_size, FIRST + NUM_TOPICS * BLOCK), len(rand))
+        ids[rand] = rng.integers(FIRST, FIRST + num_topics * block, len(rand))
         out["input_ids"][i, :n] = ids
         out["attention_mask"][i, :n] = 1
         out["token_type_ids"][i, :n] = types
