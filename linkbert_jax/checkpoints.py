@@ -42,7 +42,11 @@ def manager(workdir: str, *, max_to_keep: Optional[int] = 3, async_save: bool = 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
+    handlers = {"params": ocp.StandardCheckpointHandler(),
+                "opt_state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                                 item_handlers=handlers)
 
 
 def save(mgr: ocp.CheckpointManager, step: int, params, opt_state, meta: dict,
@@ -122,6 +126,13 @@ def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, 
     elif step not in steps:
         raise ValueError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
                          f"available: {sorted(steps)}")
-    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+    # Restore onto one local device whatever topology saved it, then to host numpy.
+    import jax
+    import numpy as np
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    saved = mgr.item_metadata(step)["params"]
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
+    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
     mgr.close()
-    return model_config, out["params"], step
+    return model_config, jax.tree_util.tree_map(np.asarray, out["params"]), step

@@ -6,6 +6,7 @@ remaining devices). Logical names on parameters/activations map to mesh axes by
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Optional, Sequence
 
@@ -16,6 +17,8 @@ from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from linkbert_jax.errors import ConfigError
+
+log = logging.getLogger("linkbert_jax")
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -28,18 +31,26 @@ def mesh_shape(mesh_config, num_devices: int) -> tuple[int, ...]:
     if any(s == 0 or s < -1 for s in sizes):
         raise ConfigError(f"mesh: sizes must be positive or -1, got {dict(zip(MESH_AXES, sizes))}")
     fixed = math.prod(s for s in sizes if s != -1)
-    if fixed > num_devices or (-1 not in sizes and fixed != num_devices) or num_devices % fixed:
+    if fixed > num_devices or (-1 in sizes and num_devices % fixed):
         shown = " x ".join(f"{a}={s}" for a, s in zip(MESH_AXES, sizes))
         raise ConfigError(
             f"mesh {shown} needs {fixed}{'*k' if -1 in sizes else ''} devices but "
-            f"{num_devices} are available; set --config.mesh.data/fsdp/tensor so that "
-            f"their product is {num_devices} (use -1 for one of them)")
+            f"{num_devices} are available; set --config.mesh.data/fsdp/tensor to a "
+            f"product that fits (-1 = the remaining devices)")
     return tuple(num_devices // fixed if s == -1 else s for s in sizes)
 
 
 def make_mesh(mesh_config, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+    """The mesh over ``devices`` (default all); a mesh smaller than the devices uses the
+    first ones (with a warning: single-process only)."""
     devices = list(jax.devices() if devices is None else devices)
     shape = mesh_shape(mesh_config, len(devices))
+    if math.prod(shape) < len(devices):
+        if jax.process_count() > 1:
+            raise ConfigError(f"mesh {shape} uses {math.prod(shape)} of {len(devices)} "
+                              f"devices; with several processes the mesh must use them all")
+        log.warning("mesh %s uses %d of %d devices", shape, math.prod(shape), len(devices))
+        devices = devices[:math.prod(shape)]
     try:  # topology-aware device order on TPU/GPU
         arr = mesh_utils.create_device_mesh(shape, devices)
     except Exception:  # noqa: BLE001 - fake CPU devices, odd shapes: plain order
@@ -101,7 +112,9 @@ def global_batch(local_batch: dict, sharding: NamedSharding) -> dict:
             for k, v in local_batch.items()}
 
 
-def describe(shardings: Any) -> dict[str, str]:
-    """``{param path: partition spec}`` for logs and tests."""
-    flat = jax.tree_util.tree_flatten_with_path(shardings)[0]
-    return {jax.tree_util.keystr(p): str(s.spec) for p, s in flat}
+def describe(arrays: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{path: (partition spec, shape of one device's shard)}`` for logs and tests."""
+    flat = jax.tree_util.tree_flatten_with_path(arrays)[0]
+    return {jax.tree_util.keystr(p): (str(tuple(x.sharding.spec)),
+                                      tuple(x.addressable_shards[0].data.shape))
+            for p, x in flat}

@@ -123,6 +123,7 @@ def test_fit_spec_replicates_what_does_not_divide():
     spec = jax.sharding.PartitionSpec("tensor", "fsdp")
     assert sharding.fit_spec(spec, (2, 8), mesh) == spec  # all sizes 1 here: kept
     assert sharding.mesh_shape({"data": 2, "fsdp": -1, "tensor": 2}, 8) == (2, 2, 2)
+    assert sharding.mesh_shape({"data": 1, "fsdp": 1, "tensor": 1}, 8) == (1, 1, 1)
     with pytest.raises(ConfigError, match="needs 16 devices but 8"):
         sharding.mesh_shape({"data": 16, "fsdp": 1, "tensor": 1}, 8)
 

@@ -4,7 +4,8 @@
 
 SPEC: {"config": "configs/cpu_small.py", "workdir": DIR, "overrides": {"a.b": value},
        "source": {SyntheticSource kwargs}, "distributed": {coordinator, num_processes,
-       process_id}, "mode": "train" | "meshes", "meshes": [{data, fsdp, tensor}, ...]}
+       process_id}, "mode": "train" | "meshes",
+       "meshes": [{"mesh": {data, fsdp, tensor}, "overrides": {...}}, ...]}
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def run_meshes(spec: dict) -> None:
     from linkbert_jax import sharding, trainer
     from linkbert_jax.errors import ConfigError
     results = []
-    for i, mesh in enumerate(spec["meshes"]):
+    for i, case in enumerate(spec["meshes"]):
+        mesh = case["mesh"]
         config = load_config(spec["config"], {**spec.get("overrides", {}),
+                                              **case.get("overrides", {}),
                                               **{f"mesh.{k}": v for k, v in mesh.items()}})
         workdir = os.path.join(spec["workdir"], f"mesh{i}")
         try:
@@ -50,9 +53,8 @@ def run_meshes(spec: dict) -> None:
             continue
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             losses = [r["loss"] for r in map(json.loads, f) if "loss" in r]
-        shardings = jax.tree_util.tree_map(lambda x: x.sharding, state.params)
         results.append({"mesh": mesh, "losses": losses,
-                        "specs": sharding.describe(shardings),
+                        "specs": sharding.describe(state.params),
                         "devices": len(jax.devices())})
     print("RESULT " + json.dumps(results))
 
