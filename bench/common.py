@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmarks: timing, matmul peak, a summary line."""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO)
+
+
+def median_time(fn, *, warmup: int = 2, repeats: int = 5) -> float:
+    """Median wall time of ``fn()`` (which must block until done) after warm-up."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def alternate(fns: dict, *, warmup: int = 2, rounds: int = 5) -> dict:
+    """Median seconds per call of each ``fn``, calls interleaved round by round so
+    that both sides see the same machine conditions."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def matmul_peak_flops(n: int = 2048, dtype: str = "float32") -> float:
+    """Measured FLOP/s of a large square matmul in JAX on the default device."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
+    f = jax.jit(lambda x, y: x @ y)
+    sec = median_time(lambda: f(a, b).block_until_ready(), warmup=2, repeats=7)
+    return 2 * n ** 3 / sec
+
+
+def summary(name: str, **figures) -> str:
+    parts = []
+    for k, v in figures.items():
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    line = f"{name} " + " ".join(parts)
+    print(line, flush=True)
+    return line

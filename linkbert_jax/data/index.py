@@ -1,0 +1,143 @@
+"""Pass 1: documents -> tokenized segments in an on-disk store, plus the document index.
+
+Wikitext conversion and tokenization run in worker processes over fixed-size chunks whose
+results are consumed in submission order, so the store is identical for any worker count.
+Memory holds the id/title maps and the segment index, never the text of the corpus.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linkbert_jax.data import segment, tokenizer as tokenizer_lib, wikipedia
+from linkbert_jax.data.readers import RawDoc
+
+CHUNK_DOCS = 64
+_STATE: dict = {}
+
+
+def init_worker(tokenizer_dir: str, segment_length: int, parser: str, extra_prefixes) -> None:
+    _STATE.update(tok=tokenizer_lib.load_fast(tokenizer_dir), max_len=segment_length,
+                  parser=parser, prefixes=frozenset(extra_prefixes))
+
+
+def to_plain(text: str, is_wikitext: bool, parser: str, prefixes) -> tuple[str, list | None]:
+    if not is_wikitext:
+        return text, None
+    fn = wikipedia.wikitext_to_text_mwparser if parser == "mwparserfromhell" \
+        else wikipedia.wikitext_to_text
+    return fn(text, prefixes)
+
+
+def process_chunk(items: list[tuple[str, bool]]):
+    """Worker: [(text, is_wikitext)] -> [(links or None, token ids, segment lengths, chars)]."""
+    st = _STATE
+    plain = [to_plain(t, w, st["parser"], st["prefixes"]) for t, w in items]
+    segs = segment.tokenize_documents(st["tok"], [p for p, _ in plain], st["max_len"])
+    return [(links, toks, lens, len(text)) for (text, links), (toks, lens) in zip(plain, segs)]
+
+
+@dataclass
+class IndexResult:
+    num_docs: int = 0
+    num_segments: int = 0
+    num_tokens: int = 0
+    num_chars: int = 0
+    ids: dict = field(default_factory=dict)
+    titles: dict = field(default_factory=dict)
+
+
+def _chunks(docs, counters):
+    chunk = []
+    for doc in docs:
+        if not doc.text.strip():
+            counters.warn("empty_documents", "%s: document %r has no text, skipped",
+                          doc.source, doc.id)
+            continue
+        chunk.append(doc)
+        if len(chunk) == CHUNK_DOCS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ordered_results(chunks, pool, window: int):
+    """(chunk, result) in submission order, at most ``window`` chunks in flight."""
+    if pool is None:
+        for chunk in chunks:
+            yield chunk, process_chunk([(d.text, d.wikitext) for d in chunk])
+        return
+    pending = collections.deque()
+    for chunk in chunks:
+        pending.append((chunk, pool.apply_async(process_chunk,
+                                                ([(d.text, d.wikitext) for d in chunk],))))
+        for d in chunk:
+            d.text = ""  # the worker has it now
+        while len(pending) >= window:
+            c, r = pending.popleft()
+            yield c, r.get()
+    while pending:
+        c, r = pending.popleft()
+        yield c, r.get()
+
+
+def build_index(docs, work_dir: str, counters, pool=None, window: int = 8,
+                progress=None) -> IndexResult:
+    """Consumes ``docs`` (RawDoc); writes tokens.i32, seg_offsets/doc_seg_start .npy,
+    links.jsonl (raw names per document) and meta.jsonl (id, title per document)."""
+    res = IndexResult()
+    seg_lens = array("q", [0])
+    doc_nseg = array("q", [0])
+    with open(os.path.join(work_dir, "tokens.i32"), "wb") as tok_f, \
+            open(os.path.join(work_dir, "links.jsonl"), "w", encoding="utf-8") as link_f, \
+            open(os.path.join(work_dir, "meta.jsonl"), "w", encoding="utf-8") as meta_f:
+        for chunk, results in _ordered_results(_chunks(docs, counters), pool, window):
+            for doc, (links, toks, lens, nchars) in zip(chunk, results):
+                if progress is not None:
+                    progress.update(1)
+                if len(toks) == 0:
+                    counters.warn("empty_documents", "%s: document %r has no tokens, skipped",
+                                  doc.source, doc.id)
+                    continue
+                key_title = wikipedia.normalize_title(doc.title) if doc.title else ""
+                if doc.id in res.ids or (doc.wikitext and key_title in res.titles):
+                    counters.warn("duplicate_ids", "%s: duplicate id %r, skipped",
+                                  doc.source, doc.id)
+                    continue
+                idx = res.num_docs
+                res.ids[doc.id] = idx
+                if key_title and key_title not in res.titles:
+                    res.titles[key_title] = idx
+                tok_f.write(toks.tobytes())
+                seg_lens.extend(lens.tolist())
+                doc_nseg.append(len(lens))
+                link_f.write(json.dumps(doc.links if links is None else links,
+                                        ensure_ascii=False) + "\n")
+                meta_f.write(json.dumps([doc.id, doc.title], ensure_ascii=False) + "\n")
+                res.num_docs += 1
+                res.num_segments += len(lens)
+                res.num_tokens += len(toks)
+                res.num_chars += nchars
+    np.save(os.path.join(work_dir, "seg_offsets.npy"), np.cumsum(np.frombuffer(seg_lens, np.int64)))
+    np.save(os.path.join(work_dir, "doc_seg_start.npy"),
+            np.cumsum(np.frombuffer(doc_nseg, np.int64)))
+    return res
+
+
+def assign_splits(num_docs: int, eval_fraction: float, seed: int) -> np.ndarray:
+    """uint8 per document, 1 = eval; a seeded random subset of ``eval_fraction``."""
+    n_eval = int(round(eval_fraction * num_docs))
+    if eval_fraction > 0 and n_eval == 0 and num_docs >= 2:
+        n_eval = 1
+    if n_eval >= num_docs:
+        raise ValueError(f"eval_fraction {eval_fraction} leaves no training documents "
+                         f"({num_docs} documents)")
+    split = np.zeros(num_docs, np.uint8)
+    split[np.random.default_rng([seed, 0x5EED]).permutation(num_docs)[:n_eval]] = 1
+    return split

@@ -1,0 +1,231 @@
+"""Streaming corpus readers: one ``RawDoc`` per usable record, problems counted.
+
+Formats: ``wikipedia`` (MediaWiki XML dumps, see ``wikipedia.py``), ``jsonl``,
+``parquet`` and ``hf`` (a directory written by ``datasets.save_to_disk``). Records of the
+last three map to documents through a ``FieldMap`` so a citation corpus
+(``pmid``, ``title`` + ``abstract``, ``references``) reads like the default
+(``id``, ``title``, ``text``, ``links``).
+
+Wikitext is *not* converted here (that is the expensive part and runs in worker processes):
+a wikipedia ``RawDoc`` carries ``wikitext=True`` and its links are filled in later.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from linkbert_jax.data import wikipedia
+
+log = logging.getLogger(__name__)
+FORMATS = ("wikipedia", "jsonl", "parquet", "hf")
+_MAX_NAMED_WARNINGS = 20  # per counter; the rest are only counted
+
+
+class DataError(Exception):
+    """An input problem that stops the build; its message is shown as one line."""
+
+
+@dataclass
+class FieldMap:
+    id: str = "id"
+    title: str = "title"
+    text: tuple[str, ...] = ("text",)  # several fields are joined with a newline
+    links: str = "links"
+
+
+@dataclass
+class RawDoc:
+    id: str
+    title: str
+    text: str  # plain text, or wikitext when ``wikitext`` is set
+    links: list[str] | None  # raw link names (ids or titles); None until wikitext parsed
+    source: str  # "file:line" for messages
+    wikitext: bool = False
+
+
+@dataclass
+class Counters:
+    """Reader/graph counters, reported in the manifest."""
+    records: int = 0
+    malformed_records: int = 0
+    invalid_utf8: int = 0
+    empty_documents: int = 0
+    duplicate_ids: int = 0
+    redirects: int = 0
+    non_main_namespace: int = 0
+    truncated_inputs: int = 0
+    links_total: int = 0
+    dangling_links: int = 0
+    self_links: int = 0
+    duplicate_links: int = 0
+    namespaces: set = field(default_factory=set, repr=False)
+    quiet: bool = field(default=False, repr=False)  # count only (second reading pass)
+    _warned: dict = field(default_factory=dict, repr=False)
+
+    def warn(self, counter: str, msg: str, *args) -> None:
+        setattr(self, counter, getattr(self, counter) + 1)
+        n = self._warned.get(counter, 0) + 1
+        self._warned[counter] = n
+        if self.quiet:
+            return
+        if n <= _MAX_NAMED_WARNINGS:
+            log.warning(msg, *args)
+        elif n == _MAX_NAMED_WARNINGS + 1:
+            log.warning("further '%s' warnings are only counted", counter)
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not f.name.startswith("_") and f.name not in ("namespaces", "quiet")}
+
+
+def _record_to_doc(rec, fields: FieldMap, source: str, counters: Counters) -> RawDoc | None:
+    if not isinstance(rec, dict):
+        counters.warn("malformed_records", "%s: record is not an object, skipped", source)
+        return None
+    parts = [rec.get(f) for f in fields.text]
+    parts = [p if isinstance(p, str) else ("" if p is None else str(p)) for p in parts]
+    text = "\n".join(p for p in parts if p.strip())
+    doc_id, title = rec.get(fields.id), rec.get(fields.title)
+    if doc_id is None and title is None:
+        counters.warn("malformed_records", "%s: record has neither '%s' nor '%s', skipped",
+                      source, fields.id, fields.title)
+        return None
+    links = rec.get(fields.links) or []
+    if isinstance(links, (str, int)):
+        links = [links]
+    if not isinstance(links, (list, tuple)) and not hasattr(links, "tolist"):
+        counters.warn("malformed_records", "%s: '%s' is not a list, links ignored",
+                      source, fields.links)
+        links = []
+    links = [str(x) for x in (links.tolist() if hasattr(links, "tolist") else links)
+             if x is not None]
+    return RawDoc(id=str(doc_id if doc_id is not None else title),
+                  title="" if title is None else str(title), text=text, links=links,
+                  source=source)
+
+
+def read_jsonl(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
+    opener = open
+    if path.endswith(".gz"):
+        import gzip
+        opener = gzip.open
+    elif path.endswith(".bz2"):
+        import bz2
+        opener = bz2.open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                counters.records += 1
+                source = f"{path}:{lineno}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    counters.warn("invalid_utf8", "%s: invalid UTF-8 (%s), bad bytes replaced",
+                                  source, e.reason)
+                    line = raw.decode("utf-8", errors="replace")
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    counters.warn("malformed_records", "%s: malformed JSON (%s), skipped",
+                                  source, e.msg)
+                    continue
+                doc = _record_to_doc(rec, fields, source, counters)
+                if doc is not None:
+                    yield doc
+    except (EOFError, OSError) as e:
+        counters.warn("truncated_inputs", "%s: truncated or corrupt after line %d (%s)",
+                      path, lineno, e)
+
+
+def read_parquet(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise DataError(f"{path}: cannot open as Parquet ({e})") from None
+    row = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for rec in batch.to_pylist():
+            row += 1
+            counters.records += 1
+            doc = _record_to_doc(rec, fields, f"{path}:row {row}", counters)
+            if doc is not None:
+                yield doc
+
+
+def read_hf(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(path)
+    except Exception as e:
+        raise DataError(f"{path}: not a Hugging Face datasets directory ({e})") from None
+    splits = [(name, ds[name]) for name in sorted(ds)] if isinstance(ds, datasets.DatasetDict) \
+        else [("", ds)]
+    for name, split in splits:
+        for row, rec in enumerate(split, 1):
+            counters.records += 1
+            doc = _record_to_doc(rec, fields, f"{path}:{name}{'/' if name else ''}row {row}",
+                                 counters)
+            if doc is not None:
+                yield doc
+
+
+def read_wikipedia(path: str, counters: Counters, redirects: dict) -> Iterator[RawDoc]:
+    """Main-namespace articles; redirects go into ``redirects`` (title -> target)."""
+    for page in wikipedia.iter_pages(path, counters):
+        counters.records += 1
+        if page.ns != "0":
+            counters.non_main_namespace += 1
+            continue
+        title = wikipedia.normalize_title(page.title)
+        if page.redirect is not None:
+            counters.redirects += 1
+            target = wikipedia.normalize_title(page.redirect)
+            if title and target:
+                redirects[title] = target
+            continue
+        if not title:
+            counters.warn("malformed_records", "%s: page %d has no title, skipped",
+                          path, page.line)
+            continue
+        yield RawDoc(id=page.id or title, title=title, text=page.wikitext, links=None,
+                     source=f"{path}:page {page.line}", wikitext=True)
+
+
+def expand_inputs(paths: list[str], fmt: str) -> list[str]:
+    """Directories expand to their files (sorted) except for ``hf``; missing paths fail."""
+    out = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise DataError(f"{p}: no such file or directory")
+        if os.path.isdir(p) and fmt != "hf":
+            out.extend(sorted(os.path.join(p, n) for n in os.listdir(p)
+                              if not n.startswith(".") and os.path.isfile(os.path.join(p, n))))
+        else:
+            out.append(p)
+    return out
+
+
+def read_documents(paths: list[str], fmt: str, fields: FieldMap, counters: Counters,
+                   redirects: dict) -> Iterator[RawDoc]:
+    """All documents of all inputs, in input order."""
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    for path in expand_inputs(paths, fmt):
+        if fmt == "wikipedia":
+            yield from read_wikipedia(path, counters, redirects)
+        elif fmt == "jsonl":
+            yield from read_jsonl(path, fields, counters)
+        elif fmt == "parquet":
+            yield from read_parquet(path, fields, counters)
+        else:
+            yield from read_hf(path, fields, counters)

@@ -1,0 +1,225 @@
+r"""End to end on a laptop: real Wikipedia → linked pairs → pretraining → PyTorch export.
+
+    make demo                       # or: python -m linkbert_jax.demo --workdir demo_workdir
+
+Stages (each one is the documented command, printed before it runs, so you can rerun it
+by hand):
+
+1. ``data``: build linked segment pairs from the English Wikipedia sample that ships in
+   ``gensim``'s wheel (206 pages, real ``[[links]]``), with a WordPiece vocabulary trained
+   on it;
+2. ``train``: pretrain a small LinkBERT (MLM + document relation prediction) on the CPU
+   with checkpoints and periodic eval (``configs/cpu_small.py``);
+3. ``export``: convert the last checkpoint to a Hugging Face directory and verify it
+   against ``transformers``;
+4. ``show``: load the export with ``transformers`` (PyTorch), fill masks in a sentence and
+   predict the relation of a contiguous, a random and a linked pair from the eval split;
+   draw the training curves (PNG) and print a summary.
+
+Re-running reuses every finished stage (and says so); an interrupted training run resumes
+from its last checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+FILL_MASK_SENTENCES = (
+    "The capital of France is [MASK].",
+    "Anarchism is a political [MASK] that rejects hierarchy.",
+)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default="demo_workdir")
+    p.add_argument("--steps", type=int, default=1200, help="training steps")
+    p.add_argument("--vocab_size", type=int, default=8000, help="WordPiece vocabulary")
+    p.add_argument("--seq_length", type=int, default=128)
+    return p.parse_args(argv)
+
+
+def wikipedia_sample() -> str:
+    spec = importlib.util.find_spec("gensim")
+    if spec is None:
+        sys.exit("error: the Wikipedia sample ships in gensim's wheel: pip install gensim")
+    path = os.path.join(spec.submodule_search_locations[0], WIKI_SAMPLE)
+    if not os.path.exists(path):
+        sys.exit(f"error: {path} is missing from this gensim install")
+    return path
+
+
+def run(cmd: list[str]) -> None:
+    print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+    rc = subprocess.call(cmd, cwd=REPO, env=env)
+    if rc:
+        sys.exit(f"error: the command above failed with exit status {rc}")
+
+
+def banner(text: str) -> None:
+    print(f"\n{'=' * 78}\n{text}\n{'=' * 78}", flush=True)
+
+
+def stage_data(args, data_dir: str) -> dict:
+    banner("1/4 data: linked pairs from the real English Wikipedia sample")
+    run([sys.executable, "-m", "linkbert_jax.data.build", "--input", wikipedia_sample(),
+         "--format", "wikipedia", "--output_dir", data_dir,
+         "--train_vocab_size", str(args.vocab_size), "--max_seq_length", str(args.seq_length),
+         "--num_shards", "2", "--eval_fraction", "0.1", "--workers", "2", "--seed", "0"])
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        return json.load(f)
+
+
+def latest_step(train_dir: str) -> int:
+    ckpt = os.path.join(train_dir, "checkpoints")
+    steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
+    return max(steps, default=0)
+
+
+def stage_train(args, data_dir: str, train_dir: str) -> None:
+    banner("2/4 train: a small LinkBERT on the CPU (MLM + document relation prediction)")
+    done = latest_step(train_dir)
+    if done >= args.steps:
+        print(f"training already finished ({done} steps) in {train_dir}: reusing it")
+        return
+    if done:
+        print(f"resuming training from the checkpoint at step {done}")
+    run([sys.executable, "-m", "linkbert_jax.main",
+         "--config", os.path.join(REPO, "configs", "cpu_small.py"), "--workdir", train_dir,
+         f"--config.data_dir={data_dir}", f"--config.num_train_steps={args.steps}",
+         f"--config.seq_length={args.seq_length}",
+         f"--config.checkpoint_every_steps={max(args.steps // 4, 1)}",
+         f"--config.eval_every_steps={max(args.steps // 4, 1)}"])
+
+
+def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
+    banner("3/4 export: Hugging Face (PyTorch) directory, verified against transformers")
+    step = latest_step(train_dir)
+    stamp = os.path.join(export_dir, "linkbert_export.json")
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f).get("step") == step:
+                print(f"{export_dir} already holds the export of step {step}: reusing it")
+                return
+    run([sys.executable, os.path.join(REPO, "tools", "convert_to_pytorch.py"), "export",
+         "--workdir", train_dir, "--output_dir", export_dir,
+         "--tokenizer", os.path.join(data_dir, "tokenizer")])
+    with open(stamp, "w") as f:
+        json.dump({"step": step}, f)
+
+
+def eval_pairs(data_dir: str) -> dict:
+    """One eval example per relation (the first of each in the eval shards)."""
+    from linkbert_jax.data import records
+    from linkbert_jax.data.features import RELATIONS
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        files = json.load(f)["files"]["eval"]
+    found = {}
+    for entry in files:
+        for ex in records.iterate_examples(os.path.join(data_dir, entry["name"])):
+            found.setdefault(RELATIONS[ex["relation"]], ex)
+            if len(found) == len(RELATIONS):
+                return found
+    return found
+
+
+def stage_show(data_dir: str, export_dir: str) -> dict:
+    banner("4/4 show: the export in PyTorch transformers")
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    from linkbert_jax.data.features import RELATIONS
+    tok = AutoTokenizer.from_pretrained(export_dir)
+    mlm = AutoModelForMaskedLM.from_pretrained(export_dir).eval()
+    print("fill-mask (AutoModelForMaskedLM, top 5):")
+    for sentence in FILL_MASK_SENTENCES:
+        enc = tok(sentence, return_tensors="pt")
+        pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
+        with torch.no_grad():
+            probs = mlm(**enc).logits[0, pos].softmax(-1)
+        top = probs.topk(5)
+        guesses = ", ".join(f"{tok.decode([int(i)]).strip()} ({p:.2f})"
+                            for p, i in zip(top.values, top.indices))
+        print(f"  {sentence}\n    -> {guesses}")
+
+    encoder = AutoModel.from_pretrained(export_dir).eval()
+    weights = load_file(os.path.join(export_dir, "model.safetensors"))
+    drp = torch.nn.Linear(encoder.config.hidden_size, weights["drp.weight"].shape[0])
+    drp.load_state_dict({"weight": weights["drp.weight"].float(),
+                         "bias": weights["drp.bias"].float()})
+    print("\ndocument relation prediction on eval pairs (probabilities of "
+          + " / ".join(RELATIONS) + "):")
+    shown = {}
+    for rel, ex in eval_pairs(data_dir).items():
+        ids = torch.tensor([ex["input_ids"]])
+        n0 = ex["a_length"] + 2
+        types = torch.tensor([[0] * n0 + [1] * (ids.shape[1] - n0)])
+        with torch.no_grad():
+            p = drp(encoder(input_ids=ids, token_type_ids=types).pooler_output).softmax(-1)[0]
+        a = tok.decode(ex["input_ids"][1:n0 - 1])
+        b = tok.decode(ex["input_ids"][n0:-1])
+        shown[rel] = p.tolist()
+        print(f"  gold {rel:10s} predicted {RELATIONS[int(p.argmax())]:10s} "
+              + " / ".join(f"{x:.2f}" for x in p.tolist()))
+        print(f"    A: {a[:110]}...\n    B: {b[:110]}...")
+    return shown
+
+
+def final_eval(train_dir: str) -> dict:
+    from linkbert_jax.plots import read_metrics
+    rows = [r for r in read_metrics(os.path.join(train_dir, "metrics.jsonl"))
+            if "eval_drp_accuracy" in r]
+    return rows[-1] if rows else {}
+
+
+def summary(manifest: dict, ev: dict, seconds: float, workdir: str, png: str) -> None:
+    banner("summary")
+    n = manifest["num_examples"]
+    print(f"data      {manifest['num_documents']} Wikipedia articles, "
+          f"{manifest['num_links_resolved']} in-corpus links, {manifest['num_tokens']:,} "
+          f"tokens; pairs train {n['train']:,} / eval {n['eval']:,} "
+          f"(relations {manifest['relations']})")
+    if ev:
+        print(f"eval      step {ev['step']}: DRP accuracy {ev['eval_drp_accuracy']:.3f} "
+              f"(chance 0.333; contiguous {ev.get('eval_drp_accuracy_contiguous', 0):.2f}, "
+              f"random {ev.get('eval_drp_accuracy_random', 0):.2f}, "
+              f"linked {ev.get('eval_drp_accuracy_linked', 0):.2f}), "
+              f"MLM accuracy {ev['eval_mlm_accuracy']:.3f} "
+              f"(chance {1 / manifest['vocab_size']:.4f}), MLM loss {ev['eval_mlm_loss']:.3f}")
+    print(f"time      {seconds / 60:.1f} min in this run")
+    print(f"files     checkpoints  {os.path.join(workdir, 'train', 'checkpoints')}\n"
+          f"          tensorboard  tensorboard --logdir {os.path.join(workdir, 'train')}\n"
+          f"          curves       {png}\n"
+          f"          export       {os.path.join(workdir, 'export')} "
+          f"(AutoModel / AutoModelForMaskedLM)")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t0 = time.time()
+    workdir = os.path.abspath(args.workdir)
+    data_dir, train_dir = os.path.join(workdir, "data"), os.path.join(workdir, "train")
+    export_dir = os.path.join(workdir, "export")
+    manifest = stage_data(args, data_dir)
+    stage_train(args, data_dir, train_dir)
+    stage_export(train_dir, data_dir, export_dir)
+    stage_show(data_dir, export_dir)
+    from linkbert_jax.plots import plot_training_curves
+    png = plot_training_curves(train_dir)
+    summary(manifest, final_eval(train_dir), time.time() - t0, workdir, png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Streaming tf.data input pipeline: per-process file shards, seeded shuffle, dynamic MLM
+masking, host-local numpy batches, exact resume.
+
+The stream of process ``i`` is a pure function of (data files, seed, i, process_count,
+batch index):
+
+* epoch ``e`` reads this process's files (``files[i::process_count]``) in an order drawn
+  from ``(seed, i, e)``, interleaved record by record ``CYCLE_LENGTH`` files at a time,
+  then shuffled in blocks of ``shuffle_buffer`` records (stateless, seeded from
+  ``(seed, i, e, block)``; independent of TF's global seed);
+* epochs are concatenated, then batched (a batch may span an epoch boundary);
+* batch ``k`` is parsed with ``tf.io.parse_example`` and masked with stateless random ops
+  seeded from ``(seed, i, k)``.
+
+``start_batch=k`` therefore needs no saved iterator state: the epoch and offset of example
+``k * batch_size`` follow from the manifest's per-file counts, and the offset is skipped on
+serialized records, before any parsing. The data position to checkpoint is the number of
+batches consumed.
+
+``manifest.json`` (written by the corpus builder) must hold:
+  ``max_seq_length``, ``vocab_size``,
+  the special ids: a dict under ``special_ids`` / ``special_token_ids`` / ``special_tokens``
+  whose keys name cls, sep, pad and mask (``cls``, ``cls_id``, ``cls_token_id``, ``[CLS]``
+  ... all accepted; other entries such as unk are treated as special too), or the same
+  keys at top level,
+  ``files: {split: [{"name": "train-00000-of-00004.tfrecord", "num_examples": N}, ...]}``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from linkbert_jax.data import features
+from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
+
+__all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
+           "process_files", "make_dataset", "batches", "find_corrupt_shard"]
+
+
+def _hide_accelerators():
+    """TF is only the input library: it must never take GPU memory or TPUs from JAX."""
+    for kind in ("GPU", "TPU"):
+        try:
+            tf.config.set_visible_devices([], kind)
+        except Exception:  # Runtime already initialised, or no such device type.
+            pass
+
+
+_hide_accelerators()
+
+CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
+SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's definition)
+_REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
+
+
+class CorruptShardError(ValueError):
+    """A TFRecord shard is truncated or corrupt; the message names the file."""
+
+
+def read_manifest(data_dir) -> dict:
+    path = os.path.join(os.fspath(data_dir), features.MANIFEST_NAME)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no manifest at {path}: is {data_dir} a data directory "
+                                "written by the corpus builder?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"corrupt manifest {path}: {e}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"corrupt manifest {path}: expected a JSON object")
+    for key in ("max_seq_length", "vocab_size", "files"):
+        if key not in manifest:
+            raise ValueError(f"manifest {path} lacks {key!r}")
+    return manifest
+
+
+def _special_name(key: str) -> str:
+    k = key.lower().strip("[]<>")
+    for suffix in ("_token_id", "_id", "_token"):
+        if k.endswith(suffix):
+            k = k[: -len(suffix)]
+    return k
+
+
+def special_ids(manifest: dict) -> dict[str, int]:
+    """``{"cls": .., "sep": .., "pad": .., "mask": .., <other specials>}`` from a manifest."""
+    table = None
+    for key in ("special_ids", "special_token_ids", "special_tokens"):
+        if isinstance(manifest.get(key), dict):
+            table = manifest[key]
+            break
+    if table is None:
+        table = manifest
+    out = {}
+    for key, value in table.items():
+        name = _special_name(key)
+        if isinstance(value, int) and not isinstance(value, bool) and (
+                table is not manifest or name in _REQUIRED_SPECIALS):
+            out[name] = int(value)
+    missing = [n for n in _REQUIRED_SPECIALS if n not in out]
+    if missing:
+        raise ValueError(f"manifest lacks special ids {missing} (looked in 'special_ids', "
+                         "'special_token_ids', 'special_tokens' and the top level)")
+    return out
+
+
+def process_files(data_dir, manifest: dict, split: str, process_index: int,
+                  process_count: int) -> list[tuple[str, int]]:
+    """(path, num_examples) of the files process ``process_index`` reads: i, i+P, ..."""
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+    entries = manifest["files"].get(split)
+    if not entries:
+        raise ValueError(f"manifest in {data_dir} lists no files for split {split!r} "
+                         f"(splits: {sorted(manifest['files'])})")
+    files = []
+    for e in entries:
+        if not isinstance(e, dict) or "name" not in e or "num_examples" not in e:
+            raise ValueError(f"manifest file entry {e!r} needs 'name' and 'num_examples' "
+                             "(exact resume needs per-file counts)")
+        files.append((os.path.join(os.fspath(data_dir), e["name"]), int(e["num_examples"])))
+    if len(files) < process_count:
+        raise ValueError(f"split {split!r} has {len(files)} files, fewer than the "
+                         f"{process_count} processes: rebuild with more shards")
+    return files[process_index::process_count]
+
+
+def _fold(seed, *data):
+    for d in data:
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(d, tf.int64))
+    return seed
+
+
+def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
+                   skip: int = 0):
+    """Serialized records of one epoch (``epoch``: int64 scalar tensor), less ``skip``.
+
+    The shuffle permutes consecutive blocks of ``shuffle_buffer`` records with stateless
+    ops (seeded from seed, process, epoch, block), not with ``Dataset.shuffle``, whose
+    seed would also depend on TF's global seed. Skipped whole blocks are never shuffled.
+    """
+    paths = tf.constant(paths)
+    if shuffle:
+        order = tf.argsort(tf.random.stateless_uniform(
+            [int(paths.shape[0])], _fold(base_seed, 1, epoch)))
+        paths = tf.gather(paths, order)
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    cycle = min(CYCLE_LENGTH, int(paths.shape[0]))
+    parallel = {"num_parallel_calls": cycle, "deterministic": True} if cycle > 1 else {}
+    ds = ds.interleave(lambda p: tf.data.TFRecordDataset(p, buffer_size=1 << 20),
+                       cycle_length=cycle, block_length=1, **parallel)
+    if not shuffle:
+        return ds.skip(skip) if skip else ds
+    first_block, skip = divmod(skip, shuffle_buffer)
+    ds = ds.skip(first_block * shuffle_buffer).batch(shuffle_buffer)
+
+    def permute(block, records):
+        seed = _fold(base_seed, 2, epoch, block)
+        return tf.gather(records, tf.argsort(
+            tf.random.stateless_uniform(tf.shape(records)[:1], seed)))
+
+    ds = ds.enumerate(start=first_block).map(permute).unbatch()
+    return ds.skip(skip) if skip else ds
+
+
+def _parse_and_mask(index, serialized, *, batch_size, seq_length, masking, base_seed,
+                    ids, vocab_size):
+    spec = {"input_ids": tf.io.RaggedFeature(tf.int64),
+            "a_length": tf.io.FixedLenFeature([], tf.int64),
+            "relation": tf.io.FixedLenFeature([], tf.int64)}
+    parsed = tf.io.parse_example(serialized, spec)
+    n = tf.shape(serialized)[0]
+    pad_rows = batch_size - n  # > 0 only for the last batch of a non-repeating stream
+    ragged = tf.cast(parsed["input_ids"], tf.int32)
+    lengths_B = tf.pad(tf.cast(ragged.row_lengths(), tf.int32), [[0, pad_rows]])
+    tf.debugging.assert_less_equal(lengths_B, seq_length,
+                                   message="record longer than seq_length")
+    ids_BxL = ragged.to_tensor(default_value=ids["pad"], shape=[batch_size, seq_length])
+    a_len_B = tf.pad(tf.cast(parsed["a_length"], tf.int32), [[0, pad_rows]])
+    relation_B = tf.pad(tf.cast(parsed["relation"], tf.int32), [[0, pad_rows]])
+    pos_L = tf.range(seq_length)[None, :]
+    attention_BxL = pos_L < lengths_B[:, None]
+    type_BxL = (pos_L >= a_len_B[:, None] + 2) & attention_BxL
+    ids_BxL, positions, orig, weights = mask_batch(
+        ids_BxL, lengths_B, _fold(base_seed, 3, index), config=masking, mask_id=ids["mask"],
+        special_ids=list(ids.values()),
+        random_ids=random_token_table(vocab_size, list(ids.values())))
+    out = {
+        "input_ids": ids_BxL,
+        "attention_mask": tf.cast(attention_BxL, tf.int32),
+        "token_type_ids": tf.cast(type_BxL, tf.int32),
+        "masked_positions": positions,
+        "masked_ids": orig,
+        "masked_weights": weights,
+        "relation": relation_B,
+        "example_weight": tf.cast(tf.range(batch_size) < n, tf.float32),
+    }
+    P = masking.max_predictions
+    shapes = {"masked_positions": [batch_size, P], "masked_ids": [batch_size, P],
+              "masked_weights": [batch_size, P], "relation": [batch_size],
+              "example_weight": [batch_size]}
+    for k, v in out.items():
+        v.set_shape(shapes.get(k, [batch_size, seq_length]))
+    return out
+
+
+def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
+                 masking: MaskingConfig, seed: int, process_index: int = 0,
+                 process_count: int = 1, start_batch: int = 0, repeat: bool = True,
+                 shuffle: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER
+                 ) -> tf.data.Dataset:
+    """Host-local batches (dicts of tensors, see ``batches``) of ``split``.
+
+    ``repeat=True``: an endless stream of full batches. ``repeat=False``: one pass; the
+    last partial batch is padded with rows of ``example_weight`` 0, and every process
+    yields ``ceil(max_i examples_i / batch_size)`` batches (all-padding ones at the end
+    where it has fewer examples), minus ``start_batch``. A corrupt shard shows
+    up here as TF's ``DataLossError``; ``batches`` turns it into ``CorruptShardError``.
+    """
+    manifest = read_manifest(data_dir)
+    if seq_length < int(manifest["max_seq_length"]):
+        raise ValueError(f"seq_length {seq_length} < the data's max_seq_length "
+                         f"{manifest['max_seq_length']}: records would not fit")
+    if masking.max_predictions > seq_length:
+        raise ValueError("max_predictions > seq_length")
+    if batch_size < 1 or start_batch < 0:
+        raise ValueError(f"bad batch_size {batch_size} / start_batch {start_batch}")
+    ids = special_ids(manifest)
+    files = process_files(data_dir, manifest, split, process_index, process_count)
+    paths = [p for p, _ in files]
+    num_examples = sum(n for _, n in files)
+    base_seed = _fold(tf.constant([0, seed], tf.int64), process_index)
+    epoch = functools.partial(_epoch_records, paths, base_seed, shuffle=shuffle,
+                              shuffle_buffer=shuffle_buffer)
+
+    offset = start_batch * batch_size
+    if repeat:
+        if num_examples == 0:
+            raise ValueError(f"split {split!r} of process {process_index} has no examples")
+        first, within = divmod(offset, num_examples)
+        ds = epoch(tf.constant(first, tf.int64), skip=within)
+        ds = ds.concatenate(tf.data.Dataset.range(first + 1, 2**62).flat_map(epoch))
+        ds = ds.batch(batch_size, drop_remainder=True)
+    else:
+        ds = epoch(tf.constant(0, tf.int64), skip=offset)
+        ds = ds.batch(batch_size, drop_remainder=False)
+        # Every process yields as many batches as the largest one (the others get rows
+        # of example_weight 0), so a multi-process eval loop never waits on a finished
+        # process.
+        counts = [sum(n for _, n in process_files(data_dir, manifest, split, i,
+                                                  process_count))
+                  for i in range(process_count)]
+        total = -(-max(counts) // batch_size)
+        own = max(0, -(-(num_examples - offset) // batch_size))
+        extra = max(0, total - start_batch) - own
+        if extra > 0:
+            ds = ds.concatenate(
+                tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)).repeat(extra))
+    ds = ds.enumerate(start=start_batch)
+    ds = ds.map(functools.partial(
+        _parse_and_mask, batch_size=batch_size, seq_length=seq_length, masking=masking,
+        base_seed=base_seed, ids=ids, vocab_size=int(manifest["vocab_size"])),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options)
+
+
+def find_corrupt_shard(paths) -> tuple[str, str] | None:
+    """Reads every record of ``paths`` (CRC checked); the first bad (path, error) or None."""
+    for path in paths:
+        try:
+            for _ in tf.data.TFRecordDataset(path).batch(1024):
+                pass
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError,
+                tf.errors.InvalidArgumentError) as e:
+            return path, e.message.strip().splitlines()[0]
+        except tf.errors.NotFoundError:
+            return path, "file not found"
+    return None
+
+
+def batches(data_dir, *, split: str, batch_size: int, seq_length: int,
+            masking: MaskingConfig, seed: int, process_index: int = 0,
+            process_count: int = 1, start_batch: int = 0, repeat: bool = True,
+            shuffle: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER
+            ) -> Iterator[dict[str, np.ndarray]]:
+    """``make_dataset(...)`` (same arguments) as host-local numpy batches:
+
+    input_ids, attention_mask, token_type_ids [b, L] int32; masked_positions, masked_ids
+    [b, P] int32; masked_weights [b, P] float32; relation [b] int32; example_weight [b]
+    float32 (0 for padding rows of a last partial batch). A truncated or corrupt shard
+    raises ``CorruptShardError`` naming the file; with ``repeat=False`` the pass is also
+    checked against the manifest's example count.
+    """
+    ds = make_dataset(data_dir, split=split, batch_size=batch_size, seq_length=seq_length,
+                      masking=masking, seed=seed, process_index=process_index,
+                      process_count=process_count, start_batch=start_batch, repeat=repeat,
+                      shuffle=shuffle, shuffle_buffer=shuffle_buffer)
+    files = process_files(data_dir, read_manifest(data_dir), split, process_index,
+                          process_count)
+    it = ds.as_numpy_iterator()
+    seen = 0
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        except (tf.errors.DataLossError, tf.errors.NotFoundError,
+                tf.errors.InvalidArgumentError) as e:
+            bad = find_corrupt_shard([p for p, _ in files])
+            if bad is None:
+                raise
+            raise CorruptShardError(f"corrupt or truncated TFRecord shard {bad[0]}: "
+                                    f"{bad[1]}") from e
+        seen += int(batch["example_weight"].sum())
+        yield batch
+    if not repeat:
+        expected = max(0, sum(n for _, n in files) - start_batch * batch_size)
+        if seen != expected:
+            raise CorruptShardError(
+                f"split {split!r} gave {seen} examples where the manifest of "
+                f"{data_dir} promises {expected}: a shard is truncated or the manifest is "
+                "stale")

@@ -1,0 +1,27 @@
+"""Citation-style field maps (Parquet), and a WordPiece vocabulary trained on the corpus."""
+import json
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from conftest import run_build, synthetic_doc_text
+
+
+def test_parquet_citation_corpus_with_trained_vocab(tmp_path):
+    rng = random.Random(0)
+    rows = [{"pmid": 100 + i, "title": f"Paper {i}", "abstract": synthetic_doc_text(rng, 8),
+             "references": [str(100 + (i + 1) % 30), f"Paper {(i + 2) % 30}", "999"]} for i in range(30)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet")
+    out = tmp_path / "o"
+    m = run_build("--input", tmp_path / "c.parquet", "--format", "parquet", "--output_dir", out,
+                  "--train_vocab_size", 300, "--max_seq_length", 64, "--eval_fraction", 0,
+                  "--id_field", "pmid", "--text_fields", "title,abstract",
+                  "--links_field", "references")
+    assert m["num_documents"] == 30 and m["num_links_resolved"] == 60
+    assert m["counters"]["dangling_links"] == 30
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out / "tokenizer")
+    assert len(tok) == m["vocab_size"] <= 300 and tok.cls_token_id == m["special_ids"]["cls"]
+    docs = [json.loads(l) for l in open(out / "documents.jsonl")]
+    assert docs[0]["id"] == "100" and docs[0]["links"] == [1, 2]

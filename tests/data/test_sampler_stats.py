@@ -1,0 +1,99 @@
+"""Acceptance 2: realised relation mix, linked targets ∝ 1/in-degree, split disjointness."""
+import json
+import os
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import minilm_tokenizer, run_build, synthetic_doc_text, write_jsonl
+from scipy import stats
+
+from linkbert_jax.data import records
+from linkbert_jax.data.features import LINKED
+
+
+def _corpus(path, n_docs=200, n_hubs=10, n_linking=150):
+    """Hubs 0-9 have no out-links; docs 10..149 link to hubs 0 and 1 (in-degree 140) and
+    to one of hubs 2-9 (in-degree ~17.5); docs >= 150 have no links at all."""
+    rng = random.Random(0)
+    recs = []
+    for i in range(n_docs):
+        links = []
+        if n_hubs <= i < n_linking:
+            links = ["d0", "Doc 1", f"d{2 + i % 8}"]  # by id and by title
+        recs.append({"id": f"d{i}", "title": f"Doc {i}", "links": links,
+                     "text": synthetic_doc_text(rng, rng.randint(3, 14))})
+    write_jsonl(path, recs)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    d = tmp_path_factory.mktemp("synth")
+    _corpus(d / "c.jsonl")
+    out = d / "out"
+    m = run_build("--input", d / "c.jsonl", "--format", "jsonl", "--output_dir", out,
+                  "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64,
+                  "--relation_probs", "0.2,0.3,0.5", "--examples_per_segment", 8,
+                  "--num_shards", 3, "--eval_fraction", 0.0, "--seed", 1)
+    exs = [e for f in m["files"]["train"] for e in records.iterate_examples(out / f["name"])]
+    with open(out / "documents.jsonl") as f:
+        docs = [json.loads(l) for l in f]
+    return m, exs, docs
+
+
+def test_realised_relation_mix_matches_request(synth):
+    m, exs, _ = synth
+    n = len(exs)
+    counts = Counter(e["relation"] for e in exs)
+    assert [counts[r] for r in range(3)] == list(m["relations"].values())
+    for r, p in enumerate((0.2, 0.3, 0.5)):  # within 4 binomial standard deviations
+        assert abs(counts[r] - n * p) < 4 * np.sqrt(n * p * (1 - p)), (r, counts)
+
+
+def test_linked_targets_proportional_to_inverse_in_degree(synth):
+    m, exs, docs = synth
+    indeg = Counter(t for d in docs for t in d["links"])
+    obs = Counter((e["doc_a"], e["doc_b"]) for e in exs if e["relation"] == LINKED)
+    per_anchor = Counter(e["doc_a"] for e in exs if e["relation"] == LINKED)
+    # Pool anchors by the "small hub" they link to so expected cells are large.
+    groups = {}
+    for a, n_a in per_anchor.items():
+        links = docs[a]["links"]
+        w = np.array([1.0 / indeg[t] for t in links])
+        key = tuple(links)
+        o, e = groups.setdefault(key, (np.zeros(len(links)), np.zeros(len(links))))
+        o += [obs[(a, t)] for t in links]
+        e += n_a * w / w.sum()
+    chi2 = sum(((o - e) ** 2 / e).sum() for o, e in groups.values())
+    dof = sum(len(o) - 1 for o, _ in groups.values())
+    assert stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof)
+    # ...and clearly not uniform over the links: the rare hub gets most of the mass.
+    small = sum(o[2] for o, _ in groups.values())
+    total = sum(o.sum() for o, _ in groups.values())
+    assert small / total > 0.7
+
+
+def test_link_resolution_by_id_and_title(synth):
+    m, _, docs = synth
+    assert docs[20]["links"] == [0, 1, 2 + 20 % 8]
+    assert m["num_links_resolved"] == 140 * 3 and m["counters"]["dangling_links"] == 0
+
+
+def test_eval_and_train_documents_disjoint(tmp_path):
+    _corpus(tmp_path / "c.jsonl")
+    out = tmp_path / "out"
+    m = run_build("--input", tmp_path / "c.jsonl", "--format", "jsonl", "--output_dir", out,
+                  "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64,
+                  "--eval_fraction", 0.25, "--num_eval_shards", 2, "--seed", 5)
+    with open(out / "documents.jsonl") as f:
+        split = {d["index"]: d["split"] for d in map(json.loads, f)}
+    assert sum(s == "eval" for s in split.values()) == 50
+    seen = {"train": set(), "eval": set()}
+    for s in ("train", "eval"):
+        for f in m["files"][s]:
+            for e in records.iterate_examples(out / f["name"]):
+                seen[s].update((e["doc_a"], e["doc_b"]))
+    assert seen["train"] and seen["eval"] and not seen["train"] & seen["eval"]
+    assert all(split[d] == s for s in seen for d in seen[s])
+    assert len(m["files"]["eval"]) == 2

