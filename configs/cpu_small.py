@@ -18,6 +18,7 @@ def get_config():
         checkpoint_every_steps=100, log_every_steps=10,
         eval_every_steps=0, eval_batch_size=32, eval_max_batches=8,
     )
+    c.model.vocab_size = 0  # from scratch: the data's vocabulary (manifest vocab_size)
     c.model.dtype = "float32"
     c.model.hidden_dropout_prob = 0.0
     c.model.attention_probs_dropout_prob = 0.0

@@ -16,8 +16,10 @@ from linkbert_jax import config_defaults
 
 
 def get_config():
-    return config_defaults.get_config(
+    c = config_defaults.get_config(
         "tiny",
         learning_rate=5e-3, num_train_steps=10_000, warmup_steps=5_000,
         global_batch_size=2048, seq_length=512,
     )
+    c.model.vocab_size = 0  # from scratch: the data's vocabulary (manifest vocab_size)
+    return c

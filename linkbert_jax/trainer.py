@@ -51,8 +51,15 @@ class TFRecordSource:
 
 # ---------------------------------------------------------------------------- checks
 
-def model_config_from(config) -> ModelConfig:
-    return ModelConfig.from_dict(dict(config.model))
+def model_config_from(config, manifest: Optional[dict] = None) -> ModelConfig:
+    """``config.model`` as a ModelConfig; ``vocab_size <= 0`` means the data's vocabulary."""
+    fields = dict(config.model)
+    if fields.get("vocab_size", 0) <= 0:
+        if not manifest or not manifest.get("vocab_size"):
+            raise ConfigError("config.model.vocab_size is 0 (= the data's) but the data "
+                              "manifest has no vocab_size; set --config.model.vocab_size")
+        fields["vocab_size"] = int(manifest["vocab_size"])
+    return ModelConfig.from_dict(fields)
 
 
 def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
@@ -97,7 +104,10 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
     numerics = {k: getattr(model_cfg, k) for k in
                 ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple",
                  "hidden_dropout_prob", "attention_probs_dropout_prob")}
-    hf_cfg, params = convert.load_hf(path, **numerics)
+    try:
+        hf_cfg, params = convert.load_hf(path, **numerics)
+    except (convert.ConversionError, OSError, ValueError) as e:
+        raise ConfigError(f"init_from_hf {path!r}: {e}") from None
     arch = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
             "intermediate_size", "max_position_embeddings", "type_vocab_size")
     diff = {k: (getattr(hf_cfg, k), getattr(model_cfg, k)) for k in arch
@@ -196,15 +206,15 @@ def _run_setup(config, workdir: str, source):
     """Sections data, mesh, model, shard: everything checked before compiling."""
     source = source if source is not None else TFRecordSource(config.data_dir)
     manifest = source.manifest()
-    model_cfg = model_config_from(config)
+    model_cfg = model_config_from(config, manifest)
     mesh = sharding.make_mesh(config.mesh)
     validate(config, manifest, model_cfg, mesh)
     rules = sharding.rules_from_config(config)
     schedule = optimizer.learning_rate_schedule(config)
     tx = optimizer.make_optimizer(config)
     abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
-    if jax.process_index() == 0:
-        checkpoints.write_config(workdir, config.to_dict())
+    if jax.process_index() == 0:  # with the resolved model (read back by export tools)
+        checkpoints.write_config(workdir, {**config.to_dict(), "model": model_cfg.to_dict()})
     return source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh
 
 
@@ -255,7 +265,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             step += 1
             pending.append((step, m))
             # --- log
-            if step % config.log_every_steps == 0 or step == total:
+            if step % config.log_every_steps == 0 or step == total or step == start + 1:
                 _check_finite(pending, mgr)
                 row = metrics_log.mean_of(jax.device_get([m for _, m in pending]))
                 row.update(meter.measure(step))

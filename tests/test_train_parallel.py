@@ -15,7 +15,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 # cpu_small (tiny architecture, real 28,996 vocabulary), a few short steps.
-OVERRIDES = {"num_train_steps": 3, "global_batch_size": 16, "seq_length": 32,
+OVERRIDES = {"model.vocab_size": 28996, "num_train_steps": 3, "global_batch_size": 16, "seq_length": 32,
              "masking.max_predictions": 5, "log_every_steps": 1,
              "checkpoint_every_steps": 1000, "eval_at_end": False,
              "async_checkpointing": False}
