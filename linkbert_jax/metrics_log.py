@@ -21,7 +21,8 @@ from linkbert_jax.model import ModelConfig
 PEAK_FLOPS = (
     ("v6", 918e12), ("v5p", 459e12), ("v5 lite", 197e12), ("v5e", 197e12), ("v4", 275e12),
     ("v3", 123e12), ("h200", 989e12), ("h100", 989e12), ("a100", 312e12), ("l4", 121e12),
-    ("a10", 125e12), ("cpu", 90e9),  # CPU: ~180 GFLOP/s fp32 on the 2-core dev box, per core
+    ("a10", 125e12),
+    ("cpu", 180e9),  # fp32 matmul peak of the 2-core dev box (one CPU device = all cores)
 )
 
 

@@ -34,8 +34,6 @@ def test_tiny_config_runs_on_cpu_with_bar_overrides(tmp_path):
     assert sorted(os.listdir(os.path.join(work, "checkpoints"))) == ["1", "2"]
     cfg = json.load(open(os.path.join(work, "config.json")))
     assert cfg["model"]["vocab_size"] == 1000  # tiny takes the data's vocabulary
-    r = _main(*args)  # the same command again: already done, resumes at step 2
-    assert r.returncode == 0 and "resumed from checkpoint at step 2" in r.stderr
 
 
 def test_config_errors_are_one_line(tmp_path):
