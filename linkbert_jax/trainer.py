@@ -234,6 +234,10 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
         base_rng = jax.random.wrap_key_data(np.asarray(meta["rng"], np.uint32))
     start = int(jax.device_get(state.step))
     data_pos = int(meta["data_position"]) if meta else 0
+    if meta and meta.get("process_count", jax.process_count()) != jax.process_count():
+        log.warning("checkpoint written by %d processes, resumed by %d: the data stream is "
+                    "split differently from here on (not an exact resume)",
+                    meta["process_count"], jax.process_count())
 
     # --- input: this process's shard of the stream, resumed at the saved position
     n_proc = jax.process_count()
