@@ -28,6 +28,7 @@ setup(
         "tqdm",
         "matplotlib",
         "tensorboardX",
+        "absl-py",
     ],
     extras_require={
         "test": [

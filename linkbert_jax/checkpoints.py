@@ -11,17 +11,22 @@
       metrics.jsonl, tensorboard/
 
 Orbax writes each step under a temporary name and renames it when complete, so a step
-directory interrupted mid-save is never listed (and is cleaned up) on restore.
+directory interrupted mid-save is never listed (and is cleaned up) on restore. On top of
+that, ``latest_complete_step`` skips a step directory whose item files are missing (a
+copy or filesystem that broke the rename guarantee) and falls back to the previous one.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
 from linkbert_jax.model import ModelConfig
+
+log = logging.getLogger("linkbert_jax")
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -37,7 +42,11 @@ def manager(workdir: str, *, max_to_keep: Optional[int] = 3, async_save: bool = 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
+    handlers = {"params": ocp.StandardCheckpointHandler(),
+                "opt_state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                                 item_handlers=handlers)
 
 
 def save(mgr: ocp.CheckpointManager, step: int, params, opt_state, meta: dict,
@@ -54,6 +63,32 @@ def restore(mgr: ocp.CheckpointManager, step: int, params_target, opt_state_targ
         opt_state=ocp.args.StandardRestore(opt_state_target),
         meta=ocp.args.JsonRestore()))
     return out["params"], out["opt_state"], out["meta"]
+
+
+# Files orbax writes last in a step (and in each item) once the save is complete.
+_STEP_MARKER = "_CHECKPOINT_METADATA"
+_ITEM_MARKERS = {"params": "_METADATA", "opt_state": "_METADATA", "meta": "metadata"}
+
+
+def is_complete(step_dir: str) -> bool:
+    """Whether a step directory holds every item with its metadata written."""
+    return os.path.isfile(os.path.join(step_dir, _STEP_MARKER)) and all(
+        os.path.isfile(os.path.join(step_dir, item, marker))
+        for item, marker in _ITEM_MARKERS.items())
+
+
+def latest_complete_step(mgr: ocp.CheckpointManager, *, discard: bool = False
+                         ) -> Optional[int]:
+    """The newest step whose directory is complete; incomplete ones are named and skipped
+    (and, with ``discard``, deleted so that the step can be saved again)."""
+    for step in sorted(mgr.all_steps(), reverse=True):
+        step_dir = os.path.join(str(mgr.directory), str(step))
+        if is_complete(step_dir):
+            return step
+        log.warning("checkpoint %s is incomplete (interrupted save?): skipped", step_dir)
+        if discard:
+            mgr.delete(step)
+    return None
 
 
 def write_config(workdir: str, config_dict: dict) -> None:
@@ -91,9 +126,16 @@ def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, 
     elif step not in steps:
         raise ValueError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
                          f"available: {sorted(steps)}")
-    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+    # Restore onto one local device whatever topology saved it, then to host numpy.
+    import jax
+    import numpy as np
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    saved = mgr.item_metadata(step)["params"]
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
+    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
     mgr.close()
-    return model_config, out["params"], step
+    return model_config, jax.tree_util.tree_map(np.asarray, out["params"]), step
 
 
 # A standalone parameters directory (e.g. imported from Hugging Face) that training can
