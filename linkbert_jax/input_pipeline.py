@@ -33,7 +33,9 @@ import os
 from typing import Iterator
 
 import numpy as np
-import tensorflow as tf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
+import tensorflow as tf  # noqa: E402
 
 from linkbert_jax.data import features
 from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table

@@ -48,6 +48,7 @@ def _setup_logging() -> None:
         logger.propagate = False
     logger.setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU backend"
 
 
 def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
