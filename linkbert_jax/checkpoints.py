@@ -11,17 +11,22 @@
       metrics.jsonl, tensorboard/
 
 Orbax writes each step under a temporary name and renames it when complete, so a step
-directory interrupted mid-save is never listed (and is cleaned up) on restore.
+directory interrupted mid-save is never listed (and is cleaned up) on restore. On top of
+that, ``latest_complete_step`` skips a step directory whose item files are missing (a
+copy or filesystem that broke the rename guarantee) and falls back to the previous one.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
 from linkbert_jax.model import ModelConfig
+
+log = logging.getLogger("linkbert_jax")
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -54,6 +59,32 @@ def restore(mgr: ocp.CheckpointManager, step: int, params_target, opt_state_targ
         opt_state=ocp.args.StandardRestore(opt_state_target),
         meta=ocp.args.JsonRestore()))
     return out["params"], out["opt_state"], out["meta"]
+
+
+# Files orbax writes last in a step (and in each item) once the save is complete.
+_STEP_MARKER = "_CHECKPOINT_METADATA"
+_ITEM_MARKERS = {"params": "_METADATA", "opt_state": "_METADATA", "meta": "metadata"}
+
+
+def is_complete(step_dir: str) -> bool:
+    """Whether a step directory holds every item with its metadata written."""
+    return os.path.isfile(os.path.join(step_dir, _STEP_MARKER)) and all(
+        os.path.isfile(os.path.join(step_dir, item, marker))
+        for item, marker in _ITEM_MARKERS.items())
+
+
+def latest_complete_step(mgr: ocp.CheckpointManager, *, discard: bool = False
+                         ) -> Optional[int]:
+    """The newest step whose directory is complete; incomplete ones are named and skipped
+    (and, with ``discard``, deleted so that the step can be saved again)."""
+    for step in sorted(mgr.all_steps(), reverse=True):
+        step_dir = os.path.join(str(mgr.directory), str(step))
+        if is_complete(step_dir):
+            return step
+        log.warning("checkpoint %s is incomplete (interrupted save?): skipped", step_dir)
+        if discard:
+            mgr.delete(step)
+    return None
 
 
 def write_config(workdir: str, config_dict: dict) -> None:

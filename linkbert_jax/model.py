@@ -111,12 +111,17 @@ class LinkBertOutput:
         return getattr(self, key)
 
 
+# ``rules=()``: the boxes carry logical names for ``nn.get_partition_spec`` but apply no
+# sharding constraint when unboxed. DenseGeneral unboxes its *flat* 2-D kernel before
+# reshaping it (also for flax's shape check during ``apply``), which a 3-name constraint
+# would reject whenever a mesh is in context; placement comes from jit out_shardings.
 def _init(cfg: ModelConfig, names):
-    return nn.with_logical_partitioning(nn.initializers.normal(cfg.initializer_range), names)
+    return nn.with_logical_partitioning(nn.initializers.normal(cfg.initializer_range), names,
+                                        rules=())
 
 
 def _zeros(names):
-    return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
+    return nn.with_logical_partitioning(nn.initializers.zeros_init(), names, rules=())
 
 
 def _layer_norm(cfg: ModelConfig, name: str) -> nn.LayerNorm:

@@ -1,0 +1,18 @@
+r"""BioLinkBERT-base from scratch (uncased PubMed vocabulary of 28,895).
+
+Peak LR 6e-4, 62.5k steps, 10% warmup, 8192 x 512, AdamW (0.9, 0.98), bf16.
+
+Launch (every host of a pod slice runs the same command)::
+
+    python -m linkbert_jax.main --config configs/bio_base.py --workdir $WORKDIR \
+        --config.data_dir=$TFRECORD_DIR
+"""
+from linkbert_jax import config_defaults
+
+
+def get_config():
+    return config_defaults.get_config(
+        "bio_base",
+        learning_rate=6e-4, num_train_steps=62_500, warmup_fraction=0.10,
+        global_batch_size=8192, seq_length=512,
+    )

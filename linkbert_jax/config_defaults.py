@@ -1,0 +1,84 @@
+"""Defaults shared by every ``configs/*.py`` (one place; configs only state differences).
+
+``get_config(arch, **overrides)`` returns the full ``ml_collections.ConfigDict`` with
+every key the trainer reads. Durations are in steps; ``warmup_fraction > 0`` means a
+fraction of ``num_train_steps`` (resolved by ``linkbert_jax.optimizer.warmup_steps``).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from linkbert_jax.architectures import ARCHITECTURES
+from linkbert_jax.model import ModelConfig
+
+# Logical axis -> mesh axes. Order matters (first rule whose mesh axes are free wins).
+# Batch over data and fsdp; parameters' embed axis over fsdp (ZeRO-3 style); the wide
+# axes over tensor (Megatron style); small axes replicated.
+LOGICAL_AXIS_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("vocab", "tensor"),
+    ("kv", None),
+    ("length", None),
+    ("embed_out", None),
+    ("layers", None),
+)
+
+
+def model_config(arch: str, **overrides) -> ml_collections.ConfigDict:
+    """``config.model``: every ``ModelConfig`` field, architecture from ``ARCHITECTURES``."""
+    fields = ModelConfig(**ARCHITECTURES[arch]).to_dict()
+    fields.update(overrides)
+    ModelConfig(**fields)  # validate early
+    return ml_collections.ConfigDict(fields)
+
+
+def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.arch = arch
+    c.model = model_config(arch, dtype="bfloat16")
+    c.init_from_hf = ""  # Hugging Face BERT directory to start from ("" = from scratch)
+
+    # Data (TFRecord directory written by the corpus builder).
+    c.data_dir = ""
+    c.train_split = "train"
+    c.eval_split = "eval"
+    c.seq_length = 512
+    c.masking = ml_collections.ConfigDict(dict(
+        mask_prob=0.15, max_predictions=80, mask_token_prob=0.8, random_token_prob=0.1))
+
+    # Optimization (the paper: AdamW (0.9, 0.98), wd 0.01, warmup then linear decay).
+    c.global_batch_size = 2048
+    c.microbatches = 1  # gradient accumulation: global batch split into this many scans
+    c.num_train_steps = 40_000
+    c.learning_rate = 3e-4
+    c.warmup_steps = 5_000
+    c.warmup_fraction = 0.0  # > 0: warmup = fraction * num_train_steps (overrides steps)
+    c.end_learning_rate = 0.0
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.98
+    c.adam_eps = 1e-6
+    c.weight_decay = 0.01  # not on LayerNorm parameters and biases
+    c.grad_clip_norm = 1.0  # <= 0: no clipping
+    c.drp_weight = 1.0  # loss = MLM + drp_weight * DRP
+
+    # Parallelism: mesh axes (-1 = the remaining devices) and logical rules.
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.logical_axis_rules = LOGICAL_AXIS_RULES
+
+    # Checkpoints, logging, eval.
+    c.seed = 0
+    c.checkpoint_every_steps = 1_000
+    c.keep_checkpoints = 3
+    c.async_checkpointing = True
+    c.log_every_steps = 50
+    c.eval_every_steps = 2_000  # 0: no periodic eval (still at the end if eval_at_end)
+    c.eval_at_end = True
+    c.eval_batch_size = 0  # global; 0 = global_batch_size
+    c.eval_max_batches = 0  # 0 = the whole eval split, each example exactly once
+    c.peak_flops_per_device = 0.0  # 0 = look up by device kind (linkbert_jax.metrics_log)
+
+    c.update(overrides)
+    return c

@@ -1,0 +1,9 @@
+"""Errors the entry point reports as one clear line (no traceback)."""
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: wrong sizes, missing data, too few devices."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/Inf loss; the last good checkpoint is kept."""

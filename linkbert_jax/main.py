@@ -1,0 +1,76 @@
+r"""Pretrain LinkBERT: ``python -m linkbert_jax.main --config configs/NAME.py --workdir DIR``.
+
+Any config key can be overridden, e.g. ``--config.data_dir=DIR --config.mesh.fsdp=-1``.
+On TPU pods and SLURM/GPU clusters ``jax.distributed.initialize()`` finds its peers by
+itself; elsewhere pass ``--coordinator_address=host:port --num_processes=N
+--process_id=I``. Restarting the same command resumes from the workdir.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0 (multi-process without a "
+                                   "cluster environment JAX detects)")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def init_distributed(coordinator: str | None, num_processes: int | None,
+                     process_id: int | None) -> None:
+    """Explicit flags, else auto-detection on TPU pods / GPU clusters, else one process."""
+    import jax
+    if coordinator:
+        jax.distributed.initialize(coordinator_address=coordinator,
+                                   num_processes=num_processes, process_id=process_id)
+        return
+    try:
+        jax.distributed.initialize()
+    except (ValueError, RuntimeError):  # no cluster environment: a single process
+        pass
+
+
+def _setup_logging() -> None:
+    """Our progress lines on stderr; orbax/absl chatter only at WARNING and above."""
+    logger = logging.getLogger("linkbert_jax")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
+        process_id=None) -> int:
+    """The whole program as a function (tests call it with a synthetic ``source``)."""
+    from linkbert_jax import trainer
+    from linkbert_jax.errors import ConfigError, NonFiniteLossError
+    _setup_logging()
+    init_distributed(coordinator, num_processes, process_id)
+    try:
+        trainer.train_and_evaluate(config, workdir, source)
+    except (ConfigError, NonFiniteLossError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ConfigError) else 3
+    return 0
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    sys.exit(run(_CONFIG.value, _WORKDIR.value, coordinator=_COORDINATOR.value,
+                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,133 @@
+"""Training metrics: FLOPs/MFU model, TensorBoard + ``metrics.jsonl`` writer, console line.
+
+FLOPs per sequence (forward + backward = 3x forward):
+``6 * N_layers * L + 12 * layers * L^2 * D + 6 * P * (D^2 + D * V)``, i.e. the dense
+weights of the encoder layers over every token, attention scores and context, and the
+MLM head (transform + tied decoder) over the P predicted positions only.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from linkbert_jax.model import ModelConfig
+
+# Dense peak FLOP/s per device (bf16 unless noted), by substring of ``device_kind``.
+PEAK_FLOPS = (
+    ("v6", 918e12), ("v5p", 459e12), ("v5 lite", 197e12), ("v5e", 197e12), ("v4", 275e12),
+    ("v3", 123e12), ("h200", 989e12), ("h100", 989e12), ("a100", 312e12), ("l4", 121e12),
+    ("a10", 125e12), ("cpu", 90e9),  # CPU: ~180 GFLOP/s fp32 on the 2-core dev box, per core
+)
+
+
+def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float:
+    if override and override > 0:
+        return float(override)
+    kind = device_kind.lower()
+    for key, flops in PEAK_FLOPS:
+        if key in kind:
+            return flops
+    return float("nan")
+
+
+def flops_per_sequence(cfg: ModelConfig, seq_length: int, num_predictions: int) -> float:
+    d, f, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    layer_params = 4 * d * d + 2 * d * f  # q, k, v, o + the two MLP matrices
+    dense = 6.0 * n * layer_params * seq_length
+    attention = 12.0 * n * seq_length ** 2 * d
+    head = 6.0 * num_predictions * (d * d + d * cfg.vocab_size)
+    return dense + attention + head
+
+
+def _to_python(x):
+    x = np.asarray(x)
+    return x.item() if x.ndim == 0 else x.tolist()
+
+
+class MetricsWriter:
+    """Writes on process 0 only: ``WORKDIR/metrics.jsonl`` and TensorBoard event files."""
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.enabled = enabled
+        self._jsonl = self._tb = None
+        if enabled:
+            os.makedirs(workdir, exist_ok=True)
+            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+            try:
+                from tensorboardX import SummaryWriter
+                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            except ImportError:  # metrics.jsonl still has everything
+                self._tb = None
+
+    def write(self, step: int, metrics: dict, prefix: str = "") -> None:
+        if not self.enabled:
+            return
+        row = {"step": int(step)}
+        row.update({f"{prefix}{k}": _to_python(v) for k, v in metrics.items()})
+        self._jsonl.write(json.dumps(row) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+class Throughput:
+    """Wall-clock accounting between log points: steps/s, tokens/s, MFU, input wait."""
+
+    def __init__(self, flops_per_step: float, tokens_per_step: int, peak_flops: float,
+                 start_step: int, total_steps: int):
+        self.flops_per_step, self.tokens_per_step = flops_per_step, tokens_per_step
+        self.peak, self.total = peak_flops, total_steps
+        self.reset(start_step)
+
+    def reset(self, step: int) -> None:
+        self.t0, self.step0, self.input_wait = time.perf_counter(), step, 0.0
+
+    def add_input_wait(self, seconds: float) -> None:
+        self.input_wait += seconds
+
+    def measure(self, step: int) -> dict:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        steps = max(step - self.step0, 1)
+        sps = steps / dt
+        out = {"steps_per_sec": sps, "tokens_per_sec": sps * self.tokens_per_step,
+               "mfu": sps * self.flops_per_step / self.peak,
+               "input_wait_fraction": self.input_wait / dt,
+               "eta_sec": (self.total - step) / sps}
+        self.reset(step)
+        return out
+
+
+def console_line(step: int, total: int, m: dict) -> str:
+    eta = m.get("eta_sec", float("nan"))
+    eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+    return (f"step {step}/{total}  loss {m['loss']:.4f}  mlm {m['mlm_loss']:.3f} "
+            f"({m['mlm_accuracy']:.3f})  drp {m['drp_loss']:.3f} ({m['drp_accuracy']:.3f})  "
+            f"lr {m['learning_rate']:.2e}  |g| {m['grad_norm']:.2f}  "
+            f"{m['steps_per_sec']:.2f} st/s  {m['tokens_per_sec']:.0f} tok/s  "
+            f"mfu {m['mfu']:.1%}  input {m['input_wait_fraction']:.0%}  eta {eta_s}")
+
+
+def mean_of(rows: list[dict]) -> dict:
+    keys = rows[0].keys()
+    return {k: float(np.mean([np.asarray(r[k], np.float64) for r in rows])) for k in keys}
+
+
+def first_nonfinite(rows: list[dict], steps: list[int]) -> Optional[int]:
+    for s, r in zip(steps, rows):
+        if not math.isfinite(float(r["loss"])):
+            return s
+    return None

@@ -1,0 +1,76 @@
+"""Pretraining objectives as pure functions: MLM + document relation prediction (DRP).
+
+Everything is first computed as *sums and counts* (``stats``), so that microbatches,
+devices, hosts and eval batches aggregate exactly; ``summarize`` turns them into means.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from linkbert_jax.data.features import RELATIONS
+
+
+def mlm_stats(logits_BxPxV, ids_BxP, weights_BxP) -> dict:
+    """Weighted cross-entropy and accuracy at the masked positions (fp32)."""
+    logp_BxPxV = jax.nn.log_softmax(logits_BxPxV.astype(jnp.float32), axis=-1)
+    nll_BxP = -jnp.take_along_axis(logp_BxPxV, ids_BxP[..., None], axis=-1)[..., 0]
+    w_BxP = weights_BxP.astype(jnp.float32)
+    correct_BxP = (jnp.argmax(logits_BxPxV, axis=-1) == ids_BxP).astype(jnp.float32)
+    return {"mlm_loss_sum": jnp.sum(nll_BxP * w_BxP),
+            "mlm_correct": jnp.sum(correct_BxP * w_BxP),
+            "mlm_weight": jnp.sum(w_BxP)}
+
+
+def drp_stats(logits_BxR, relation_B, weight_B) -> dict:
+    """Weighted 3-way cross-entropy and accuracy, overall and per gold relation."""
+    logp_BxR = jax.nn.log_softmax(logits_BxR.astype(jnp.float32), axis=-1)
+    nll_B = -jnp.take_along_axis(logp_BxR, relation_B[:, None], axis=-1)[:, 0]
+    w_B = weight_B.astype(jnp.float32)
+    correct_B = (jnp.argmax(logits_BxR, axis=-1) == relation_B).astype(jnp.float32)
+    out = {"drp_loss_sum": jnp.sum(nll_B * w_B),
+           "drp_correct": jnp.sum(correct_B * w_B),
+           "drp_weight": jnp.sum(w_B)}
+    for r, name in enumerate(RELATIONS):
+        w_r = w_B * (relation_B == r)
+        out[f"drp_correct_{name}"] = jnp.sum(correct_B * w_r)
+        out[f"drp_weight_{name}"] = jnp.sum(w_r)
+    return out
+
+
+def batch_stats(output, batch) -> dict:
+    """Sums and counts of one (micro)batch; rows weighted by ``example_weight``."""
+    ex_B = batch["example_weight"].astype(jnp.float32)
+    mlm = mlm_stats(output.mlm_logits, batch["masked_ids"],
+                    batch["masked_weights"] * ex_B[:, None])
+    return {**mlm, **drp_stats(output.drp_logits, batch["relation"], ex_B)}
+
+
+def normalizers(batch) -> dict:
+    """The denominators of the batch loss, known before the forward pass (so that
+    microbatches can be scaled by the *global* counts and their gradients summed)."""
+    ex_B = batch["example_weight"].astype(jnp.float32)
+    return {"mlm_weight": jnp.maximum(jnp.sum(batch["masked_weights"] * ex_B[:, None]), 1.0),
+            "drp_weight": jnp.maximum(jnp.sum(ex_B), 1.0)}
+
+
+def loss_from_stats(stats: dict, norm: dict, drp_weight: float) -> jax.Array:
+    """Total loss = MLM mean + drp_weight * DRP mean, with the given denominators."""
+    return (stats["mlm_loss_sum"] / norm["mlm_weight"]
+            + drp_weight * stats["drp_loss_sum"] / norm["drp_weight"])
+
+
+def summarize(stats: dict, drp_weight: float = 1.0) -> dict:
+    """Means from summed stats (works on jax or numpy scalars)."""
+    def div(a, b):
+        return a / jnp.maximum(b, 1e-9)
+
+    out = {"mlm_loss": div(stats["mlm_loss_sum"], stats["mlm_weight"]),
+           "mlm_accuracy": div(stats["mlm_correct"], stats["mlm_weight"]),
+           "drp_loss": div(stats["drp_loss_sum"], stats["drp_weight"]),
+           "drp_accuracy": div(stats["drp_correct"], stats["drp_weight"])}
+    out["loss"] = out["mlm_loss"] + drp_weight * out["drp_loss"]
+    for name in RELATIONS:
+        out[f"drp_accuracy_{name}"] = div(stats[f"drp_correct_{name}"],
+                                          stats[f"drp_weight_{name}"])
+    return out

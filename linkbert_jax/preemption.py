@@ -1,0 +1,45 @@
+"""SIGTERM (preemption) handling: finish the current step, save, exit 0.
+
+Single process: a signal handler sets a flag that the loop reads every step. Several
+processes: the flags are OR-ed across processes every ``check_every`` steps (a tiny
+all-gather), so that every process stops at the same step and saves together.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import jax
+import numpy as np
+
+log = logging.getLogger("linkbert_jax")
+
+
+class StopSignal:
+    def __init__(self, check_every: int = 10, signals=(signal.SIGTERM,)):
+        self.requested = False
+        self.check_every = max(1, int(check_every))
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):  # noqa: ARG002
+        log.warning("received signal %d: will save a checkpoint and stop", signum)
+        self.requested = True
+
+    def should_stop(self, step: int) -> bool:
+        """The same answer on every process for the same ``step``."""
+        if jax.process_count() == 1:
+            return self.requested
+        if step % self.check_every:
+            return False
+        from jax.experimental import multihost_utils
+        flags = multihost_utils.process_allgather(np.int32(self.requested))
+        return bool(np.any(flags))
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}

@@ -1,0 +1,174 @@
+"""Train state, sharded initialization, and the jitted train / eval steps.
+
+``train_step(state, batch, rng) -> (state, metrics)``: pure; the dropout key is
+``fold_in(rng, state.step)`` (then per microbatch), so a resumed run draws the same keys.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from linkbert_jax import objectives, sharding
+from linkbert_jax.model import LinkBert, ModelConfig
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: optimizer updates done
+    params: Any
+    opt_state: Any
+
+
+def _forward(model: LinkBert, params, batch, rng, *, deterministic: bool):
+    return model.apply(
+        {"params": params}, batch["input_ids"], batch["attention_mask"],
+        batch["token_type_ids"], batch["masked_positions"], deterministic=deterministic,
+        rngs=None if deterministic else {"dropout": rng})
+
+
+# ---------------------------------------------------------------------------- init
+
+def abstract_boxed_params(model_config: ModelConfig, seq_length: int):
+    """Shapes + logical partitioning of the parameters, without allocating them."""
+    model = LinkBert(model_config)
+    ids = jnp.zeros((1, seq_length), jnp.int32)
+    return jax.eval_shape(
+        lambda r: model.init(r, ids, deterministic=True)["params"], jax.random.key(0))
+
+
+def state_shardings(model_config: ModelConfig, seq_length: int, tx, mesh, rules):
+    """(abstract TrainState with shardings, TrainState of NamedShardings)."""
+    boxed = abstract_boxed_params(model_config, seq_length)
+    params_sh = sharding.shardings_from_boxed(boxed, mesh, rules)
+    params_abs = nn.unbox(boxed)
+    opt_abs = jax.eval_shape(tx.init, params_abs)
+    repl = sharding.replicated(mesh)
+    opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, params_sh,
+                                   transform_non_params=lambda _: repl)
+    shard = TrainState(step=repl, params=params_sh, opt_state=opt_sh)
+    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs,
+                          opt_state=opt_abs)
+    abstract = jax.tree_util.tree_map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shard)
+    return abstract, shard
+
+
+def init_state(model_config: ModelConfig, seq_length: int, tx, rng, shardings_, rules):
+    """Parameters and optimizer state born sharded: ``jit(init, out_shardings=...)``."""
+    model = LinkBert(model_config)
+
+    def init(r):
+        ids = jnp.zeros((1, seq_length), jnp.int32)
+        with nn.logical_axis_rules(rules):
+            params = nn.unbox(model.init(r, ids, deterministic=True)["params"])
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=tx.init(params))
+
+    return jax.jit(init, out_shardings=shardings_)(rng)
+
+
+def state_from_params(params, tx, shardings_):
+    """A fresh TrainState around given (e.g. Hugging Face) parameters, sharded."""
+    params = jax.tree_util.tree_map(_to_sharded, params, shardings_.params)
+    opt_state = jax.jit(tx.init, out_shardings=shardings_.opt_state)(params)
+    step = jax.device_put(jnp.zeros((), jnp.int32), shardings_.step)
+    return TrainState(step=step, params=params, opt_state=opt_state)
+
+
+def _to_sharded(x, s):
+    """Host array present on every process -> global array with sharding ``s``."""
+    import numpy as np
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, s, lambda idx: x[idx])
+
+
+# ---------------------------------------------------------------------------- steps
+
+def _microbatched(batch: dict, k: int) -> dict:
+    """[B, ...] -> [k, B/k, ...], microbatch j = rows j, j+k, ... so every device keeps
+    its own rows (no data movement under batch sharding)."""
+    def split(x):
+        return jnp.swapaxes(x.reshape((x.shape[0] // k, k) + x.shape[1:]), 0, 1)
+    return jax.tree_util.tree_map(split, batch)
+
+
+def _grads_and_stats(params, batch, rng, *, model, rules, microbatches, drp_weight):
+    norm = objectives.normalizers(batch)
+    k = microbatches
+
+    def loss_fn(p, mb, r):
+        with nn.logical_axis_rules(rules):
+            out = _forward(model, p, mb, r, deterministic=False)
+        stats = objectives.batch_stats(out, mb)
+        return objectives.loss_from_stats(stats, norm, drp_weight), stats
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+    if k == 1:
+        return grad_fn(params, batch, rng)
+
+    def body(carry, xs):
+        j, mb = xs
+        g, s = grad_fn(params, mb, jax.random.fold_in(rng, j))
+        return jax.tree_util.tree_map(jnp.add, carry, (g, s)), None
+
+    zeros = jax.tree_util.tree_map(
+        jnp.zeros_like, jax.eval_shape(grad_fn, params, jax.tree_util.tree_map(
+            lambda x: x[0], _microbatched(batch, k)), rng))
+    (grads, stats), _ = jax.lax.scan(body, zeros, (jnp.arange(k), _microbatched(batch, k)))
+    return grads, stats
+
+
+def train_step(state: TrainState, batch: dict, rng, *, model, tx, schedule: Callable,
+               rules, microbatches: int = 1, drp_weight: float = 1.0
+               ) -> tuple[TrainState, dict]:
+    step_rng = jax.random.fold_in(rng, state.step)
+    grads, stats = _grads_and_stats(state.params, batch, step_rng, model=model, rules=rules,
+                                    microbatches=microbatches, drp_weight=drp_weight)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = objectives.summarize(stats, drp_weight)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["param_norm"] = optax.tree.norm(params)
+    metrics["learning_rate"] = schedule(state.step)
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(params, batch: dict, *, model, rules) -> dict:
+    """Summed stats (not means) so eval batches, devices and hosts add up exactly."""
+    with nn.logical_axis_rules(rules):
+        out = _forward(model, params, batch, None, deterministic=True)
+    return objectives.batch_stats(out, batch)
+
+
+def compile_steps(model_config: ModelConfig, config, tx, schedule, mesh, rules,
+                  state_sh) -> tuple[Callable, Callable]:
+    """jit the two steps with explicit in/out shardings; the train state is donated."""
+    model = LinkBert(model_config)
+    data_sh = sharding.batch_sharding(mesh, rules)
+    repl = sharding.replicated(mesh)
+    train = jax.jit(
+        functools.partial(train_step, model=model, tx=tx, schedule=schedule, rules=rules,
+                          microbatches=int(config.microbatches),
+                          drp_weight=float(config.drp_weight)),
+        in_shardings=(state_sh, data_sh, repl), out_shardings=(state_sh, repl),
+        donate_argnums=(0,))
+    evaluate = jax.jit(functools.partial(eval_step, model=model, rules=rules),
+                       in_shardings=(state_sh.params, data_sh), out_shardings=repl)
+    return _under_mesh(train, mesh), _under_mesh(evaluate, mesh)
+
+
+def _under_mesh(fn: Callable, mesh) -> Callable:
+    """Trace (and run) ``fn`` with ``mesh`` in context so the model's logical activation
+    constraints resolve to mesh axes."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.set_mesh(mesh):
+            return fn(*args, **kwargs)
+    wrapped.lower = fn.lower
+    return wrapped

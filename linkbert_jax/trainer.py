@@ -1,0 +1,291 @@
+"""The training loop, in named sections: data, mesh, model, shard, restore, loop
+(update, log, checkpoint, eval, preemption).
+
+``train_and_evaluate(config, workdir, source=None)`` is the whole run; tests inject a
+``source`` (any object with ``manifest()`` and ``batches(**kw)``, see ``TFRecordSource``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linkbert_jax import checkpoints, metrics_log, objectives, optimizer, sharding, steps
+from linkbert_jax.errors import ConfigError, NonFiniteLossError
+from linkbert_jax.model import ModelConfig
+from linkbert_jax.preemption import StopSignal
+
+log = logging.getLogger("linkbert_jax")
+
+
+# ---------------------------------------------------------------------------- data
+
+class TFRecordSource:
+    """Batches from the corpus builder's TFRecord directory (``linkbert_jax.input_pipeline``)."""
+
+    def __init__(self, data_dir: str):
+        if not data_dir:
+            raise ConfigError("config.data_dir is not set: pass --config.data_dir=DIR "
+                              "(a TFRecord directory written by the corpus builder)")
+        if not os.path.isdir(data_dir):
+            raise ConfigError(f"data_dir {data_dir!r} does not exist or is not a directory")
+        self.data_dir = data_dir
+
+    def manifest(self) -> dict:
+        from linkbert_jax import input_pipeline
+        try:
+            return input_pipeline.read_manifest(self.data_dir)
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"data_dir {self.data_dir!r}: cannot read its manifest ({e})")
+
+    def batches(self, *, masking, **kwargs) -> Iterator[dict]:
+        from linkbert_jax import input_pipeline
+        m = input_pipeline.MaskingConfig(**dict(masking))
+        return input_pipeline.batches(self.data_dir, masking=m, **kwargs)
+
+
+# ---------------------------------------------------------------------------- checks
+
+def model_config_from(config) -> ModelConfig:
+    return ModelConfig.from_dict(dict(config.model))
+
+
+def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
+    """Everything that would otherwise fail deep inside compilation, as one message."""
+    rules = sharding.rules_from_config(config)
+    dp, n_proc = sharding.data_parallel_size(mesh, rules), jax.process_count()
+    mv = manifest.get("vocab_size")
+    if mv is not None and int(mv) != model_cfg.vocab_size:
+        raise ConfigError(
+            f"the data's vocabulary has {mv} tokens but the model's has "
+            f"{model_cfg.vocab_size}; set --config.model.vocab_size={mv} or use data "
+            f"tokenized with the model's vocabulary")
+    if config.seq_length > model_cfg.max_position_embeddings:
+        raise ConfigError(f"seq_length {config.seq_length} > max_position_embeddings "
+                          f"{model_cfg.max_position_embeddings}")
+    for name, b in (("global_batch_size", config.global_batch_size),
+                    ("eval_batch_size", eval_batch_size(config))):
+        unit = dp * (config.microbatches if name == "global_batch_size" else 1)
+        if b <= 0 or b % unit:
+            what = (f"data-parallel size {dp}" if unit == dp else
+                    f"data-parallel size {dp} x microbatches {config.microbatches}")
+            raise ConfigError(f"{name} {b} is not divisible by the {what} (mesh "
+                              f"{dict(mesh.shape)}); choose a multiple of {unit}")
+    if dp % n_proc:
+        raise ConfigError(f"the batch is split over {dp} devices, which does not divide "
+                          f"over {n_proc} processes; give each process its own batch shard")
+    if config.init_from_hf and not os.path.isdir(config.init_from_hf):
+        raise ConfigError(f"init_from_hf {config.init_from_hf!r} is not a directory; pass "
+                          f"--config.init_from_hf=DIR (a Hugging Face BERT) or '' to start "
+                          f"from scratch")
+
+
+def eval_batch_size(config) -> int:
+    return config.eval_batch_size or config.global_batch_size
+
+
+# ---------------------------------------------------------------------------- model init
+
+def load_hf_params(path: str, model_cfg: ModelConfig):
+    """Parameters of a Hugging Face BERT directory (``linkbert_jax.convert.load_hf``)."""
+    from linkbert_jax import convert
+    numerics = {k: getattr(model_cfg, k) for k in
+                ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple",
+                 "hidden_dropout_prob", "attention_probs_dropout_prob")}
+    hf_cfg, params = convert.load_hf(path, **numerics)
+    arch = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "max_position_embeddings", "type_vocab_size")
+    diff = {k: (getattr(hf_cfg, k), getattr(model_cfg, k)) for k in arch
+            if getattr(hf_cfg, k) != getattr(model_cfg, k)}
+    if diff:
+        raise ConfigError(f"init_from_hf {path!r} differs from config.model: " + ", ".join(
+            f"{k} {a} (HF) vs {b}" for k, (a, b) in diff.items()))
+    return params
+
+
+def restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules):
+    """(state, meta): the latest complete checkpoint, else HF weights, else from scratch."""
+    step = checkpoints.latest_complete_step(mgr, discard=True)
+    if step is not None:
+        params, opt_state, meta = checkpoints.restore(mgr, step, abstract.params,
+                                                      abstract.opt_state)
+        st = jax.device_put(jnp.asarray(meta["step"], jnp.int32), state_sh.step)
+        log.info("resumed from checkpoint at step %d", step)
+        return steps.TrainState(step=st, params=params, opt_state=opt_state), meta
+    if config.init_from_hf:
+        params = load_hf_params(config.init_from_hf, model_cfg)
+        log.info("initialized from Hugging Face %s", config.init_from_hf)
+        return steps.state_from_params(params, tx, state_sh), None
+    rng = jax.random.fold_in(jax.random.key(config.seed), 0)
+    return steps.init_state(model_cfg, config.seq_length, tx, rng, state_sh, rules), None
+
+
+# ---------------------------------------------------------------------------- eval
+
+def _padded(batch: dict, size: int) -> dict:
+    n = len(batch["relation"])
+    if n == size:
+        return batch
+    out = {k: np.concatenate([v, np.zeros((size - n,) + v.shape[1:], v.dtype)])
+           for k, v in batch.items()}
+    out["example_weight"][n:] = 0
+    return out
+
+
+def _any_process(flag: bool) -> bool:
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def evaluate(config, source, eval_fn, params, data_sh) -> dict:
+    """The eval split, each example once (or ``eval_max_batches``); sums then means."""
+    per_proc = eval_batch_size(config) // jax.process_count()
+    it = source.batches(split=config.eval_split, batch_size=per_proc,
+                        seq_length=config.seq_length, masking=config.masking,
+                        seed=config.seed, process_index=jax.process_index(),
+                        process_count=jax.process_count(), repeat=False, shuffle=False)
+    totals, template, n = {}, None, 0
+    while not config.eval_max_batches or n < config.eval_max_batches:
+        batch = next(it, None)
+        if not _any_process(batch is not None):
+            break
+        if batch is None:  # this process is done, others are not: a zero-weight batch
+            batch = dict(template, example_weight=np.zeros_like(template["example_weight"]))
+        batch = _padded(batch, per_proc)
+        template = batch
+        stats = jax.device_get(eval_fn(params, sharding.global_batch(batch, data_sh)))
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+        n += 1
+    if not totals:
+        return {}
+    out = {k: float(v) for k, v in objectives.summarize(totals, config.drp_weight).items()}
+    out["examples"] = totals["drp_weight"]
+    return out
+
+
+# ---------------------------------------------------------------------------- loop
+
+def _save(mgr, state, base_rng, step: int, force: bool = False) -> None:
+    meta = {"step": int(step), "data_position": int(step),
+            "process_count": jax.process_count(),
+            "rng": np.asarray(jax.random.key_data(base_rng)).tolist()}
+    checkpoints.save(mgr, step, state.params, state.opt_state, meta, force=force)
+
+
+def _check_finite(pending: list, mgr) -> None:
+    """Raise (keeping the last good checkpoint) if any pending step's loss is not finite."""
+    losses = jax.device_get([m["loss"] for _, m in pending])
+    for (step, _), loss in zip(pending, losses):
+        if not np.isfinite(loss):
+            mgr.wait_until_finished()
+            good = checkpoints.latest_complete_step(mgr)
+            raise NonFiniteLossError(
+                f"loss is {float(loss)} at step {step}: training stopped. The last good "
+                f"checkpoint (step {good}) is kept; lower the learning rate or check the data.")
+
+
+def _run_setup(config, workdir: str, source):
+    """Sections data, mesh, model, shard: everything checked before compiling."""
+    source = source if source is not None else TFRecordSource(config.data_dir)
+    manifest = source.manifest()
+    model_cfg = model_config_from(config)
+    mesh = sharding.make_mesh(config.mesh)
+    validate(config, manifest, model_cfg, mesh)
+    rules = sharding.rules_from_config(config)
+    schedule = optimizer.learning_rate_schedule(config)
+    tx = optimizer.make_optimizer(config)
+    abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
+    if jax.process_index() == 0:
+        checkpoints.write_config(workdir, config.to_dict())
+    return source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh
+
+
+def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
+    source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh = _run_setup(
+        config, workdir, source)
+    train_fn, eval_fn = steps.compile_steps(model_cfg, config, tx, schedule, mesh, rules,
+                                            state_sh)
+    data_sh = sharding.batch_sharding(mesh, rules)
+
+    # --- restore: latest complete checkpoint, else HF weights, else from scratch
+    mgr = checkpoints.manager(workdir, max_to_keep=config.keep_checkpoints,
+                              async_save=config.async_checkpointing)
+    state, meta = restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules)
+    base_rng = jax.random.key(config.seed)
+    if meta is not None:
+        base_rng = jax.random.wrap_key_data(np.asarray(meta["rng"], np.uint32))
+    start = int(jax.device_get(state.step))
+    data_pos = int(meta["data_position"]) if meta else 0
+
+    # --- input: this process's shard of the stream, resumed at the saved position
+    n_proc = jax.process_count()
+    it = source.batches(split=config.train_split, batch_size=config.global_batch_size // n_proc,
+                        seq_length=config.seq_length, masking=config.masking, seed=config.seed,
+                        process_index=jax.process_index(), process_count=n_proc,
+                        start_batch=data_pos, repeat=True, shuffle=True)
+
+    # --- metrics
+    total = config.num_train_steps
+    writer = metrics_log.MetricsWriter(workdir, enabled=jax.process_index() == 0)
+    flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
+                                           config.masking.max_predictions)
+    peak = metrics_log.peak_flops_per_device(jax.devices()[0].device_kind,
+                                             config.peak_flops_per_device) * jax.device_count()
+    meter = metrics_log.Throughput(flops * config.global_batch_size,
+                                   config.seq_length * config.global_batch_size, peak,
+                                   start, total)
+    stop = StopSignal()
+    pending: list = []  # (step, device metrics) since the last log point
+    step = start
+    try:
+        while step < total:
+            # --- update
+            t0 = time.perf_counter()
+            batch = sharding.global_batch(next(it), data_sh)
+            meter.add_input_wait(time.perf_counter() - t0)
+            state, m = train_fn(state, batch, base_rng)
+            step += 1
+            pending.append((step, m))
+            # --- log
+            if step % config.log_every_steps == 0 or step == total:
+                _check_finite(pending, mgr)
+                row = metrics_log.mean_of(jax.device_get([m for _, m in pending]))
+                row.update(meter.measure(step))
+                writer.write(step, row)
+                log.info(metrics_log.console_line(step, total, row))
+                pending = []
+            # --- checkpoint (only after every loss since the last one was checked)
+            preempted = stop.should_stop(step)
+            if step % config.checkpoint_every_steps == 0 or step == total or preempted:
+                _check_finite(pending, mgr)
+                _save(mgr, state, base_rng, step, force=preempted)
+            # --- eval
+            if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
+                    config.eval_at_end and step == total):
+                ev = evaluate(config, source, eval_fn, state.params, data_sh)
+                if ev:
+                    writer.write(step, ev, prefix="eval_")
+                    log.info("eval at step %d: %s", step, _fmt(ev))
+                meter.reset(step)
+            # --- preemption
+            if preempted:
+                log.warning("stopping at step %d after a termination signal", step)
+                break
+    finally:
+        mgr.wait_until_finished()
+        mgr.close()
+        writer.close()
+        stop.restore()
+    return state
+
+
+def _fmt(d: dict) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in d.items())

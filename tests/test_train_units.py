@@ -1,0 +1,158 @@
+"""Fast in-process checks of the training pieces: objectives, optimizer, sharding rules,
+microbatch equivalence, config files, and the pre-compile error messages."""
+import glob
+import importlib.util
+import math
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from linkbert_jax import config_defaults, objectives, optimizer, sharding, steps, trainer  # noqa: E402
+from linkbert_jax.errors import ConfigError  # noqa: E402
+from linkbert_jax.model import ModelConfig  # noqa: E402
+from train_synthetic import SyntheticSource, make_batch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config()
+
+
+def small_config(**kw):
+    c = load("cpu_small")
+    c.model.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=64, vocab_size=2048)
+    c.update(seq_length=32, global_batch_size=8, num_train_steps=4, log_every_steps=1)
+    c.masking.max_predictions = 6
+    c.update(kw)
+    return c
+
+
+def test_configs_follow_the_paper():
+    expected = {"tiny": (5e-3, 10_000, 5_000, 2048), "base": (3e-4, 40_000, 5_000, 2048),
+                "large": (2e-4, 40_000, 5_000, 2048), "bio_base": (6e-4, 62_500, 6_250, 8192),
+                "bio_large": (4e-4, 62_500, 12_500, 8192)}
+    for name, (lr, n, warm, batch) in expected.items():
+        c = load(name)
+        assert (c.learning_rate, c.num_train_steps, optimizer.warmup_steps(c),
+                c.global_batch_size, c.seq_length) == (lr, n, warm, batch, 512), name
+        assert (c.adam_b1, c.adam_b2, c.weight_decay, c.model.dtype) == (0.9, 0.98, 0.01,
+                                                                          "bfloat16")
+        ModelConfig.from_dict(dict(c.model))
+        doc = open(os.path.join(ROOT, "configs", f"{name}.py")).read()
+        assert f"python -m linkbert_jax.main --config configs/{name}.py" in doc
+    assert load("base").init_from_hf and load("bio_base").model.vocab_size == 28895
+    assert len(glob.glob(os.path.join(ROOT, "configs", "*.py"))) >= 6
+
+
+def test_objectives_sums_aggregate_exactly():
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(4, 3, 10)), jnp.float32)
+    logits = logits.at[..., 8:].set(-jnp.inf)  # padded vocabulary columns
+    ids = jnp.asarray(rng.integers(0, 8, (4, 3)))
+    w = jnp.asarray([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]], jnp.float32)
+    whole = objectives.mlm_stats(logits, ids, w)
+    parts = [objectives.mlm_stats(logits[i:i + 2], ids[i:i + 2], w[i:i + 2]) for i in (0, 2)]
+    for k in whole:
+        np.testing.assert_allclose(whole[k], parts[0][k] + parts[1][k], rtol=1e-6)
+    ref = -jax.nn.log_softmax(logits[..., :8])
+    ref = jnp.take_along_axis(ref, ids[..., None], -1)[..., 0]
+    np.testing.assert_allclose(whole["mlm_loss_sum"], jnp.sum(ref * w), rtol=1e-6)
+    drp = objectives.drp_stats(jnp.eye(3)[jnp.array([0, 1, 2, 0])] * 5.0,
+                               jnp.array([0, 1, 1, 2]), jnp.ones(4))
+    m = objectives.summarize({**whole, **drp})
+    assert float(m["drp_accuracy"]) == 0.5
+    assert float(m["drp_accuracy_contiguous"]) == 1.0 and float(m["drp_accuracy_linked"]) == 0
+    assert math.isclose(float(m["drp_accuracy_random"]), 0.5)
+
+
+def test_weight_decay_mask_and_schedule():
+    params = {"encoder": {"layer_0": {"attention_LayerNorm": {"scale": 1, "bias": 1},
+                                      "intermediate": {"kernel": 1, "bias": 1}}},
+              "mlm": {"bias": 1}, "embeddings": {"word_embeddings": {"embedding": 1}}}
+    mask = optimizer.weight_decay_mask(params)
+    assert mask["encoder"]["layer_0"]["intermediate"] == {"kernel": True, "bias": False}
+    assert mask["encoder"]["layer_0"]["attention_LayerNorm"] == {"scale": False, "bias": False}
+    assert mask["mlm"]["bias"] is False and mask["embeddings"]["word_embeddings"]["embedding"]
+    c = load("bio_base")
+    sched = optimizer.learning_rate_schedule(c)
+    assert float(sched(0)) == 0.0
+    assert math.isclose(float(sched(6250)), 6e-4, rel_tol=1e-5)
+    assert math.isclose(float(sched(62_500)), 0.0, abs_tol=1e-9)
+    assert math.isclose(float(sched(6250 + 28_125)), 3e-4, rel_tol=1e-4)
+
+
+def test_microbatches_match_one_big_batch():
+    c = small_config()
+    model_cfg = trainer.model_config_from(c)
+    mesh = sharding.make_mesh(c.mesh)
+    rules = sharding.rules_from_config(c)
+    tx = optimizer.make_optimizer(c)
+    sched = optimizer.learning_rate_schedule(c)
+    _, sh = steps.state_shardings(model_cfg, c.seq_length, tx, mesh, rules)
+    batch = make_batch(0, 0, 8, c.seq_length, 6, 2048)
+    batch["example_weight"][-1] = 0.0  # weighted rows must count the same either way
+    outs = []
+    for k in (1, 4):
+        c.microbatches = k
+        train, _ = steps.compile_steps(model_cfg, c, tx, sched, mesh, rules, sh)
+        state = steps.init_state(model_cfg, c.seq_length, tx, jax.random.key(0), sh, rules)
+        for _ in range(2):
+            state, m = train(state, sharding.global_batch(batch, sharding.batch_sharding(
+                mesh, rules)), jax.random.key(1))
+        outs.append((float(m["loss"]), state.params))
+    assert abs(outs[0][0] - outs[1][0]) < 1e-5
+    diff = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))), outs[0][1],
+                                  outs[1][1])
+    assert max(jax.tree_util.tree_leaves(diff)) < 1e-5
+
+
+def test_fit_spec_replicates_what_does_not_divide():
+    mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": -1})
+    spec = jax.sharding.PartitionSpec("tensor", "fsdp")
+    assert sharding.fit_spec(spec, (2, 8), mesh) == spec  # all sizes 1 here: kept
+    assert sharding.mesh_shape({"data": 2, "fsdp": -1, "tensor": 2}, 8) == (2, 2, 2)
+    with pytest.raises(ConfigError, match="needs 16 devices but 8"):
+        sharding.mesh_shape({"data": 16, "fsdp": 1, "tensor": 1}, 8)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(mesh={"data": 2, "fsdp": 1, "tensor": 1}), "needs 2 devices but 1 are available"),
+    (dict(global_batch_size=10, microbatches=4), "global_batch_size 10 is not divisible"),
+    (dict(init_from_hf="/nonexistent/bert"), "init_from_hf '/nonexistent/bert' is not a"),
+    (dict(data_dir="/nonexistent/data"), "data_dir '/nonexistent/data' does not exist"),
+    (dict(data_dir=""), "config.data_dir is not set"),
+])
+def test_config_errors_before_compiling(tmp_path, change, message):
+    c = small_config()
+    c.update(change)
+    source = None if "data_dir" in change else SyntheticSource(vocab_size=2048)
+    with pytest.raises(ConfigError, match=message):
+        trainer.train_and_evaluate(c, str(tmp_path), source)
+
+
+def test_vocabulary_mismatch_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data's vocabulary has 30522 tokens but the model"):
+        trainer.train_and_evaluate(small_config(), str(tmp_path),
+                                   SyntheticSource(vocab_size=30522))
+
+
+def test_flops_model():
+    from linkbert_jax import metrics_log
+    cfg = ModelConfig()  # BERT-base
+    f = metrics_log.flops_per_sequence(cfg, 512, 80)
+    # 6 * 85M * 512 + attention + head: about 2.9e11 per sequence
+    assert 2.5e11 < f < 3.3e11
+    assert metrics_log.peak_flops_per_device("TPU v4") == 275e12
+    assert metrics_log.peak_flops_per_device("cpu", 1e9) == 1e9

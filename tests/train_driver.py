@@ -1,0 +1,75 @@
+"""Subprocess entry for the training tests: a config file + overrides + synthetic data.
+
+    python tests/train_driver.py SPEC_JSON
+
+SPEC: {"config": "configs/cpu_small.py", "workdir": DIR, "overrides": {"a.b": value},
+       "source": {SyntheticSource kwargs}, "distributed": {coordinator, num_processes,
+       process_id}, "mode": "train" | "meshes", "meshes": [{data, fsdp, tensor}, ...]}
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from train_synthetic import SyntheticSource  # noqa: E402
+
+
+def load_config(path: str, overrides: dict):
+    spec = importlib.util.spec_from_file_location("cfg", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    config = mod.get_config()
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
+def run_meshes(spec: dict) -> None:
+    """Train the same steps under several meshes; print losses and parameter specs."""
+    import jax
+    from linkbert_jax import sharding, trainer
+    from linkbert_jax.errors import ConfigError
+    results = []
+    for i, mesh in enumerate(spec["meshes"]):
+        config = load_config(spec["config"], {**spec.get("overrides", {}),
+                                              **{f"mesh.{k}": v for k, v in mesh.items()}})
+        workdir = os.path.join(spec["workdir"], f"mesh{i}")
+        try:
+            state = trainer.train_and_evaluate(config, workdir, SyntheticSource(
+                **spec.get("source", {})))
+        except ConfigError as e:
+            results.append({"mesh": mesh, "error": str(e)})
+            continue
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            losses = [r["loss"] for r in map(json.loads, f) if "loss" in r]
+        shardings = jax.tree_util.tree_map(lambda x: x.sharding, state.params)
+        results.append({"mesh": mesh, "losses": losses,
+                        "specs": sharding.describe(shardings),
+                        "devices": len(jax.devices())})
+    print("RESULT " + json.dumps(results))
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    if spec.get("mode") == "meshes":
+        run_meshes(spec)
+        return 0
+    from linkbert_jax import main as entry
+    config = load_config(spec["config"], spec.get("overrides", {}))
+    dist = spec.get("distributed", {})
+    return entry.run(config, spec["workdir"], SyntheticSource(**spec.get("source", {})),
+                     coordinator=dist.get("coordinator"),
+                     num_processes=dist.get("num_processes"),
+                     process_id=dist.get("process_id"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
