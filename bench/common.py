@@ -50,6 +50,24 @@ def matmul_peak_flops(n: int = 2048, dtype: str = "float32") -> float:
     return 2 * n ** 3 / sec
 
 
+def matmul_peak_fn(n: int = 2048, dtype: str = "float32", reps: int = 4):
+    """``(fn, flops)``: ``fn()`` runs ``reps`` large square matmuls in JAX, to put into
+    :func:`alternate` beside the timed work so the peak sees the same machine load."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
+    f = jax.jit(lambda x, y: x @ y)
+
+    def fn():
+        for _ in range(reps):
+            out = f(a, b)
+        out.block_until_ready()
+
+    return fn, 2.0 * n ** 3 * reps
+
+
 def summary(name: str, **figures) -> str:
     parts = []
     for k, v in figures.items():

@@ -268,11 +268,12 @@ class MlmHead(nn.Module):
                          "transform")(x_BxPxD)
         x_BxPxD = _layer_norm(cfg, "transform_LayerNorm")(ACTIVATIONS[cfg.hidden_act](x_BxPxD))
         bias_V = self.param("bias", _zeros(("vocab",)), (cfg.padded_vocab_size,), jnp.float32)
-        logits_BxPxV = embeddings.attend(x_BxPxD) + bias_V.astype(x_BxPxD.dtype)
+        logits_BxPxV = embeddings.attend(x_BxPxD)
         logits_BxPxV = nn.with_logical_constraint(logits_BxPxV, ("batch", None, "vocab"))
-        # Padded vocabulary rows never win: mask them with -inf in fp32.
-        real_V = jnp.arange(cfg.padded_vocab_size) < cfg.vocab_size
-        return jnp.where(real_V, logits_BxPxV.astype(jnp.float32), -jnp.inf)
+        # Padded vocabulary rows never win: -inf added (not a select, whose backward would
+        # copy the [B, P, V] gradient twice), together with the bias, in fp32.
+        pad_V = jnp.where(jnp.arange(cfg.padded_vocab_size) < cfg.vocab_size, 0.0, -jnp.inf)
+        return logits_BxPxV.astype(jnp.float32) + (bias_V + pad_V)
 
 
 class LinkBert(nn.Module):

@@ -1,0 +1,123 @@
+"""Compile time of the train step for base and large, scanned and unscanned layers.
+
+The step is the trainer's (``steps.compile_steps`` on ``configs/{base,large}.py``: bf16
+compute, seq 512, AdamW, clipping), lowered and compiled ahead of time from abstract
+inputs (``jax.ShapeDtypeStruct`` with shardings), so no parameters are allocated. Times:
+trace+lower, XLA compile, and their sum; each case in a fresh subprocess so that no cache
+is shared.
+
+    python bench/compile.py [--archs base,large] [--batch 8] [--repeats 1]
+
+Target: with scan over layers, large compiles in <= 1.5x base's time.
+Last line: ``compile base_scan_s=.. large_scan_s=.. ratio_scan=.. base_unscan_s=..
+large_unscan_s=.. ratio_unscan=..`` (seconds of trace+lower+compile).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (puts the repository on sys.path)
+
+
+def _args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--archs", default="base,large")
+    p.add_argument("--batch", type=int, default=8, help="global batch (compile shapes)")
+    p.add_argument("--seq_length", type=int, default=512)
+    p.add_argument("--repeats", type=int, default=1, help="fresh processes per case (median)")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # "arch:scan" child mode
+    return p.parse_args()
+
+
+def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
+    import importlib.util
+
+    import jax
+    import jax.numpy as jnp
+    from linkbert_jax import optimizer, sharding, steps, trainer
+
+    spec = importlib.util.spec_from_file_location(
+        arch, os.path.join(common.REPO, "configs", f"{arch}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config()
+    c.global_batch_size, c.seq_length = batch, seq_length
+    c.model.scan_layers = scan
+    model_cfg = trainer.model_config_from(c)
+    mesh = sharding.make_mesh(c.mesh)
+    rules = sharding.rules_from_config(c)
+    tx = optimizer.make_optimizer(c)
+    schedule = optimizer.learning_rate_schedule(c)
+    # Warm up JAX itself (backend, tracing machinery) on a trivial jit, not timed.
+    jax.jit(lambda x: x + 1).lower(jnp.zeros(2)).compile()
+
+    t0 = time.perf_counter()
+    abstract, state_sh = steps.state_shardings(model_cfg, seq_length, tx, mesh, rules)
+    train, _ = steps.compile_steps(model_cfg, c, tx, schedule, mesh, rules, state_sh)
+    data_sh = sharding.batch_sharding(mesh, rules)
+    P = int(c.masking.max_predictions)
+    i32, f32 = jnp.int32, jnp.float32
+    shapes = {"input_ids": ((batch, seq_length), i32),
+              "attention_mask": ((batch, seq_length), i32),
+              "token_type_ids": ((batch, seq_length), i32),
+              "masked_positions": ((batch, P), i32), "masked_ids": ((batch, P), i32),
+              "masked_weights": ((batch, P), f32), "relation": ((batch,), i32),
+              "example_weight": ((batch,), f32)}
+    batch_abs = {k: jax.ShapeDtypeStruct(s, d, sharding=data_sh)
+                 for k, (s, d) in shapes.items()}
+    rng = jax.random.key(0)
+    with jax.set_mesh(mesh):
+        lowered = train.lower(abstract, batch_abs, rng)
+    t1 = time.perf_counter()
+    lowered.compile()
+    t2 = time.perf_counter()
+    return {"lower_s": t1 - t0, "compile_s": t2 - t1, "total_s": t2 - t0,
+            "layers": model_cfg.num_hidden_layers, "dtype": model_cfg.dtype}
+
+
+def run_case(arch: str, scan: bool, args) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", f"{arch}:{int(scan)}",
+           "--batch", str(args.batch), "--seq_length", str(args.seq_length)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    args = _args()
+    if args.one:
+        arch, scan = args.one.split(":")
+        print(json.dumps(compile_once(arch, bool(int(scan)), args.batch, args.seq_length)))
+        return 0
+    print(f"{len(os.sched_getaffinity(0))} CPU threads, load {os.getloadavg()[0]:.2f}; "
+          f"batch {args.batch} x seq {args.seq_length}, configs/<arch>.py (bf16)")
+    archs = args.archs.split(",")
+    res = {}
+    for scan in (True, False):
+        for arch in archs:
+            runs = [run_case(arch, scan, args) for _ in range(args.repeats)]
+            r = {k: statistics.median(x[k] for x in runs) for k in ("lower_s", "compile_s",
+                                                                    "total_s")}
+            res[(arch, scan)] = r
+            print(f"{arch:6s} {'scan' if scan else 'unscan':6s} ({runs[0]['layers']} layers): "
+                  f"trace+lower {r['lower_s']:.1f}s, compile {r['compile_s']:.1f}s, "
+                  f"total {r['total_s']:.1f}s; load {os.getloadavg()[0]:.2f}", flush=True)
+    figures = {}
+    for scan, tag in ((True, "scan"), (False, "unscan")):
+        for arch in archs:
+            figures[f"{arch}_{tag}_s"] = res[(arch, scan)]["total_s"]
+        if len(archs) == 2:
+            figures[f"ratio_{tag}"] = (res[(archs[1], scan)]["total_s"]
+                                       / res[(archs[0], scan)]["total_s"])
+    common.summary("compile", **figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
