@@ -41,9 +41,12 @@ FILL_MASK_SENTENCES = (
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="demo_workdir")
-    p.add_argument("--steps", type=int, default=1200, help="training steps")
+    p.add_argument("--steps", type=int, default=2000, help="training steps")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--learning_rate", type=float, default=2e-3)
     p.add_argument("--vocab_size", type=int, default=8000, help="WordPiece vocabulary")
-    p.add_argument("--seq_length", type=int, default=128)
+    p.add_argument("--seq_length", type=int, default=64,
+                   help="pair length (short pairs: more steps in the minutes a CPU has)")
     return p.parse_args(argv)
 
 
@@ -98,8 +101,12 @@ def stage_train(args, data_dir: str, train_dir: str) -> None:
          "--config", os.path.join(REPO, "configs", "cpu_small.py"), "--workdir", train_dir,
          f"--config.data_dir={data_dir}", f"--config.num_train_steps={args.steps}",
          f"--config.seq_length={args.seq_length}",
+         f"--config.global_batch_size={args.batch_size}",
+         f"--config.learning_rate={args.learning_rate}",
+         f"--config.warmup_steps={max(args.steps // 10, 1)}",
          f"--config.checkpoint_every_steps={max(args.steps // 4, 1)}",
-         f"--config.eval_every_steps={max(args.steps // 4, 1)}"])
+         f"--config.eval_every_steps={max(args.steps // 4, 1)}",
+         "--config.eval_max_batches=0"])
 
 
 def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:

@@ -32,8 +32,27 @@ def _series(rows, key):
     return list(dedup.keys()), list(dedup.values())
 
 
+def _smooth(ys, weight: float = 0.9):
+    """Exponential moving average (as TensorBoard's smoothing slider), bias-corrected."""
+    out, acc, norm = [], 0.0, 0.0
+    for y in ys:
+        acc, norm = weight * acc + (1 - weight) * y, weight * norm + (1 - weight)
+        out.append(acc / norm)
+    return out
+
+
+PANELS = (
+    ("MLM loss", [("mlm_loss", "MLM")]),
+    ("MLM accuracy", [("mlm_accuracy", "MLM")]),
+    ("DRP loss", [("drp_loss", "DRP")]),
+    ("DRP accuracy (per relation)",
+     [("drp_accuracy", "all")] + [(f"drp_accuracy_{r}", r) for r in RELATIONS]),
+)
+
+
 def plot_training_curves(workdir: str, out_path: str | None = None) -> str:
-    """Loss, MLM accuracy and DRP accuracy (overall and per relation), train and eval."""
+    """MLM/DRP loss and accuracy (DRP overall and per relation): train curves smoothed
+    (raw values faint), eval points joined by dashed lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -41,30 +60,28 @@ def plot_training_curves(workdir: str, out_path: str | None = None) -> str:
     rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
     out_path = out_path or os.path.join(workdir, "training_curves.png")
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    panels = [
-        ("loss", [("loss", "total"), ("mlm_loss", "MLM"), ("drp_loss", "DRP")]),
-        ("MLM accuracy", [("mlm_accuracy", "MLM accuracy")]),
-        ("DRP accuracy", [("drp_accuracy", "all")]
-         + [(f"drp_accuracy_{r}", r) for r in RELATIONS]),
-    ]
-    for ax, (title, keys) in zip(axes, panels):
-        for key, label in keys:
-            for prefix, style, tag in (("", "-", "train"), ("eval_", "o--", "eval")):
-                xs, ys = _series(rows, prefix + key)
-                if xs:
-                    ax.plot(xs, ys, style, label=f"{label} ({tag})", markersize=4)
-        if title == "DRP accuracy":
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(20, 4.8))
+    for ax, (title, keys) in zip(axes, PANELS):
+        for i, (key, label) in enumerate(keys):
+            color = f"C{i}"
+            xs, ys = _series(rows, key)
+            if xs:
+                ax.plot(xs, ys, "-", color=color, alpha=0.15, lw=0.8)
+                ax.plot(xs, _smooth(ys), "-", color=color, lw=1.6, label=f"{label} (train)")
+            xs, ys = _series(rows, "eval_" + key)
+            if xs:
+                ax.plot(xs, ys, "o--", color=color, markersize=5, label=f"{label} (eval)")
+        if title.startswith("DRP accuracy"):
             ax.axhline(1 / 3, color="grey", lw=0.8, ls=":", label="chance (1/3)")
             ax.set_ylim(0, 1)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"LinkBERT pretraining: {os.path.basename(os.path.abspath(workdir))}")
+    fig.suptitle(f"LinkBERT pretraining: {os.path.abspath(workdir)}")
     fig.tight_layout()
     tmp = out_path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, out_path)
     return out_path
