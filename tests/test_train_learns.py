@@ -1,4 +1,5 @@
-"""Acceptance 1: the small CPU config learns (synthetic pairs with learnable relations).
+"""Acceptance 1: the small CPU config learns, on synthetic pairs with learnable relations
+and on the real Wikipedia sample through the corpus builder and the CLI.
 
 Overrides for speed on 2 shared cores: a 2,048-token vocabulary and 64-token sequences.
 """
@@ -34,3 +35,44 @@ def test_cpu_small_learns_mlm_and_drp(tmp_path):
     assert ev["eval_examples"] == 4 * c.eval_batch_size
     assert (tmp_path / "checkpoints" / str(c.num_train_steps)).is_dir()
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tensorboard"))
+
+
+def test_cpu_small_learns_on_real_wikipedia(tmp_path):
+    """Acceptance 1 on real data: builder output of the gensim Wikipedia sample (106
+    articles, real links), the CLI with the small CPU config, about 4 minutes on 2 cores."""
+    import importlib.util
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    wiki = os.path.join(importlib.util.find_spec("gensim").submodule_search_locations[0],
+                        "test", "test_data", "enwiki-latest-pages-articles1.xml-"
+                        "p000000010p000030302-shortened.bz2")
+    data, work = tmp_path / "data", tmp_path / "train"
+    env = dict(os.environ, PYTHONPATH=repo)
+    subprocess.run([sys.executable, "-m", "linkbert_jax.data.build", "--input", wiki,
+                    "--format", "wikipedia", "--output_dir", str(data),
+                    "--train_vocab_size", "2000", "--max_seq_length", "64",
+                    "--num_shards", "2", "--eval_fraction", "0.1", "--workers", "2",
+                    "--no_progress"], check=True, env=env, cwd=repo, capture_output=True)
+    subprocess.run([sys.executable, "-m", "linkbert_jax.main",
+                    "--config", os.path.join(repo, "configs", "cpu_small.py"),
+                    "--workdir", str(work), f"--config.data_dir={data}",
+                    "--config.seq_length=64", "--config.global_batch_size=64",
+                    "--config.num_train_steps=1500", "--config.learning_rate=2e-3",
+                    "--config.warmup_steps=150", "--config.checkpoint_every_steps=1500",
+                    "--config.log_every_steps=50", "--config.eval_max_batches=0"],
+                   check=True, env=env, cwd=repo, capture_output=True)
+    rows = [json.loads(line) for line in open(work / "metrics.jsonl")]
+    train = [r for r in rows if "loss" in r]
+    ev = [r for r in rows if "eval_loss" in r][-1]
+    late = train[-3:]  # the last 150 steps x 64 pairs
+    drp_train = sum(r["drp_accuracy"] for r in late) / len(late)
+    print(f"mlm {train[0]['mlm_loss']:.2f} -> eval {ev['eval_mlm_loss']:.2f}; drp acc train "
+          f"{drp_train:.3f}, eval {ev['eval_drp_accuracy']:.3f} on {ev['eval_examples']:.0f}")
+    assert ev["eval_examples"] > 1500  # the whole eval split, each pair once
+    assert ev["eval_mlm_loss"] < train[0]["mlm_loss"] - 1.5  # measured: 7.61 -> 5.87-5.89
+    # Chance is 1/3. Train: 9,600 pairs, sd ~0.005; measured 0.43-0.49 (runs differ: the
+    # relation head is mid-way through its rise at this length).
+    assert drp_train > 0.40
+    # Held-out documents: sd ~0.011 over ~1,760 pairs at chance; measured 0.418-0.425.
+    assert ev["eval_drp_accuracy"] > 0.38
