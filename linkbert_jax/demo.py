@@ -41,7 +41,7 @@ FILL_MASK_SENTENCES = (
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="demo_workdir")
-    p.add_argument("--steps", type=int, default=2000, help="training steps")
+    p.add_argument("--steps", type=int, default=1500, help="training steps")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--learning_rate", type=float, default=2e-3)
     p.add_argument("--vocab_size", type=int, default=8000, help="WordPiece vocabulary")

@@ -49,6 +49,13 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, dst_dir: str,
     trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
                                show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
+    # The trainer's vocabulary is deterministic but its ids are not (they follow a hash
+    # map's order, which changes from run to run): number it canonically, specials first,
+    # then the tokens in sorted order. WordPiece only looks tokens up, so this changes no
+    # tokenization, and the same corpus always gives the same ids (byte-identical shards).
+    trained = tok.get_vocab()
+    order = list(SPECIALS) + sorted(t for t in trained if t not in SPECIALS)
+    tok.model = models.WordPiece({t: i for i, t in enumerate(order)}, unk_token="[UNK]")
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

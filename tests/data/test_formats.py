@@ -25,3 +25,22 @@ def test_parquet_citation_corpus_with_trained_vocab(tmp_path):
     assert len(tok) == m["vocab_size"] <= 300 and tok.cls_token_id == m["special_ids"]["cls"]
     docs = [json.loads(l) for l in open(out / "documents.jsonl")]
     assert docs[0]["id"] == "100" and docs[0]["links"] == [1, 2]
+
+
+
+def test_trained_vocab_is_numbered_canonically(tmp_path):
+    """The WordPiece trainer numbers its vocabulary in hash-map order (different every
+    run, so shards of the same corpus differed); the builder renumbers it: specials first,
+    then the tokens sorted. (On tiny corpora the trainer's tie-breaking can still change
+    which tokens it keeps; with a given --tokenizer builds are byte-identical.)"""
+    from linkbert_jax.data.tokenizer import SPECIALS, train_wordpiece
+    from transformers import AutoTokenizer
+
+    rng = random.Random(1)
+    texts = [synthetic_doc_text(rng, 10) for _ in range(40)]
+    train_wordpiece(texts, 400, str(tmp_path / "tok"))
+    vocab = AutoTokenizer.from_pretrained(tmp_path / "tok").get_vocab()
+    order = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    assert order[:len(SPECIALS)] == list(SPECIALS)
+    assert order[len(SPECIALS):] == sorted(order[len(SPECIALS):])
+    assert sorted(vocab.values()) == list(range(len(vocab)))
