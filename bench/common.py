@@ -38,18 +38,6 @@ def alternate(fns: dict, *, warmup: int = 2, rounds: int = 5) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def matmul_peak_flops(n: int = 2048, dtype: str = "float32") -> float:
-    """Measured FLOP/s of a large square matmul in JAX on the default device."""
-    import jax
-    import jax.numpy as jnp
-
-    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
-    f = jax.jit(lambda x, y: x @ y)
-    sec = median_time(lambda: f(a, b).block_until_ready(), warmup=2, repeats=7)
-    return 2 * n ** 3 / sec
-
-
 def matmul_peak_fn(n: int = 2048, dtype: str = "float32", reps: int = 4):
     """``(fn, flops)``: ``fn()`` runs ``reps`` large square matmuls in JAX, to put into
     :func:`alternate` beside the timed work so the peak sees the same machine load."""

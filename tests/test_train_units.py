@@ -157,3 +157,5 @@ def test_flops_model():
     assert 2.5e11 < f < 3.3e11
     assert metrics_log.peak_flops_per_device("TPU v4") == 275e12
     assert metrics_log.peak_flops_per_device("cpu", 1e9) == 1e9
+    cpu_peak = metrics_log.peak_flops_per_device("cpu")  # measured: a large matmul
+    assert 1e9 < cpu_peak < 1e14
