@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -42,7 +42,6 @@ def matmul_peak_fn(n: int = 2048, dtype: str = "float32", reps: int = 4):
     """``(fn, flops)``: ``fn()`` runs ``reps`` large square matmuls in JAX, to put into
     :func:`alternate` beside the timed work so the peak sees the same machine load."""
     import jax
-    import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     b = jax.random.normal(jax.random.key(1), (n, n), dtype)

@@ -41,7 +41,7 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
 
     import jax
     import jax.numpy as jnp
-    from linkbert_jax import optimizer, sharding, steps, trainer
+    from linkbert_jax import sharding, steps, trainer
 
     spec = importlib.util.spec_from_file_location(
         arch, os.path.join(common.REPO, "configs", f"{arch}.py"))
@@ -52,14 +52,11 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     c.model.scan_layers = scan
     model_cfg = trainer.model_config_from(c)
     mesh = sharding.make_mesh(c.mesh)
-    rules = sharding.rules_from_config(c)
-    tx = optimizer.make_optimizer(c)
-    schedule = optimizer.learning_rate_schedule(c)
+    rules, schedule, tx, abstract, state_sh = trainer.components(c, model_cfg, mesh)
     # Warm up JAX itself (backend, tracing machinery) on a trivial jit, not timed.
     jax.jit(lambda x: x + 1).lower(jnp.zeros(2)).compile()
 
     t0 = time.perf_counter()
-    abstract, state_sh = steps.state_shardings(model_cfg, seq_length, tx, mesh, rules)
     train, _ = steps.compile_steps(model_cfg, c, tx, schedule, mesh, rules, state_sh)
     data_sh = sharding.batch_sharding(mesh, rules)
     P = int(c.masking.max_predictions)

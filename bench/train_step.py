@@ -75,7 +75,7 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
              attention="xla"):
     """``fn()`` running one real train step (state donated and carried), and the config."""
     import jax
-    from linkbert_jax import config_defaults, optimizer, sharding, steps, trainer
+    from linkbert_jax import config_defaults, sharding, steps, trainer
 
     c = config_defaults.get_config("base", seq_length=seq_length,
                                    global_batch_size=batch_np["input_ids"].shape[0],
@@ -85,10 +85,7 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
     c.masking.max_predictions = NUM_PREDICTIONS
     model_cfg = trainer.model_config_from(c)
     mesh = sharding.make_mesh(c.mesh)
-    rules = sharding.rules_from_config(c)
-    tx = optimizer.make_optimizer(c)
-    schedule = optimizer.learning_rate_schedule(c)
-    _, state_sh = steps.state_shardings(model_cfg, seq_length, tx, mesh, rules)
+    rules, schedule, tx, _, state_sh = trainer.components(c, model_cfg, mesh)
     train, _ = steps.compile_steps(model_cfg, c, tx, schedule, mesh, rules, state_sh)
     box = {"state": steps.init_state(model_cfg, seq_length, tx, jax.random.key(0), state_sh,
                                      rules)}

@@ -291,7 +291,6 @@ class LinkBert(nn.Module):
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
                  masked_positions=None, *, deterministic: bool = True) -> LinkBertOutput:
-        cfg = self.config
         ids_BxL = jnp.asarray(input_ids, jnp.int32)
         mask_BxL = (jnp.ones_like(ids_BxL) if attention_mask is None
                     else jnp.asarray(attention_mask, jnp.int32))

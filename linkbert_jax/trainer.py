@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -202,6 +202,16 @@ def _check_finite(pending: list, mgr) -> None:
                 f"checkpoint (step {good}) is kept; lower the learning rate or check the data.")
 
 
+def components(config, model_cfg: ModelConfig, mesh):
+    """``(rules, schedule, tx, abstract_state, state_shardings)`` of a config on a mesh:
+    what the trainer, the benchmarks and compile checks all build the step from."""
+    rules = sharding.rules_from_config(config)
+    schedule = optimizer.learning_rate_schedule(config)
+    tx = optimizer.make_optimizer(config)
+    abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
+    return rules, schedule, tx, abstract, state_sh
+
+
 def _run_setup(config, workdir: str, source):
     """Sections data, mesh, model, shard: everything checked before compiling."""
     source = source if source is not None else TFRecordSource(config.data_dir)
@@ -209,10 +219,7 @@ def _run_setup(config, workdir: str, source):
     model_cfg = model_config_from(config, manifest)
     mesh = sharding.make_mesh(config.mesh)
     validate(config, manifest, model_cfg, mesh)
-    rules = sharding.rules_from_config(config)
-    schedule = optimizer.learning_rate_schedule(config)
-    tx = optimizer.make_optimizer(config)
-    abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
+    rules, schedule, tx, abstract, state_sh = components(config, model_cfg, mesh)
     if jax.process_index() == 0:  # with the resolved model (read back by export tools)
         checkpoints.write_config(workdir, {**config.to_dict(), "model": model_cfg.to_dict()})
     return source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh

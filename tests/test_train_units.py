@@ -9,12 +9,11 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from linkbert_jax import config_defaults, objectives, optimizer, sharding, steps, trainer  # noqa: E402
+from linkbert_jax import objectives, optimizer, sharding, steps, trainer  # noqa: E402
 from linkbert_jax.errors import ConfigError  # noqa: E402
 from linkbert_jax.model import ModelConfig  # noqa: E402
 from train_synthetic import SyntheticSource, make_batch  # noqa: E402

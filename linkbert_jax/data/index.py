@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from linkbert_jax.data import segment, tokenizer as tokenizer_lib, wikipedia
-from linkbert_jax.data.readers import RawDoc
 
 CHUNK_DOCS = 64
 _STATE: dict = {}

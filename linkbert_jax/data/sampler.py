@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkbert_jax.data.features import CONTIGUOUS, LINKED, RANDOM, RELATIONS
+from linkbert_jax.data.features import CONTIGUOUS, RANDOM, RELATIONS
 
 log = logging.getLogger(__name__)
 BLOCK = 1024

@@ -1,5 +1,4 @@
 """Acceptance 4: bad input is counted or a clear error; never a shard that looks complete."""
-import bz2
 import json
 import logging
 import os

@@ -1,6 +1,5 @@
 """Acceptance 2: realised relation mix, linked targets ∝ 1/in-degree, split disjointness."""
 import json
-import os
 import random
 from collections import Counter
 
