@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from linkbert_jax import checkpoints, convert
+from linkbert_jax import checkpoints, convert, hf_torch
 from linkbert_jax.model import LinkBert, ModelConfig, init_params
 
 import torch
@@ -215,7 +215,7 @@ def test_export_layout(exported):
 
 def test_exported_logits_match_transformers(exported):
     cfg, params, out = exported
-    diffs = convert.verify_hf(cfg, params, out)
+    diffs = hf_torch.verify_hf(cfg, params, out)
     print("random odd model, max abs diff JAX vs transformers:", diffs)
     assert set(diffs) == {"hidden", "pooled", "mlm", "drp"}
     assert all(v < 1e-5 for v in diffs.values()), diffs
@@ -224,17 +224,17 @@ def test_exported_logits_match_transformers(exported):
 def test_auto_classes_load_without_missing_encoder_weights(exported):
     cfg, params, out = exported
     encoder_or_mlm = re.compile(r"^(bert\.)?(embeddings|encoder)\.|^cls\.predictions\.")
-    info = convert.load_info_torch(out, "AutoModel")
+    info = hf_torch.load_info_torch(out, "AutoModel")
     assert info["missing_keys"] == [] and info["mismatched_keys"] == []
-    info = convert.load_info_torch(out, "AutoModelForMaskedLM")
+    info = hf_torch.load_info_torch(out, "AutoModelForMaskedLM")
     assert info["missing_keys"] == [] and info["mismatched_keys"] == []
     assert set(info["unexpected_keys"]) <= {"bert.pooler.dense.weight", "bert.pooler.dense.bias",
                                             "drp.weight", "drp.bias"}
-    info = convert.load_info_torch(out, "BertForPreTraining")
+    info = hf_torch.load_info_torch(out, "BertForPreTraining")
     assert info["missing_keys"] == ["cls.seq_relationship.bias", "cls.seq_relationship.weight"]
     assert info["unexpected_keys"] == ["drp.bias", "drp.weight"]
     for auto, head in TASK_HEADS.items():
-        info = convert.load_info_torch(out, auto)
+        info = hf_torch.load_info_torch(out, auto)
         assert set(info["missing_keys"]) == head, auto
         assert not [k for k in info["unexpected_keys"] if encoder_or_mlm.match(k)
                     and not k.startswith("cls.")], auto
@@ -260,7 +260,7 @@ def test_bf16_export(exported, tmp_path):
 @pytest.fixture(scope="module")
 def hf_models():
     cfg = ModelConfig(**ODD)
-    hf_cfg = convert.config_to_hf(cfg)
+    hf_cfg = hf_torch.config_to_hf(cfg)
     torch.manual_seed(0)
     mlm = transformers.BertForMaskedLM(hf_cfg).eval()
     with torch.no_grad():

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linkbert_jax import architectures, convert
+from linkbert_jax import architectures, convert, hf_torch
 from linkbert_jax.model import LinkBert, ModelConfig, count_params, init_params
 
 import torch
@@ -58,7 +58,7 @@ def make_batch(cfg: ModelConfig, batch=3, length=12, seed=0):
 
 def hf_pretraining(cfg: ModelConfig, params):
     """``BertForPreTraining`` with our weights (eager attention), and the DRP head."""
-    hf_cfg = convert.config_to_hf(cfg)
+    hf_cfg = hf_torch.config_to_hf(cfg)
     hf_cfg._attn_implementation = "eager"
     model = transformers.BertForPreTraining(hf_cfg).eval()
     sd = {k: torch.from_numpy(np.array(v))
@@ -231,7 +231,7 @@ def test_mlm_drp_only_when_asked():
 
 def _hf_count(cfg: ModelConfig) -> int:
     with torch.device("meta"):
-        model = transformers.BertModel(convert.config_to_hf(cfg))
+        model = transformers.BertModel(hf_torch.config_to_hf(cfg))
     return sum(p.numel() for p in model.parameters())
 
 

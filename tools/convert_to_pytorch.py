@@ -40,7 +40,8 @@ def _export(args) -> None:
     except ImportError:
         raise convert.ConversionError("verification needs torch; install it or pass "
                                       "--no_verify") from None
-    diffs = convert.verify_hf(config, params, args.output_dir)
+    from linkbert_jax import hf_torch
+    diffs = hf_torch.verify_hf(config, params, args.output_dir)
     print("max abs diff JAX vs transformers: " +
           ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     tol = args.atol if args.dtype == "float32" else max(args.atol, 0.1)
