@@ -1,10 +1,9 @@
 """Lossless conversion between linkbert-jax parameters and Hugging Face BERT directories.
 
-The whole conversion is one explicit name map (:func:`name_map`): each entry pairs a
-Hugging Face tensor name with a path in the Flax parameter tree and a layout ``kind``
-saying how the tensor is transposed/reshaped. Every key and shape is checked; transposes
-and reshapes are exact, so JAX -> HF -> JAX is bitwise identical (vocabulary padding rows
-are not exported and come back as zeros).
+One explicit name map (:func:`name_map`): each entry pairs a Hugging Face tensor name with
+a Flax parameter path and a layout ``kind`` (how it is transposed/reshaped). Every key and
+shape is checked; the layouts are exact, so JAX -> HF -> JAX is bitwise identical
+(vocabulary padding rows are not exported and come back as zeros).
 
 Exported layout (``model.safetensors``, float32 by default; ``BertForPreTraining`` names)::
 
@@ -15,9 +14,9 @@ Exported layout (``model.safetensors``, float32 by default; ``BertForPreTraining
     drp.weight [3, D], drp.bias [3]                                     LinkBERT DRP head
 
 The DRP head is 3-way (0 contiguous, 1 random, 2 linked) on ``pooler_output``; it is not
-HF's 2-way NSP ``cls.seq_relationship``, so it lives under its own prefix that every
-``transformers`` class ignores (reported as "unexpected", like ``cls.*`` for ``AutoModel``).
-See ``docs/convert.md`` for the PyTorch snippet that reads it.
+HF's 2-way NSP ``cls.seq_relationship``, so it has its own prefix that every
+``transformers`` class ignores (reported as "unexpected", like ``cls.*`` for ``AutoModel``);
+``docs/convert.md`` has the PyTorch snippet that reads it. Checks against PyTorch: hf_torch.
 """
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from typing import Optional
 
 import numpy as np
 
+from linkbert_jax.data.features import RELATIONS
 from linkbert_jax.model import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 PT_WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
-RELATION_LABELS = ("contiguous", "random", "linked")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "vocab.txt", "added_tokens.json")
 
@@ -243,8 +242,8 @@ def hf_config_dict(config: ModelConfig, dtype: str = "float32") -> dict:
              position_embedding_type="absolute", tie_word_embeddings=True, is_decoder=False,
              add_cross_attention=False, use_cache=True, classifier_dropout=None, dtype=dtype,
              num_relations=config.num_relations,
-             relation_labels=list(RELATION_LABELS[:config.num_relations])
-             if config.num_relations == len(RELATION_LABELS) else None)
+             relation_labels=list(RELATIONS[:config.num_relations])
+             if config.num_relations == len(RELATIONS) else None)
     return dict(sorted(d.items()))
 
 
