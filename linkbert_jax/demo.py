@@ -84,8 +84,11 @@ def stage_data(args, data_dir: str) -> dict:
 
 
 def latest_step(train_dir: str) -> int:
-    ckpt = os.path.join(train_dir, "checkpoints")
-    steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
+    """The newest *complete* checkpoint (the trainer's own test), 0 if none."""
+    from linkbert_jax.checkpoints import checkpoint_dir, is_complete
+    ckpt = checkpoint_dir(train_dir)
+    names = os.listdir(ckpt) if os.path.isdir(ckpt) else []
+    steps = [int(d) for d in names if d.isdigit() and is_complete(os.path.join(ckpt, d))]
     return max(steps, default=0)
 
 
