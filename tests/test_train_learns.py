@@ -40,13 +40,12 @@ def test_cpu_small_learns_mlm_and_drp(tmp_path):
 def test_cpu_small_learns_on_real_wikipedia(tmp_path):
     """Acceptance 1 on real data: builder output of the gensim Wikipedia sample (106
     articles, real links), the CLI with the small CPU config, about 4 minutes on 2 cores."""
-    import importlib.util
     import subprocess
 
+    from linkbert_jax.samples import wikipedia_sample
+
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    wiki = os.path.join(importlib.util.find_spec("gensim").submodule_search_locations[0],
-                        "test", "test_data", "enwiki-latest-pages-articles1.xml-"
-                        "p000000010p000030302-shortened.bz2")
+    wiki = wikipedia_sample()
     data, work = tmp_path / "data", tmp_path / "train"
     env = dict(os.environ, PYTHONPATH=repo)
     subprocess.run([sys.executable, "-m", "linkbert_jax.data.build", "--input", wiki,

