@@ -1,5 +1,6 @@
 """The newcomer's command, shrunk: every stage runs for real (build from the gensim
-Wikipedia sample, train, export, PyTorch fill-mask and DRP), then a re-run reuses them."""
+Wikipedia sample with MiniLM's vocabulary, continue MiniLM as a LinkBERT, export, PyTorch
+fill-mask and DRP), then a re-run reuses them."""
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _demo(workdir):
     cmd = [sys.executable, "-m", "linkbert_jax.demo", "--workdir", str(workdir),
-           "--steps", "12", "--batch_size", "16", "--vocab_size", "2000"]
+           "--steps", "12", "--batch_size", "8", "--evals", "1"]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
