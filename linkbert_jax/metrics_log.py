@@ -26,10 +26,9 @@ PEAK_FLOPS = (
 
 
 def measured_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a large fp32 square matmul on the default device (median of
-    ``repeats`` after a warm-up): the peak for CPUs, which have no table entry."""
-    import statistics
-
+    """FLOP/s of a large fp32 square matmul on the default device (the fastest of
+    ``repeats`` after a warm-up: a peak, so a moment of load from other processes does not
+    lower it): the peak for CPUs, which have no table entry."""
     import jax
     import jax.numpy as jnp
 
@@ -41,7 +40,7 @@ def measured_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
         t0 = time.perf_counter()
         f(a).block_until_ready()
         times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times)
+    return 2 * n ** 3 / min(times)
 
 
 def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float:
@@ -55,6 +54,14 @@ def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float:
     if kind == "cpu":  # one CPU device spans all cores: measure it (about a second)
         return measured_matmul_flops()
     return float("nan")
+
+
+def peak_flops_total(devices, override: float = 0.0) -> float:
+    """Peak FLOP/s of the whole mesh. CPU "devices" (``JAX_NUM_CPU_DEVICES``) share the
+    same cores, which the measured matmul already uses, so they count once."""
+    kind = devices[0].device_kind
+    per_device = peak_flops_per_device(kind, override)
+    return per_device if kind.lower() == "cpu" else per_device * len(devices)
 
 
 def flops_per_sequence(cfg: ModelConfig, seq_length: int, num_predictions: int) -> float:

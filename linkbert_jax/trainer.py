@@ -258,8 +258,11 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     writer = metrics_log.MetricsWriter(workdir, enabled=jax.process_index() == 0)
     flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
                                            config.masking.max_predictions)
-    peak = metrics_log.peak_flops_per_device(jax.devices()[0].device_kind,
-                                             config.peak_flops_per_device) * jax.device_count()
+    peak = metrics_log.peak_flops_total(jax.devices(), config.peak_flops_per_device)
+    logging.info("MFU against a peak of %.1f TFLOP/s (%d %s devices%s)", peak / 1e12,
+                 jax.device_count(), jax.devices()[0].device_kind,
+                 ", measured 2048^3 matmul" if jax.devices()[0].device_kind.lower() == "cpu"
+                 and not config.peak_flops_per_device else "")
     meter = metrics_log.Throughput(flops * config.global_batch_size,
                                    config.seq_length * config.global_batch_size, peak,
                                    start, total)

@@ -158,3 +158,10 @@ def test_flops_model():
     assert metrics_log.peak_flops_per_device("cpu", 1e9) == 1e9
     cpu_peak = metrics_log.peak_flops_per_device("cpu")  # measured: a large matmul
     assert 1e9 < cpu_peak < 1e14
+
+    class Dev:
+        def __init__(self, kind):
+            self.device_kind = kind
+    # Accelerators add up; CPU "devices" share the cores the measured matmul already used.
+    assert metrics_log.peak_flops_total([Dev("TPU v4")] * 8) == 8 * 275e12
+    assert metrics_log.peak_flops_total([Dev("cpu")] * 8, 1e9) == 1e9
