@@ -29,7 +29,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "data"))
 
-from conftest import gensim_wiki_sample, minilm_tokenizer, synthetic_doc_text, write_jsonl  # noqa: E402
+from conftest import (gensim_wiki_sample, minilm_tokenizer, synthetic_doc_text,  # noqa: E402
+                      write_jsonl)
 from test_train_parallel import _free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -136,11 +137,13 @@ def shrunk(argv: list[str]) -> list[str]:
 _STARTED: list[subprocess.Popen] = []
 
 
-def _kill(procs) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+def _kill(procs) -> list:
+    """Kills those still running; returns them."""
+    killed = [p for p in procs if p.poll() is None]
+    for p in killed:
+        p.kill()
+        p.wait()
+    return killed
 
 
 @pytest.fixture(autouse=True)
@@ -169,16 +172,19 @@ def finish(*procs, timeout: float = 300) -> list[str]:
     """Waits for all; on the first failure the others are killed (a lone peer of a
     distributed run would wait for its coordinator). Returns each one's output."""
     deadline = time.monotonic() + timeout
+    killed = []
     try:
         while any(p.poll() is None for p in procs):
             if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
                 break
             time.sleep(0.2)
     finally:
-        _kill(procs)
+        killed = _kill(procs)
     outs = [open(p.log).read() for p in procs]
-    for p, out in zip(procs, outs):
-        assert p.returncode == 0, f"exit {p.returncode}: {out[-4000:]}"
+    # Those that failed by themselves first, then those killed (deadline or a peer failed).
+    for p, out in sorted(zip(procs, outs), key=lambda po: po[0] in killed):
+        assert p.returncode == 0, (f"exit {p.returncode}" + (" (killed)" if p in killed else "")
+                                   + f": {out[-4000:]}")
     return outs
 
 
