@@ -29,9 +29,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "data"))
 
-from conftest import (gensim_wiki_sample, minilm_tokenizer, synthetic_doc_text,  # noqa: E402
-                      write_jsonl)
+from conftest import synthetic_doc_text, write_jsonl  # noqa: E402
 from test_train_parallel import _free_port  # noqa: E402
+
+from linkbert_jax.samples import minilm_dir, wikipedia_sample  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -249,7 +250,7 @@ def places(tmp_path_factory) -> dict[str, str]:
     BertForMaskedLM(BertConfig(**TINY_BERT)).save_pretrained(bert)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json"):
-        shutil.copy(os.path.join(minilm_tokenizer(), name), bert)
+        shutil.copy(os.path.join(minilm_dir(), name), bert)
     return {"/path/to/bert-base-cased": bert, "/models/bert-base-cased": bert,
             "/models/bert-large-cased": bert, "gs://my-bucket": str(root / "gcs" / "my-bucket"),
             "/shared/": str(root / "shared") + "/"}
@@ -260,7 +261,7 @@ def continued(tmp_path_factory, places):
     """Runs "Continue from a BERT checkpoint" in its own repo-like dir; later sections
     use its data and run (as a reader following the README would)."""
     cwd = repo_like(tmp_path_factory.mktemp("continue"))
-    link(gensim_wiki_sample(), os.path.join(cwd, "enwiki.xml.bz2"))
+    link(wikipedia_sample(), os.path.join(cwd, "enwiki.xml.bz2"))
     commands = [argv for _, argv in shell_commands(CONTINUE)]
     inline = inline_commands(CONTINUE)
     assert [a[:3] for a in commands] == [["python", "-m", "linkbert_jax.data.build"],
@@ -282,7 +283,7 @@ def test_pretrain_on_your_own_corpus(tmp_path, places):
     import pyarrow.parquet as pq
 
     cwd = repo_like(tmp_path)
-    link(gensim_wiki_sample(), tmp_path / "enwiki-latest-pages-articles.xml.bz2")
+    link(wikipedia_sample(), tmp_path / "enwiki-latest-pages-articles.xml.bz2")
     rng = random.Random(0)
     n = 40  # JSONL with links by id and by title (some dangling)
     write_jsonl(tmp_path / "docs.jsonl", [
