@@ -177,8 +177,10 @@ def stage_show(data_dir: str, export_dir: str) -> dict:
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     from linkbert_jax.data.features import RELATIONS
+    from linkbert_jax.hf_torch import quiet_transformers
     tok = AutoTokenizer.from_pretrained(export_dir)
-    mlm = AutoModelForMaskedLM.from_pretrained(export_dir).eval()
+    with quiet_transformers():  # its load report lists the pooler/drp.* keys it skips
+        mlm = AutoModelForMaskedLM.from_pretrained(export_dir).eval()
     print("fill-mask (AutoModelForMaskedLM, top 5):")
     for sentence in FILL_MASK_SENTENCES:
         enc = tok(sentence, return_tensors="pt")
@@ -190,12 +192,14 @@ def stage_show(data_dir: str, export_dir: str) -> dict:
                             for p, i in zip(top.values, top.indices))
         print(f"  {sentence}\n    -> {guesses}")
 
-    encoder = AutoModel.from_pretrained(export_dir).eval()
+    with quiet_transformers():  # its load report lists the cls.*/drp.* keys it skips
+        encoder = AutoModel.from_pretrained(export_dir).eval()
     weights = load_file(os.path.join(export_dir, "model.safetensors"))
     drp = torch.nn.Linear(encoder.config.hidden_size, weights["drp.weight"].shape[0])
     drp.load_state_dict({"weight": weights["drp.weight"].float(),
                          "bias": weights["drp.bias"].float()})
-    print("\ndocument relation prediction on eval pairs (probabilities of "
+    print("\nAutoModel (the encoder) + the exported drp.weight/drp.bias as a torch Linear")
+    print("document relation prediction on eval pairs (probabilities of "
           + " / ".join(RELATIONS) + "):")
     shown = {}
     for rel, ex in eval_pairs(data_dir).items():
@@ -233,7 +237,7 @@ def summary(manifest: dict, ev: dict, seconds: float, workdir: str, png: str) ->
               f"random {ev.get('eval_drp_accuracy_random', 0):.2f}, "
               f"linked {ev.get('eval_drp_accuracy_linked', 0):.2f}), "
               f"MLM accuracy {ev['eval_mlm_accuracy']:.3f} "
-              f"(chance {1 / manifest['vocab_size']:.4f}), MLM loss {ev['eval_mlm_loss']:.3f}")
+              f"(chance 1/{manifest['vocab_size']:,}), MLM loss {ev['eval_mlm_loss']:.3f}")
     print(f"time      {seconds / 60:.1f} min in this run")
     print(f"files     checkpoints  {os.path.join(workdir, 'train', 'checkpoints')}\n"
           f"          tensorboard  tensorboard --logdir {os.path.join(workdir, 'train')}\n"

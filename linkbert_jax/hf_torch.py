@@ -35,7 +35,7 @@ def verify_hf(config: ModelConfig, params, hf_dir: str, *, batch: int = 2, seq_l
     pos = np.broadcast_to(np.arange(L), (batch, L))
     out = LinkBert(cfg).apply({"params": params}, ids, mask, types, pos, deterministic=True)
 
-    with _quiet_transformers():
+    with quiet_transformers():
         mlm = transformers.AutoModelForMaskedLM.from_pretrained(
             hf_dir, attn_implementation="eager").eval()
         base = transformers.AutoModel.from_pretrained(hf_dir, attn_implementation="eager").eval()
@@ -69,7 +69,7 @@ def load_drp_head_torch(hf_dir: str):
     return head.eval()
 
 
-class _quiet_transformers:
+class quiet_transformers:
     """Silence the load report (unexpected cls.*/drp.* keys are expected here)."""
 
     def __enter__(self):
@@ -87,7 +87,7 @@ class _quiet_transformers:
 def load_info_torch(hf_dir: str, auto_class: str, **kw) -> dict:
     """``output_loading_info`` of ``transformers.<auto_class>.from_pretrained(hf_dir)``."""
     import transformers
-    with _quiet_transformers():
+    with quiet_transformers():
         _, info = getattr(transformers, auto_class).from_pretrained(
             hf_dir, output_loading_info=True, **kw)
     return {k: sorted(v) if isinstance(v, set) else v for k, v in info.items()}
