@@ -36,18 +36,24 @@ def median_time(fn, *, warmup: int = 2, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def alternate(fns: dict, *, warmup: int = 2, rounds: int = 5) -> dict:
-    """Median seconds per call of each ``fn``, calls interleaved round by round so
-    that both sides see the same machine conditions."""
+def alternate(fns: dict, *, warmup: int = 2, rounds: int = 5, block: int = 1) -> dict:
+    """Median seconds per call of each ``fn``, interleaved round by round so that every
+    side sees the same machine conditions. With ``block > 1`` each round calls each ``fn``
+    ``block + 1`` times in a row and times the last ``block``: the first call after
+    another library ran absorbs the hand-over (its threads winding down, caches and
+    allocator state), which would otherwise be charged to whichever side runs second."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
+            if block > 1:
+                fn()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -3,9 +3,10 @@ AdamW, built by ``steps.compile_steps`` exactly as the trainer builds it) agains
 Face PyTorch ``BertForPreTraining`` (eager, seq_relationship replaced by a 3-way Linear;
 forward, loss, backward, clip, ``torch.optim.AdamW`` step, zero_grad) in one process:
 same architecture, same batch, fp32, dropout 0.1 on both, the same number of CPU threads.
-Calls alternate ours/theirs round by round; medians after warm-up.
+Calls alternate ours/theirs round by round, in blocks (``--block`` timed calls after one
+untimed hand-over call per side and round); medians after warm-up.
 
-    python bench/train_step.py [--shapes base,small] [--rounds 5] [--warmup 2]
+    python bench/train_step.py [--shapes base,small] [--rounds 5] [--warmup 2] [--block 3]
 
 Shapes: BERT-base (L12/H768, vocab 28,996) at seq 128 x batch 8 and a small model
 (L4/H256) at seq 128 x batch 32; 20 masked positions per sequence (15.6%).
@@ -43,6 +44,8 @@ def _args():
     p.add_argument("--shapes", default="base,small")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--block", type=int, default=3,
+                   help="timed calls per side per round, after one untimed hand-over call")
     p.add_argument("--scan_layers", action="store_true")
     p.add_argument("--attention", default="xla", help="xla | fused")
     return p.parse_args()
@@ -166,7 +169,7 @@ def main():
         print(f"[{name}] L{model_cfg.num_hidden_layers}/H{model_cfg.hidden_size} seq {L} "
               f"x batch {B}; first losses ours {loss0[0]:.3f}, theirs {loss0[1]:.3f} ({what})")
         sec = common.alternate({"ours": ours, "theirs": theirs, "peak": peak_fn},
-                               warmup=args.warmup, rounds=args.rounds)
+                               warmup=args.warmup, rounds=args.rounds, block=args.block)
         peak = peak_flops / sec.pop("peak")
         flops = metrics_log.flops_per_sequence(model_cfg, L, NUM_PREDICTIONS) * B
         tok = {k: B * L / v for k, v in sec.items()}
