@@ -100,6 +100,31 @@ def write_config(workdir: str, config_dict: dict) -> None:
     os.replace(tmp, path)
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(workdir: str, config_dict: dict, ignore=()) -> list[str]:
+    """``"key: saved -> new"`` for every (dotted) key whose value differs between the
+    workdir's saved ``config.json`` and ``config_dict``; [] when there is none saved.
+    Keys starting with an entry of ``ignore`` are left out."""
+    path = os.path.join(workdir, CONFIG_NAME)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        old = _flatten(json.load(f))
+    new = _flatten(json.loads(json.dumps(config_dict, default=str)))
+    keys = sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and not k.startswith(tuple(ignore)))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys]
+
+
 def read_model_config(workdir: str) -> ModelConfig:
     path = os.path.join(workdir, CONFIG_NAME)
     if not os.path.exists(path):

@@ -115,28 +115,52 @@ def latest_step(train_dir: str) -> int:
     return max(steps, default=0)
 
 
+def train_overrides(args, data_dir: str) -> dict:
+    """The ``--config.KEY=VALUE`` overrides the demo passes on top of its config file."""
+    init = {} if args.from_scratch else {"init_from_hf": locate(samples.minilm_dir)}
+    return {**init, "data_dir": data_dir, "num_train_steps": args.steps,
+            "seq_length": args.seq_length, "global_batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "warmup_steps": max(args.steps // (10 if args.from_scratch else 20), 1),
+            "checkpoint_every_steps": max(args.steps // 4, 1),
+            "eval_every_steps": max(args.steps // max(args.evals, 1), 1),
+            "eval_max_batches": 0}
+
+
+def changed_since(train_dir: str, config_file: str, overrides: dict) -> list[str]:
+    """How the config this run would train with differs from the one ``train_dir`` was
+    trained with (the model section and paths aside: the trainer resolves those)."""
+    import importlib.util
+
+    from linkbert_jax.checkpoints import config_changes
+    spec = importlib.util.spec_from_file_location("demo_config", config_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    planned = module.get_config()
+    for key, value in overrides.items():
+        planned[key] = value
+    return config_changes(train_dir, planned.to_dict(),
+                          ignore=("model.", "data_dir", "init_from_hf"))
+
+
 def stage_train(args, data_dir: str, train_dir: str) -> None:
     what = ("a tiny LinkBERT from scratch" if args.from_scratch
             else "continue MiniLM-L6-H384 as a LinkBERT")
     banner(f"2/4 train: {what} on the CPU (MLM + document relation prediction)")
+    config_file = os.path.join(REPO, "configs", MODES[args.mode]["config"])
+    overrides = train_overrides(args, data_dir)
     done = latest_step(train_dir)
     if done >= args.steps:
         print(f"training already finished ({done} steps) in {train_dir}: reusing it")
+        changes = changed_since(train_dir, config_file, overrides)
+        if changes:
+            print("  note: it was trained with another config than this run would use ("
+                  + "; ".join(changes) + f"); remove {train_dir} to train anew")
         return
     if done:
         print(f"resuming training from the checkpoint at step {done}")
-    init = [] if args.from_scratch else [f"--config.init_from_hf={locate(samples.minilm_dir)}"]
-    run([sys.executable, "-m", "linkbert_jax.main",
-         "--config", os.path.join(REPO, "configs", MODES[args.mode]["config"]),
-         "--workdir", train_dir, *init,
-         f"--config.data_dir={data_dir}", f"--config.num_train_steps={args.steps}",
-         f"--config.seq_length={args.seq_length}",
-         f"--config.global_batch_size={args.batch_size}",
-         f"--config.learning_rate={args.learning_rate}",
-         f"--config.warmup_steps={max(args.steps // (10 if args.from_scratch else 20), 1)}",
-         f"--config.checkpoint_every_steps={max(args.steps // 4, 1)}",
-         f"--config.eval_every_steps={max(args.steps // max(args.evals, 1), 1)}",
-         "--config.eval_max_batches=0"])
+    run([sys.executable, "-m", "linkbert_jax.main", "--config", config_file,
+         "--workdir", train_dir, *(f"--config.{k}={v}" for k, v in overrides.items())])
 
 
 def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:

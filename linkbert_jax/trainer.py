@@ -221,7 +221,12 @@ def _run_setup(config, workdir: str, source):
     validate(config, manifest, model_cfg, mesh)
     rules, schedule, tx, abstract, state_sh = components(config, model_cfg, mesh)
     if jax.process_index() == 0:  # with the resolved model (read back by export tools)
-        checkpoints.write_config(workdir, {**config.to_dict(), "model": model_cfg.to_dict()})
+        resolved = {**config.to_dict(), "model": model_cfg.to_dict()}
+        changes = checkpoints.config_changes(workdir, resolved)
+        if changes:
+            log.warning("%s: the config differs from the one this workdir was trained with "
+                        "(the run goes on with the new one): %s", workdir, "; ".join(changes))
+        checkpoints.write_config(workdir, resolved)
     return source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh
 
 

@@ -165,3 +165,33 @@ def test_flops_model():
     # Accelerators add up; CPU "devices" share the cores the measured matmul already used.
     assert metrics_log.peak_flops_total([Dev("TPU v4")] * 8) == 8 * 275e12
     assert metrics_log.peak_flops_total([Dev("cpu")] * 8, 1e9) == 1e9
+
+
+def test_config_changes_against_the_saved_config(tmp_path):
+    from linkbert_jax import checkpoints
+    saved = {"seq_length": 64, "masking": {"max_predictions": 20, "mask_prob": 0.15},
+             "data_dir": "/a"}
+    assert checkpoints.config_changes(str(tmp_path), saved) == []  # nothing saved yet
+    checkpoints.write_config(str(tmp_path), saved)
+    assert checkpoints.config_changes(str(tmp_path), saved) == []
+    new = {"seq_length": 64, "masking": {"max_predictions": 10, "mask_prob": 0.15},
+           "data_dir": "/b", "seed": 1}
+    assert checkpoints.config_changes(str(tmp_path), new) == [
+        "data_dir: '/a' -> '/b'", "masking.max_predictions: 20 -> 10", "seed: None -> 1"]
+    assert checkpoints.config_changes(str(tmp_path), new, ignore=("data_dir", "seed")) == [
+        "masking.max_predictions: 20 -> 10"]
+
+
+def test_demo_says_when_a_finished_run_used_another_config(tmp_path):
+    from linkbert_jax import checkpoints, demo
+    config_file = os.path.join(ROOT, "configs", "cpu_minilm.py")
+    args = demo.parse_args(["--from_scratch", "--steps", "8"])  # no MiniLM lookup needed
+    overrides = demo.train_overrides(args, "/data")
+    planned = load("cpu_minilm")
+    for k, v in overrides.items():
+        planned[k] = v
+    checkpoints.write_config(str(tmp_path), planned.to_dict())
+    assert demo.changed_since(str(tmp_path), config_file, overrides) == []
+    overrides["learning_rate"] = 1.0
+    assert demo.changed_since(str(tmp_path), config_file, overrides) == [
+        f"learning_rate: {planned.learning_rate!r} -> 1.0"]
