@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import gensim_wiki_sample, minilm_tokenizer, run_build, synthetic_doc_text
 
-from linkbert_jax.data import build, records, writer
+from linkbert_jax.data import records, writer
 from linkbert_jax.data.features import serialize_example, feature_spec
 
 

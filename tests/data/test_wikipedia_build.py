@@ -2,7 +2,7 @@
 import json
 import os
 
-from conftest import minilm_tokenizer, run_build
+from conftest import run_build
 
 from linkbert_jax.data import graph, records, wikipedia
 from linkbert_jax.data.features import CONTIGUOUS, LINKED, RANDOM
