@@ -195,3 +195,30 @@ def test_demo_says_when_a_finished_run_used_another_config(tmp_path):
     overrides["learning_rate"] = 1.0
     assert demo.changed_since(str(tmp_path), config_file, overrides) == [
         f"learning_rate: {planned.learning_rate!r} -> 1.0"]
+
+
+@pytest.mark.parametrize("processes, manifest_change, message", [
+    (1, dict(max_seq_length=64), "seq_length 32 < the data's max_seq_length 64"),
+    (2, dict(files={"train": [{}] * 4, "eval": [{}]}),
+     "split 'eval' of the data has 1 file.s., fewer than the 2 processes"),
+    (2, dict(files={"train": [{}], "eval": [{}] * 2}),
+     "split 'train' of the data has 1 file.s., fewer than the 2 processes"),
+])
+def test_data_that_cannot_serve_the_run_fails_at_start_up(monkeypatch, processes,
+                                                          manifest_change, message):
+    c = small_config(eval_every_steps=2)
+    manifest = {"vocab_size": 2048, "max_seq_length": 32, **manifest_change}
+    monkeypatch.setattr(jax, "process_count", lambda: processes)
+    with pytest.raises(ConfigError, match=message):
+        trainer.validate(c, manifest, trainer.model_config_from(c, manifest),
+                         sharding.make_mesh(c.mesh))
+
+
+def test_too_few_eval_files_are_fine_without_eval(monkeypatch):
+    c = small_config(eval_every_steps=0, eval_at_end=False)
+    manifest = {"vocab_size": 2048, "max_seq_length": 32,
+                "files": {"train": [{}] * 2, "eval": [{}]}}
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(ConfigError, match="does not divide over 2 processes"):  # the next check
+        trainer.validate(c, manifest, trainer.model_config_from(c, manifest),
+                         sharding.make_mesh(c.mesh))

@@ -73,13 +73,15 @@ def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_pred
 class SyntheticSource:
     """Stands in for ``linkbert_jax.trainer.TFRecordSource`` (same two methods)."""
 
-    def __init__(self, vocab_size: int = 28996, max_seq_length: int = 128,
+    def __init__(self, vocab_size: int = 28996, max_seq_length: int | None = None,
                  eval_batches: int = 3, step_sleep: float = 0.0):
         self.vocab_size, self.max_seq_length = vocab_size, max_seq_length
         self.eval_batches, self.step_sleep = eval_batches, step_sleep
 
     def manifest(self) -> dict:
-        return {"vocab_size": self.vocab_size, "max_seq_length": self.max_seq_length}
+        """``max_seq_length`` only when given: the batches fit any ``seq_length``."""
+        out = {"vocab_size": self.vocab_size}
+        return out if self.max_seq_length is None else {**out, "max_seq_length": self.max_seq_length}
 
     def batches(self, *, split, batch_size, seq_length, masking, seed, process_index=0,
                 process_count=1, start_batch=0, repeat=True, shuffle=True) -> Iterator[dict]:
