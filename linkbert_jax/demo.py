@@ -37,7 +37,8 @@ from linkbert_jax import hostmem, samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
-# (measured on a 2-core VM: MiniLM 500 steps of 32 x 64 ~ 8 min; scratch 1500 of 64 x 64).
+# (measured on a 2-core VM, end to end: MiniLM 500 steps of 32 x 64 ~6 min; scratch 1500
+# steps of 64 x 64 ~3.3 min).
 MODES = {
     "minilm": dict(config="cpu_minilm.py", steps=500, batch_size=32, learning_rate=2e-4),
     "scratch": dict(config="cpu_small.py", steps=1500, batch_size=64, learning_rate=2e-3),
