@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/input_pipeline.py
 	$(PY) bench/build.py
 	$(PY) bench/compile.py
+	$(PY) bench/profile_step.py
 
 clean:
 	rm -rf $(VENV) demo_workdir

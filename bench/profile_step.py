@@ -1,0 +1,89 @@
+"""Where our train step's time goes: a ``jax.profiler`` trace of the step that
+``bench/train_step.py`` times, summed per kind of XLA:CPU thunk.
+
+    python bench/profile_step.py [--shape base] [--steps 3] [--trace_dir /tmp/linkbert_trace]
+
+XLA:CPU runs one thunk at a time and parallelises inside it (YNNPACK dots, sliced loops),
+so the summed thunk times add up to the step's wall time (plus the tracer's overhead).
+Kinds are thunk names without their numeric suffix: ``ynn_fusion`` are the matrix
+multiplies (with whatever elementwise work YNNPACK fused into them), ``dot`` are dots
+XLA kept for itself, ``*_fusion`` are elementwise/reduce loops, ``copy*``/``transpose*``
+are layout changes. The last line is a key=value summary; the trace directory opens in
+Perfetto or TensorBoard's profile plugin for a per-op timeline.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (re-executes with huge pages, as the trainer does)
+import train_step  # noqa: E402
+
+# Trace events that are not thunks: the executor's own spans, Python and pool waits.
+NOT_THUNKS = ("ThunkExecutor", "$", "SlinkyThreadPool", "PjitFunction")
+
+
+def thunk_times(trace_dir: str) -> collections.Counter:
+    """Microseconds per thunk kind, summed over the traced steps."""
+    paths = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True))
+    if not paths:
+        raise SystemExit(f"no *.trace.json.gz under {trace_dir}: the profiler wrote no trace")
+    with gzip.open(paths[-1]) as f:
+        events = json.load(f)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    out = collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e and not e["name"].startswith(NOT_THUNKS):
+            out[re.sub(r"[.\d]+$", "", e["name"])] += e["dur"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shape", default="base", choices=sorted(train_step.SHAPES))
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--trace_dir", default="/tmp/linkbert_trace")
+    args = ap.parse_args()
+    import jax
+    from linkbert_jax import metrics_log
+
+    arch, L, B = train_step.SHAPES[args.shape]
+    fn, model_cfg = train_step.our_step(arch, L, train_step.make_batch(B, L))
+    for _ in range(3):  # compile and warm up
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        fn()
+    wall = (time.perf_counter() - t0) / args.steps
+    run_dir = os.path.join(args.trace_dir, time.strftime("%Y%m%d-%H%M%S"))
+    jax.profiler.start_trace(run_dir, create_perfetto_trace=True)
+    for _ in range(args.steps):
+        fn()
+    jax.profiler.stop_trace()
+
+    per_step = {k: v / args.steps / 1e3 for k, v in thunk_times(run_dir).items()}
+    total = sum(per_step.values())
+    gflop = metrics_log.flops_per_sequence(model_cfg, L, train_step.NUM_PREDICTIONS) * B / 1e9
+    print(f"[{args.shape}] step {wall * 1e3:.0f} ms untraced; thunks {total:.0f} ms/step "
+          f"traced; {gflop:.1f} useful GFLOP/step; host memory: {common.host_memory()}")
+    for kind, ms in sorted(per_step.items(), key=lambda kv: -kv[1])[:20]:
+        print(f"  {ms:8.1f} ms  {100 * ms / total:5.1f}%  {kind}")
+    dots = per_step.get("ynn_fusion", 0.0) + per_step.get("dot", 0.0)
+    layout = sum(v for k, v in per_step.items() if k.startswith(("copy", "transpose")))
+    print(f"trace: {run_dir}")
+    print(f"profile_step shape={args.shape} step_ms={wall * 1e3:.0f} "
+          f"dot_share={dots / total:.3f} layout_share={layout / total:.3f} "
+          f"other_share={(total - dots - layout) / total:.3f} "
+          f"dot_gflops={gflop / (dots / 1e3):.0f}")
+
+
+if __name__ == "__main__":
+    main()
