@@ -50,7 +50,8 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     c = mod.get_config()
     c.global_batch_size, c.seq_length = batch, seq_length
     c.model.scan_layers = scan
-    model_cfg = trainer.model_config_from(c)
+    # Configs that take the vocabulary from the data (vocab_size 0) get BERT's 30,522.
+    model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 30522})
     mesh = sharding.make_mesh(c.mesh)
     rules, schedule, tx, abstract, state_sh = trainer.components(c, model_cfg, mesh)
     # Warm up JAX itself (backend, tracing machinery) on a trivial jit, not timed.

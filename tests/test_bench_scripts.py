@@ -1,0 +1,62 @@
+"""The benchmark scripts run, shrunk, and end with their key=value summary line.
+
+Smoke tests only: they check that each script still works against the current code and
+prints the figures the README's performance table is made of (finite, positive), never
+how fast anything is (figures come from full runs on a quiet machine, see the README).
+"""
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def run_bench(script: str, *args: str, tmp_path) -> dict:
+    """Run ``bench/<script>`` and parse its last line ``name k=v ...`` into a dict."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), *args],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"{script} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    last = p.stdout.strip().splitlines()[-1].split()
+    assert last[0] == script.removesuffix(".py"), f"{script}: last line is {last!r}"
+    return {k: _number(v) for k, v in (kv.split("=", 1) for kv in last[1:])}
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def assert_positive(figures: dict, *keys: str) -> None:
+    for k in keys:
+        assert k in figures, f"{k} missing from {sorted(figures)}"
+        assert math.isfinite(figures[k]) and figures[k] > 0, (k, figures[k])
+
+
+def test_train_step_and_profile(tmp_path):
+    f = run_bench("train_step.py", "--shapes", "small", "--rounds", "1", "--warmup", "1",
+                  "--block", "2", tmp_path=tmp_path)
+    assert_positive(f, "ratio_small", "mfu_small", "tok_s_ours_small", "tok_s_theirs_small",
+                    "peak_gflops_small")
+    f = run_bench("profile_step.py", "--shape", "small", "--steps", "1",
+                  "--trace_dir", str(tmp_path / "trace"), tmp_path=tmp_path)
+    assert f["shape"] == "small"
+    assert_positive(f, "step_ms", "dot_share", "dot_gflops")
+    assert 0 < f["dot_share"] + f["layout_share"] + f["other_share"] <= 1.001
+
+
+def test_input_pipeline_compile_and_build(tmp_path):
+    f = run_bench("input_pipeline.py", "--seconds", "1", "--records", "1024",
+                  "--data_dir", str(tmp_path / "records"), tmp_path=tmp_path)
+    assert_positive(f, "seq_per_s_128", "seq_per_s_512")
+    f = run_bench("compile.py", "--archs", "tiny", "--seq_length", "128", tmp_path=tmp_path)
+    assert_positive(f, "tiny_scan_s", "tiny_unscan_s")
+    f = run_bench("build.py", "--min_text_mb", "1", "--work_dir", str(tmp_path / "build"),
+                  tmp_path=tmp_path)
+    assert_positive(f, "tokens_per_s", "tokenizer_tokens_per_s", "ratio", "rss_1x_mb")
