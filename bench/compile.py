@@ -37,19 +37,14 @@ def _args():
 
 
 def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
-    import importlib.util
-
     import jax
     import jax.numpy as jnp
     from linkbert_jax import sharding, steps, trainer
+    from linkbert_jax.config_defaults import load_config_file
 
-    spec = importlib.util.spec_from_file_location(
-        arch, os.path.join(common.REPO, "configs", f"{arch}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
-    c.global_batch_size, c.seq_length = batch, seq_length
-    c.model.scan_layers = scan
+    c = load_config_file(os.path.join(common.REPO, "configs", f"{arch}.py"),
+                         {"global_batch_size": batch, "seq_length": seq_length,
+                          "model.scan_layers": scan})
     # Configs that take the vocabulary from the data (vocab_size 0) get BERT's 30,522.
     model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 30522})
     mesh = sharding.make_mesh(c.mesh)

@@ -6,6 +6,9 @@ fraction of ``num_train_steps`` (resolved by ``linkbert_jax.optimizer.warmup_ste
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
 
 from linkbert_jax.architectures import ARCHITECTURES
@@ -82,3 +85,20 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
 
     c.update(overrides)
     return c
+
+
+def load_config_file(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+    """``get_config()`` of a config file (``configs/*.py``), with ``{"a.b": value}``
+    overrides applied: the config ``--config FILE --config.a.b=value`` gives, in-process."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"linkbert_config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    return config

@@ -131,15 +131,9 @@ def train_overrides(args, data_dir: str) -> dict:
 def changed_since(train_dir: str, config_file: str, overrides: dict) -> list[str]:
     """How the config this run would train with differs from the one ``train_dir`` was
     trained with (the model section and paths aside: the trainer resolves those)."""
-    import importlib.util
-
     from linkbert_jax.checkpoints import config_changes
-    spec = importlib.util.spec_from_file_location("demo_config", config_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    planned = module.get_config()
-    for key, value in overrides.items():
-        planned[key] = value
+    from linkbert_jax.config_defaults import load_config_file
+    planned = load_config_file(config_file, overrides)
     return config_changes(train_dir, planned.to_dict(),
                           ignore=("model.", "data_dir", "init_from_hf"))
 

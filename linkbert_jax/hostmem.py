@@ -7,9 +7,9 @@ temporaries in again, 4 KiB at a time: 255,000 page faults and 0.45 s of kernel 
 step, during which both compute threads wait on the process's memory-map lock. glibc's
 ``glibc.malloc.hugetlb=1`` tunable makes ``malloc`` ask for transparent huge pages on
 those mappings (2 MiB faults: 1,346 per step, measured), which made the train step 1.5x
-(small) and 1.3x (BERT-base) faster on the 2-core development VM
-(``bench/train_step.py`` with and without it, ``docs/performance.md``). PyTorch's CPU allocator
-goes through the same ``malloc``, so a benchmark process gives both sides the same help.
+(small) and 1.3x (BERT-base) faster on the 2-core development VM (``bench/train_step.py``
+with and without it, ``docs/performance.md``). PyTorch's CPU allocator goes through the
+same ``malloc``, so a benchmark process gives both sides the same help.
 
 The tunable is read when a process starts, so entry points call :func:`reexec_if_needed`
 before any work: it re-executes the same command line once with the tunable added.

@@ -1,7 +1,6 @@
 """Fast in-process checks of the training pieces: objectives, optimizer, sharding rules,
 microbatch equivalence, config files, and the pre-compile error messages."""
 import glob
-import importlib.util
 import math
 import os
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from linkbert_jax import objectives, optimizer, sharding, steps, trainer  # noqa: E402
+from linkbert_jax import config_defaults, objectives, optimizer, sharding, steps, trainer  # noqa: E402
 from linkbert_jax.errors import ConfigError  # noqa: E402
 from linkbert_jax.model import ModelConfig  # noqa: E402
 from train_synthetic import SyntheticSource, make_batch  # noqa: E402
@@ -22,10 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
+    return config_defaults.load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))
 
 
 def small_config(**kw):
@@ -187,9 +183,7 @@ def test_demo_says_when_a_finished_run_used_another_config(tmp_path):
     config_file = os.path.join(ROOT, "configs", "cpu_minilm.py")
     args = demo.parse_args(["--from_scratch", "--steps", "8"])  # no MiniLM lookup needed
     overrides = demo.train_overrides(args, "/data")
-    planned = load("cpu_minilm")
-    for k, v in overrides.items():
-        planned[k] = v
+    planned = config_defaults.load_config_file(config_file, overrides)
     checkpoints.write_config(str(tmp_path), planned.to_dict())
     assert demo.changed_since(str(tmp_path), config_file, overrides) == []
     overrides["learning_rate"] = 1.0

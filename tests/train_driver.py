@@ -9,7 +9,6 @@ SPEC: {"config": "configs/cpu_small.py", "workdir": DIR, "overrides": {"a.b": va
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -18,19 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from train_synthetic import SyntheticSource  # noqa: E402
 
-
-def load_config(path: str, overrides: dict):
-    spec = importlib.util.spec_from_file_location("cfg", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config()
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return config
+from linkbert_jax.config_defaults import load_config_file  # noqa: E402
 
 
 def run_meshes(spec: dict) -> None:
@@ -41,7 +28,7 @@ def run_meshes(spec: dict) -> None:
     results = []
     for i, case in enumerate(spec["meshes"]):
         mesh = case["mesh"]
-        config = load_config(spec["config"], {**spec.get("overrides", {}),
+        config = load_config_file(spec["config"], {**spec.get("overrides", {}),
                                               **case.get("overrides", {}),
                                               **{f"mesh.{k}": v for k, v in mesh.items()}})
         workdir = os.path.join(spec["workdir"], f"mesh{i}")
@@ -65,7 +52,7 @@ def main() -> int:
         run_meshes(spec)
         return 0
     from linkbert_jax import main as entry
-    config = load_config(spec["config"], spec.get("overrides", {}))
+    config = load_config_file(spec["config"], spec.get("overrides", {}))
     dist = spec.get("distributed", {})
     return entry.run(config, spec["workdir"], SyntheticSource(**spec.get("source", {})),
                      coordinator=dist.get("coordinator"),

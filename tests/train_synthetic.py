@@ -81,7 +81,9 @@ class SyntheticSource:
     def manifest(self) -> dict:
         """``max_seq_length`` only when given: the batches fit any ``seq_length``."""
         out = {"vocab_size": self.vocab_size}
-        return out if self.max_seq_length is None else {**out, "max_seq_length": self.max_seq_length}
+        if self.max_seq_length is not None:
+            out["max_seq_length"] = self.max_seq_length
+        return out
 
     def batches(self, *, split, batch_size, seq_length, masking, seed, process_index=0,
                 process_count=1, start_batch=0, repeat=True, shuffle=True) -> Iterator[dict]:
