@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/build.py
 	$(PY) bench/compile.py
 	$(PY) bench/profile_step.py
+	$(PY) bench/checkpoint_verify.py
 
 clean:
 	rm -rf $(VENV) demo_workdir

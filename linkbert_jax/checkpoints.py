@@ -14,6 +14,13 @@ Orbax writes each step under a temporary name and renames it when complete, so a
 directory interrupted mid-save is never listed (and is cleaned up) on restore. On top of
 that, ``latest_complete_step`` skips a step directory whose item files are missing (a
 copy or filesystem that broke the rename guarantee) and falls back to the previous one.
+
+Integrity: ``save`` stores a checksum of every array (``linkbert_jax.checksums``) in the
+step's ``meta`` and refuses to save non-finite values; ``restore_latest_valid`` (training)
+and ``load_params`` (export) verify them after reading. A step that fails to restore or
+to verify is named in one line and skipped for the previous complete one; training moves
+it to ``WORKDIR/unusable_checkpoints/<step>`` (kept for inspection, out of the way of the
+step being saved again).
 """
 from __future__ import annotations
 
@@ -22,8 +29,12 @@ import logging
 import os
 from typing import Any, Optional
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
+from linkbert_jax import checksums
+from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ModelConfig
 
 log = logging.getLogger("linkbert_jax")
@@ -31,6 +42,16 @@ log = logging.getLogger("linkbert_jax")
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 ITEMS = ("params", "opt_state", "meta")
+CHECKSUMS = "checksums"  # meta key: {item: {array path: checksum}}
+UNUSABLE_DIR = "unusable_checkpoints"
+
+
+class IntegrityError(ValueError):
+    """A checkpoint step whose arrays do not match their checksums or are not finite."""
+
+
+class NoValidCheckpointError(FileNotFoundError):
+    """A workdir without any complete and valid checkpoint."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -49,8 +70,21 @@ def manager(workdir: str, *, max_to_keep: Optional[int] = 3, async_save: bool = 
                                  item_handlers=handlers)
 
 
+def item_checksums(item: str, tree, step: int) -> dict[str, str]:
+    """``{array path: checksum}`` of ``tree``; non-finite values raise (never saved)."""
+    sums = checksums.fingerprints(tree)
+    bad = [path for path, (_, finite) in sums.items() if not finite]
+    if bad:
+        raise NonFiniteLossError(f"{_which(item, bad)} hold NaN/Inf after step {step}: not saved; the last good "
+                                 f"checkpoint is kept")
+    return {path: h for path, (h, _) in sums.items()}
+
+
 def save(mgr: ocp.CheckpointManager, step: int, params, opt_state, meta: dict,
          *, force: bool = False) -> bool:
+    """Save one step (async when the manager is); ``meta`` gains the arrays' checksums."""
+    meta = {**meta, CHECKSUMS: {"params": item_checksums("params", params, step),
+                                "opt_state": item_checksums("opt_state", opt_state, step)}}
     return mgr.save(step, args=ocp.args.Composite(
         params=ocp.args.StandardSave(params), opt_state=ocp.args.StandardSave(opt_state),
         meta=ocp.args.JsonSave(meta)), force=force)
@@ -77,17 +111,139 @@ def is_complete(step_dir: str) -> bool:
         for item, marker in _ITEM_MARKERS.items())
 
 
-def latest_complete_step(mgr: ocp.CheckpointManager, *, discard: bool = False
-                         ) -> Optional[int]:
-    """The newest step whose directory is complete; incomplete ones are named and skipped
-    (and, with ``discard``, deleted so that the step can be saved again)."""
+def complete_steps(mgr: ocp.CheckpointManager, *, discard: bool = False) -> list[int]:
+    """Steps whose directory is complete, newest first; incomplete ones are named and
+    skipped (and, with ``discard``, deleted so that the step can be saved again)."""
+    out = []
     for step in sorted(mgr.all_steps(), reverse=True):
         step_dir = os.path.join(str(mgr.directory), str(step))
         if is_complete(step_dir):
-            return step
+            out.append(step)
+            continue
         log.warning("checkpoint %s is incomplete (interrupted save?): skipped", step_dir)
         if discard:
             mgr.delete(step)
+    return out
+
+
+def latest_complete_step(mgr: ocp.CheckpointManager, *, discard: bool = False
+                         ) -> Optional[int]:
+    """The newest complete step (see ``complete_steps``), or None."""
+    return next(iter(complete_steps(mgr, discard=discard)), None)
+
+
+def _which(item: str, paths: list[str]) -> str:
+    more = f" and {len(paths) - 1} more arrays" if len(paths) > 1 else ""
+    return f"{item}{paths[0]}{more}"
+
+
+def verify(meta: dict, item: str, tree) -> bool:
+    """Raise ``IntegrityError`` unless every array of ``tree`` matches the checksum saved
+    in ``meta`` and is finite; False when the step has no checksums (an older save)."""
+    saved = (meta.get(CHECKSUMS) or {}).get(item)
+    # Matching checksums prove the arrays are the ones saved, which were finite (``save``
+    # refuses others): the finiteness pass is needed only without checksums.
+    sums = checksums.fingerprints(tree, check_finite=saved is None)
+    if saved is not None:
+        wrong = [path for path, (h, _) in sums.items() if saved.get(path) != h]
+        if wrong:
+            raise IntegrityError(f"{_which(item, wrong)} do not match the saved checksums: "
+                                 f"the files changed after the save")
+        if len(saved) != len(sums):
+            raise IntegrityError(f"{item} has {len(sums)} arrays, its checksums "
+                                 f"{len(saved)}")
+    bad = [path for path, (_, finite) in sums.items() if not finite]
+    if bad:
+        raise IntegrityError(f"{_which(item, bad)} hold NaN/Inf after reading")
+    return saved is not None
+
+
+def check_shapes(mgr: ocp.CheckpointManager, step: int, targets: dict) -> None:
+    """A step saved with other array shapes means the config changed, not corruption:
+    ``ConfigError`` (never a silent fall back). Unreadable metadata raises ValueError."""
+    saved = mgr.item_metadata(step)
+    for item, target in targets.items():
+        old = [(tuple(m.shape), str(m.dtype)) for m in jax.tree_util.tree_leaves(saved[item])]
+        flat, _ = jax.tree_util.tree_flatten_with_path(target)
+        new = [(tuple(t.shape), str(t.dtype)) for _, t in flat]
+        diff = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
+        if diff or len(old) != len(new):
+            where = (f"{item}{jax.tree_util.keystr(flat[diff[0]][0])} is "
+                     f"{old[diff[0]]}, the config makes {new[diff[0]]}" if diff else
+                     f"{item} has {len(old)} arrays, the config makes {len(new)}")
+            raise ConfigError(f"checkpoint {step} in {mgr.directory} was saved by another "
+                              f"model or optimizer ({where}); use a new --workdir or the "
+                              f"config it was trained with")
+
+
+def _one_line(e: BaseException) -> str:
+    """The innermost cause of ``e`` on one line (orbax wraps tensorstore's errors in a
+    bare ``Exception`` whose message is a page of spec)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}"
+
+
+def _set_aside(mgr: ocp.CheckpointManager, step: int) -> str:
+    """Move a step out of the manager's way (kept for inspection); the new path."""
+    src = os.path.join(str(mgr.directory), str(step))
+    root = os.path.join(os.path.dirname(str(mgr.directory)), UNUSABLE_DIR)
+    dst, n = os.path.join(root, str(step)), 1
+    while os.path.exists(dst):
+        dst, n = os.path.join(root, f"{step}-{n}"), n + 1
+    if jax.process_index() == 0:
+        os.makedirs(root, exist_ok=True)
+        os.replace(src, dst)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+    mgr.reload()
+    return dst
+
+
+# Errors that are bugs, not damage: never taken for a damaged checkpoint.
+_BUGS = (ConfigError, TypeError, AttributeError, NameError, ImportError, MemoryError)
+
+
+def _restore_verified(mgr, step, params_target, opt_state_target):
+    check_shapes(mgr, step, {"params": params_target, "opt_state": opt_state_target})
+    params, opt_state, meta = restore(mgr, step, params_target, opt_state_target)
+    checked = verify(meta, "params", params)
+    checked = verify(meta, "opt_state", opt_state) and checked
+    if not checked:
+        log.warning("checkpoint %s/%d has no checksums (saved by an older version): "
+                    "restored unverified", mgr.directory, step)
+    return params, opt_state, meta
+
+
+def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_target):
+    """``(step, params, opt_state, meta)`` of the newest step that is complete, restores
+    and verifies; None when there is no complete step.
+
+    Newer unusable steps (damaged files, checksum mismatch, NaN/Inf) are then moved to
+    ``WORKDIR/unusable_checkpoints/`` and named in one line each. When every complete step
+    is unusable, ``IntegrityError`` (nothing is moved: the run never restarts from scratch
+    on its own). A step of other shapes is a ``ConfigError``.
+    """
+    bad = []
+    for step in complete_steps(mgr, discard=True):
+        try:
+            params, opt_state, meta = _restore_verified(mgr, step, params_target,
+                                                        opt_state_target)
+        except _BUGS:
+            raise
+        except Exception as e:  # noqa: BLE001  orbax raises bare Exceptions
+            bad.append((step, _one_line(e)))
+            continue
+        for s, why in bad:
+            moved = _set_aside(mgr, s)
+            log.warning("checkpoint %s/%d is unusable (%s): moved to %s; resuming from step "
+                        "%d", mgr.directory, s, why, moved, step)
+        return step, params, opt_state, meta
+    if bad:
+        raise IntegrityError(f"no checkpoint in {mgr.directory} can be restored: " + "; ".join(
+            f"step {s}: {why}" for s, why in bad) + ". Move them away to start over")
     return None
 
 
@@ -136,31 +292,59 @@ def read_model_config(workdir: str) -> ModelConfig:
     return ModelConfig.from_dict(cfg["model"])
 
 
-def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, Any, int]:
-    """Parameters of a workdir's checkpoint (latest complete one, or ``step``) on host.
-
-    Returns ``(model_config, params, step)``; params as numpy arrays.
-    """
-    model_config = read_model_config(workdir)
-    mgr = manager(workdir, read_only=True, async_save=False)
-    steps = mgr.all_steps()
-    if not steps:
-        raise FileNotFoundError(f"{checkpoint_dir(workdir)}: no complete checkpoint")
-    if step is None:
-        step = max(steps)
-    elif step not in steps:
-        raise ValueError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
-                         f"available: {sorted(steps)}")
-    # Restore onto one local device whatever topology saved it, then to host numpy.
-    import jax
-    import numpy as np
+def _restore_params_on_host(mgr: ocp.CheckpointManager, step: int):
+    """A step's params on one local device (whatever topology saved them), verified,
+    as numpy arrays."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     saved = mgr.item_metadata(step)["params"]
     target = jax.tree_util.tree_map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
-    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
-    mgr.close()
-    return model_config, jax.tree_util.tree_map(np.asarray, out["params"]), step
+    out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target),
+                                                    meta=ocp.args.JsonRestore()))
+    verify(out["meta"], "params", out["params"])
+    return jax.tree_util.tree_map(np.asarray, out["params"])
+
+
+def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, Any, int]:
+    """Parameters of a workdir's checkpoint on host: ``(model_config, params, step)``.
+
+    Without ``step``: the latest checkpoint that is complete and *valid* (restores and
+    matches its checksums); the ones skipped are named in one line each. With ``step``:
+    that one, or ``IntegrityError``/``ValueError`` naming what is wrong with it.
+    """
+    model_config = read_model_config(workdir)
+    mgr = manager(workdir, read_only=True, async_save=False)
+    try:
+        steps = sorted(mgr.all_steps(), reverse=True)
+        if step is not None and step not in steps:
+            raise ValueError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
+                             f"available: {sorted(steps)}")
+        for s in [step] if step is not None else steps:
+            step_dir = os.path.join(checkpoint_dir(workdir), str(s))
+            try:
+                if not is_complete(step_dir):
+                    raise IntegrityError("incomplete (interrupted save?)")
+                return model_config, _restore_params_on_host(mgr, s), s
+            except _BUGS:
+                raise
+            except Exception as e:  # noqa: BLE001  orbax raises bare Exceptions
+                if step is not None:
+                    raise IntegrityError(f"checkpoint {step_dir} is unusable: "
+                                         f"{_one_line(e)}") from None
+                log.warning("checkpoint %s is unusable (%s): skipped", step_dir, _one_line(e))
+        raise NoValidCheckpointError(f"{checkpoint_dir(workdir)}: no complete and valid "
+                                     f"checkpoint")
+    finally:
+        mgr.close()
+
+
+def latest_valid_step(workdir: str) -> Optional[int]:
+    """The step ``load_params(workdir)`` would export (restored and verified), or None.
+    (To export, call ``load_params`` directly: it returns the params it verified.)"""
+    try:
+        return load_params(workdir)[2]
+    except NoValidCheckpointError:
+        return None
 
 
 # A standalone parameters directory (e.g. imported from Hugging Face) that training can

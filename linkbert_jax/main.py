@@ -55,14 +55,15 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
         process_id=None) -> int:
     """The whole program as a function (tests call it with a synthetic ``source``)."""
     from linkbert_jax import trainer
+    from linkbert_jax.checkpoints import IntegrityError
     from linkbert_jax.errors import ConfigError, NonFiniteLossError
     _setup_logging()
     init_distributed(coordinator, num_processes, process_id)
     try:
         trainer.train_and_evaluate(config, workdir, source)
-    except (ConfigError, NonFiniteLossError) as e:
+    except (ConfigError, IntegrityError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, ConfigError) else 3
+        return 3 if isinstance(e, NonFiniteLossError) else 2
     return 0
 
 

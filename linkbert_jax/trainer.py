@@ -135,11 +135,11 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
 
 
 def restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules):
-    """(state, meta): the latest complete checkpoint, else HF weights, else from scratch."""
-    step = checkpoints.latest_complete_step(mgr, discard=True)
-    if step is not None:
-        params, opt_state, meta = checkpoints.restore(mgr, step, abstract.params,
-                                                      abstract.opt_state)
+    """(state, meta): the latest complete and valid checkpoint, else HF weights, else
+    from scratch."""
+    restored = checkpoints.restore_latest_valid(mgr, abstract.params, abstract.opt_state)
+    if restored is not None:
+        step, params, opt_state, meta = restored
         st = jax.device_put(jnp.asarray(meta["step"], jnp.int32), state_sh.step)
         log.info("resumed from checkpoint at step %d", step)
         return steps.TrainState(step=st, params=params, opt_state=opt_state), meta

@@ -60,3 +60,9 @@ def test_input_pipeline_compile_and_build(tmp_path):
     f = run_bench("build.py", "--min_text_mb", "1", "--work_dir", str(tmp_path / "build"),
                   tmp_path=tmp_path)
     assert_positive(f, "tokens_per_s", "tokenizer_tokens_per_s", "ratio", "rss_1x_mb")
+
+
+def test_checkpoint_verify(tmp_path):
+    f = run_bench("checkpoint_verify.py", "--quick", tmp_path=tmp_path)
+    assert f["arch"] == "tiny"
+    assert_positive(f, "state_mb", "save_sums_s", "restore_s", "verify_s", "ratio")
