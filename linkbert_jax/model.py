@@ -289,8 +289,11 @@ class LinkBert(nn.Module):
         self.mlm = MlmHead(cfg, name="mlm")
         self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
-                 masked_positions=None, *, deterministic: bool = True) -> LinkBertOutput:
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None, *,
+               deterministic: bool = True):
+        """Embeddings + encoder layers: the last hidden state ``[B, L, D]``. Task heads
+        (``linkbert_jax.finetune``) call this and :meth:`pool` only, so a task model
+        holds no MLM/DRP parameters."""
         ids_BxL = jnp.asarray(input_ids, jnp.int32)
         mask_BxL = (jnp.ones_like(ids_BxL) if attention_mask is None
                     else jnp.asarray(attention_mask, jnp.int32))
@@ -299,12 +302,21 @@ class LinkBert(nn.Module):
         ids_BxL = nn.with_logical_constraint(ids_BxL, ("batch", "length"))
         h_BxLxD = self.embeddings(ids_BxL, type_BxL, deterministic)
         h_BxLxD = nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
-        h_BxLxD = self.encoder(h_BxLxD, mask_BxL, deterministic)
-        pooled_BxD = jnp.tanh(self.pooler(h_BxLxD[:, 0]))
+        return self.encoder(h_BxLxD, mask_BxL, deterministic)
+
+    def pool(self, h_BxLxD):
+        """BERT's pooler: tanh(dense(h[:, 0])), the [CLS] summary ``[B, D]``."""
+        return jnp.tanh(self.pooler(h_BxLxD[:, 0]))
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+                 masked_positions=None, *, deterministic: bool = True) -> LinkBertOutput:
+        h_BxLxD = self.encode(input_ids, attention_mask, token_type_ids,
+                              deterministic=deterministic)
+        pooled_BxD = self.pool(h_BxLxD)
         drp_BxR = self.drp(pooled_BxD).astype(jnp.float32)
         mlm_BxPxV = None
         if masked_positions is not None or self.is_initializing():
-            pos_BxP = (jnp.zeros(ids_BxL.shape[:1] + (1,), jnp.int32)
+            pos_BxP = (jnp.zeros(h_BxLxD.shape[:1] + (1,), jnp.int32)
                        if masked_positions is None
                        else jnp.asarray(masked_positions, jnp.int32))
             # Gather first, then project: the vocab matmul only at predicted positions.

@@ -44,7 +44,12 @@ def abstract_boxed_params(model_config: ModelConfig, seq_length: int):
 
 def state_shardings(model_config: ModelConfig, seq_length: int, tx, mesh, rules):
     """(abstract TrainState with shardings, TrainState of NamedShardings)."""
-    boxed = abstract_boxed_params(model_config, seq_length)
+    return state_shardings_from_boxed(abstract_boxed_params(model_config, seq_length), tx,
+                                      mesh, rules)
+
+
+def state_shardings_from_boxed(boxed, tx, mesh, rules):
+    """:func:`state_shardings` for any model's abstract boxed parameters (task models)."""
     params_sh = sharding.shardings_from_boxed(boxed, mesh, rules)
     params_abs = nn.unbox(boxed)
     opt_abs = jax.eval_shape(tx.init, params_abs)
@@ -75,13 +80,13 @@ def init_state(model_config: ModelConfig, seq_length: int, tx, rng, shardings_, 
 
 def state_from_params(params, tx, shardings_):
     """A fresh TrainState around given (e.g. Hugging Face) parameters, sharded."""
-    params = jax.tree_util.tree_map(_to_sharded, params, shardings_.params)
+    params = jax.tree_util.tree_map(to_sharded, params, shardings_.params)
     opt_state = jax.jit(tx.init, out_shardings=shardings_.opt_state)(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), shardings_.step)
     return TrainState(step=step, params=params, opt_state=opt_state)
 
 
-def _to_sharded(x, s):
+def to_sharded(x, s):
     """Host array present on every process -> global array with sharding ``s``."""
     import numpy as np
     x = np.asarray(x)
@@ -108,7 +113,14 @@ def _grads_and_stats(params, batch, rng, *, model, rules, microbatches, drp_weig
         stats = objectives.batch_stats(out, mb)
         return objectives.loss_from_stats(stats, norm, drp_weight), stats
 
-    grad_fn = jax.grad(loss_fn, has_aux=True)
+    return accumulate(jax.grad(loss_fn, has_aux=True), params, batch, rng, k)
+
+
+def accumulate(grad_fn: Callable, params, batch: dict, rng, k: int):
+    """``grad_fn(params, microbatch, rng) -> (grads, stats)`` summed over ``k``
+    microbatches (a scan; microbatch ``j`` draws ``fold_in(rng, j)``). ``grad_fn`` must
+    scale its loss by the *global* batch's denominators so that the sums are the
+    gradient of the whole batch."""
     if k == 1:
         return grad_fn(params, batch, rng)
 
@@ -130,12 +142,18 @@ def train_step(state: TrainState, batch: dict, rng, *, model, tx, schedule: Call
     step_rng = jax.random.fold_in(rng, state.step)
     grads, stats = _grads_and_stats(state.params, batch, step_rng, model=model, rules=rules,
                                     microbatches=microbatches, drp_weight=drp_weight)
+    return apply_gradients(state, grads, objectives.summarize(stats, drp_weight), tx=tx,
+                           schedule=schedule)
+
+
+def apply_gradients(state: TrainState, grads, metrics: dict, *, tx, schedule: Callable
+                    ) -> tuple[TrainState, dict]:
+    """The optimizer update of every train step, with grad/param norms and the learning
+    rate added to ``metrics``."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = objectives.summarize(stats, drp_weight)
-    metrics["grad_norm"] = optax.tree.norm(grads)
-    metrics["param_norm"] = optax.tree.norm(params)
-    metrics["learning_rate"] = schedule(state.step)
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params),
+                   learning_rate=schedule(state.step))
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
@@ -160,10 +178,10 @@ def compile_steps(model_config: ModelConfig, config, tx, schedule, mesh, rules,
         donate_argnums=(0,))
     evaluate = jax.jit(functools.partial(eval_step, model=model, rules=rules),
                        in_shardings=(state_sh.params, data_sh), out_shardings=repl)
-    return _under_mesh(train, mesh), _under_mesh(evaluate, mesh)
+    return under_mesh(train, mesh), under_mesh(evaluate, mesh)
 
 
-def _under_mesh(fn: Callable, mesh) -> Callable:
+def under_mesh(fn: Callable, mesh) -> Callable:
     """Trace (and run) ``fn`` with ``mesh`` in context so the model's logical activation
     constraints resolve to mesh axes."""
     @functools.wraps(fn)

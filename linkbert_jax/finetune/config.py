@@ -1,0 +1,72 @@
+"""Fine-tuning defaults for each task family (one place; ``configs/finetune/*.py`` state
+only the differences: the LinkBERT paper's per-task hyperparameters).
+
+``get_config(task, **overrides)`` returns the full ``ml_collections.ConfigDict`` with every
+key the fine-tuning loop reads. The optimizer keys are those of
+``linkbert_jax.optimizer`` (``num_train_steps`` is resolved from the epochs at run time);
+their defaults are Hugging Face ``Trainer``'s, which LinkBERT's run scripts use (AdamW
+0.9/0.999/1e-8, no weight decay, clip 1.0, linear decay, no warmup unless stated).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from linkbert_jax.config_defaults import LOGICAL_AXIS_RULES
+
+# family -> (metric the best-on-dev selection maximises, default max_seq_length)
+FAMILIES = {
+    "seqcls": ("accuracy", 128),
+    "multilabel": ("micro_f1", 128),
+    "regression": ("pearson", 128),
+    "tokcls": ("f1", 128),
+    "qa": ("f1", 384),
+    "mc": ("accuracy", 128),
+}
+
+
+def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
+    if task not in FAMILIES:
+        raise ValueError(f"task must be one of {sorted(FAMILIES)}, got {task!r}")
+    metric, seq_length = FAMILIES[task]
+    c = ml_collections.ConfigDict()
+    c.task = task
+    # Numerics of the encoder (the architecture comes from --init).
+    c.model = ml_collections.ConfigDict(dict(dtype="float32", remat="none", attention="xla"))
+    c.random_init = False  # a baseline: --init's architecture and tokenizer, random weights
+    c.classifier_dropout = -1.0  # < 0: the encoder's hidden_dropout_prob (as HF's None)
+
+    # Data and tokenization.
+    c.max_seq_length = seq_length
+    c.doc_stride = 128  # qa: overlap of consecutive windows of a long context
+    c.max_answer_length = 30  # qa: longest predicted span, in tokens
+    c.n_best_size = 20  # qa: start/end candidates per window
+    c.negative_label = ""  # seqcls: a label left out of micro P/R/F1 (relation extraction)
+    c.multilabel_threshold = 0.0  # multilabel: a label is predicted when its logit > this
+
+    # Optimization (Hugging Face Trainer's defaults unless a task config says otherwise).
+    c.batch_size = 32  # global train batch (per device x accumulation x devices in HF)
+    c.eval_batch_size = 64
+    c.microbatches = 1
+    c.num_train_epochs = 3.0
+    c.num_train_steps = 0  # resolved from the epochs and the training split's size
+    c.learning_rate = 5e-5
+    c.warmup_steps = 0
+    c.warmup_fraction = 0.0  # > 0: warmup = fraction of all steps (HF's warmup_ratio)
+    c.end_learning_rate = 0.0
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.999
+    c.adam_eps = 1e-8
+    c.weight_decay = 0.0  # not on LayerNorm parameters and biases
+    c.grad_clip_norm = 1.0
+
+    # Evaluation, selection, logging.
+    c.metric = metric  # the dev metric that selects the best checkpoint (higher is better)
+    c.eval_every_steps = 0  # 0: at the end of every epoch
+    c.log_every_steps = 20
+    c.seed = 42  # HF Trainer's default seed
+
+    # Parallelism: the pretraining mesh and logical rules.
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.logical_axis_rules = LOGICAL_AXIS_RULES
+    c.update(overrides)
+    return c

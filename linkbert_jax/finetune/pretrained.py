@@ -1,0 +1,90 @@
+"""Where fine-tuning starts: a linkbert-jax pretraining workdir or a Hugging Face BERT
+directory, as ``(ModelConfig, encoder params, tokenizer directory)``.
+
+- A workdir (``config.json`` + ``checkpoints/``): the latest complete checkpoint
+  (``linkbert_jax.checkpoints``) or ``--step``; its tokenizer is the one the corpus
+  builder saved with the data (``<data_dir>/tokenizer``), else that of the Hugging Face
+  checkpoint it continued (``init_from_hf``).
+- Any other directory is read as a Hugging Face BERT (``linkbert_jax.convert.load_hf``).
+
+Only the encoder and the pooler are kept (``embeddings``, ``encoder``, ``pooler``): the
+pretraining heads play no part in a task model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from linkbert_jax import checkpoints, convert
+from linkbert_jax.errors import ConfigError
+from linkbert_jax.model import ModelConfig
+
+ENCODER = ("embeddings", "encoder", "pooler")
+NUMERICS = ("dtype", "remat", "attention")
+
+
+@dataclasses.dataclass
+class Pretrained:
+    config: ModelConfig
+    params: dict  # {"embeddings", "encoder", "pooler"}: numpy, unstacked layers
+    tokenizer_dir: str
+    source: str  # what was read, for the log
+
+
+def is_workdir(path: str) -> bool:
+    return (os.path.isfile(os.path.join(path, checkpoints.CONFIG_NAME))
+            and os.path.isdir(checkpoints.checkpoint_dir(path)))
+
+
+def _workdir_tokenizer(workdir: str) -> Optional[str]:
+    with open(os.path.join(workdir, checkpoints.CONFIG_NAME)) as f:
+        train_config = json.load(f)
+    candidates = [os.path.join(train_config.get("data_dir") or "", "tokenizer"),
+                  train_config.get("init_from_hf") or ""]
+    return next((c for c in candidates if c and os.path.isfile(
+        os.path.join(c, "tokenizer.json"))), None)
+
+
+def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = None,
+         numerics: Optional[dict] = None) -> Pretrained:
+    """The encoder of ``path``, with the given numerics (dtype, remat, ...) set."""
+    if not path or not os.path.isdir(path):
+        raise ConfigError(f"--init {path!r} is not a directory (a linkbert-jax workdir or "
+                          f"a Hugging Face BERT directory)")
+    numerics = {k: v for k, v in (numerics or {}).items() if k in NUMERICS}
+    try:
+        if is_workdir(path):
+            cfg, params, step = checkpoints.load_params(path, step)
+            cfg = cfg.replace(**numerics)
+            source = f"workdir {path} at step {step}"
+            tokenizer = tokenizer or _workdir_tokenizer(path)
+        else:
+            if step is not None:
+                raise ConfigError(f"--step is for a linkbert-jax workdir; {path} is not one")
+            cfg, params = convert.load_hf(path, **numerics)
+            source = f"Hugging Face directory {path}"
+            tokenizer = tokenizer or path
+    except (convert.ConversionError, OSError, ValueError) as err:
+        raise ConfigError(f"--init {path}: {err}") from None
+    params = convert.unstack_layers(dict(params))
+    missing = [k for k in ENCODER if k not in params]
+    if missing:
+        raise ConfigError(f"--init {path}: no {missing[0]} weights")
+    if not tokenizer or not os.path.isfile(os.path.join(tokenizer, "tokenizer.json")):
+        raise ConfigError(f"--init {path}: no fast tokenizer found (tokenizer.json); pass "
+                          f"--tokenizer DIR with the vocabulary the model was trained with")
+    return Pretrained(cfg.replace(scan_layers=False), {k: params[k] for k in ENCODER},
+                      tokenizer, source)
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+    try:
+        tok = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"tokenizer {path}: cannot load ({err})") from None
+    if not getattr(tok, "is_fast", False):
+        raise ConfigError(f"tokenizer {path}: not a fast tokenizer (offsets are needed)")
+    return tok

@@ -1,0 +1,111 @@
+"""The whole fine-tuning program as a function: load the starting point and the data
+(tokenized once), run every seed, and end with the mean ± std table over seeds.
+
+With one seed and no ``--seeds`` the run writes into ``WORKDIR``; with ``--seeds 1,2,3``
+each seed has ``WORKDIR/seed_<s>/`` and ``WORKDIR/summary.{json,md}`` hold the table.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from linkbert_jax.errors import ConfigError, NonFiniteLossError
+
+log = logging.getLogger("linkbert_jax")
+
+
+def setup_logging() -> None:
+    logger = logging.getLogger("linkbert_jax")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO)
+    for name in ("absl", "datasets", "jax._src.xla_bridge"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def summary(results: Sequence[dict]) -> dict:
+    """``{"dev_<metric>": (mean, std, n), "test_<metric>": ...}`` over seeds (std: the
+    sample standard deviation, 0 for one seed)."""
+    out = {}
+    for split in ("dev", "test"):
+        keys = [k for k in results[0].get(split, {}) if all(k in r.get(split, {})
+                                                           for r in results)]
+        for k in keys:
+            x = np.asarray([r[split][k] for r in results], np.float64)
+            out[f"{split}_{k}"] = (float(x.mean()), float(x.std(ddof=1)) if len(x) > 1
+                                   else 0.0, len(x))
+    return out
+
+
+def table(title: str, results: Sequence[dict]) -> str:
+    seeds = ",".join(str(r["seed"]) for r in results)
+    lines = [f"| {title} (seeds {seeds}) | mean ± std |", "|---|---|"]
+    for k, (mean, std, _) in summary(results).items():
+        lines.append(f"| {k} | {mean:.4f} ± {std:.4f} |")
+    return "\n".join(lines)
+
+
+def _write_summary(workdir: str, title: str, results: Sequence[dict]) -> str:
+    text = table(title, results)
+    rows = [{k: v for k, v in r.items() if k != "params"} for r in results]
+    for name, content in (("summary.md", text + "\n"),
+                          ("summary.json", json.dumps({"title": title, "runs": rows,
+                                                       "summary": summary(results)},
+                                                      indent=2))):
+        tmp = os.path.join(workdir, name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(content)
+        os.replace(tmp, os.path.join(workdir, name))
+    return text
+
+
+def finetune(config, *, init: str, files: dict, workdir: str,
+             seeds: Optional[Sequence[int]] = None, step: Optional[int] = None,
+             tokenizer: Optional[str] = None, cache_dir: Optional[str] = None) -> list:
+    """Run every seed; returns their results (``params`` included: the best, on host)."""
+    import jax
+    from linkbert_jax.finetune import loop, pretrained, tasks, train
+
+    pre = pretrained.load(init, step=step, tokenizer=tokenizer, numerics=dict(config.model))
+    tok = pretrained.load_tokenizer(pre.tokenizer_dir)
+    log.info("init: %s (L%d/H%d), tokenizer %s", pre.source, pre.config.num_hidden_layers,
+             pre.config.hidden_size, pre.tokenizer_dir)
+    task_data = tasks.load(tasks.get_task(config.task), files, tok, config,
+                           cache_dir or os.path.join(workdir, "cache"))
+    train.resolve_steps(config, len(task_data.splits["train"]))
+    train.validate(config, pre.config, tok)
+    log.info("%s: %s; %d steps (%s epochs of %d examples, batch %d) on %d devices",
+             config.task, ", ".join(f"{k} {len(v)}" for k, v in task_data.splits.items()),
+             config.num_train_steps, config.num_train_epochs,
+             len(task_data.splits["train"]), config.batch_size, jax.device_count())
+    setup = train.build(config, pre, task_data)
+    compiled = train.compile_steps(setup, task_data.task.loss, config)
+    results = []
+    for seed in seeds or [config.seed]:
+        config.seed = int(seed)
+        out = workdir if not seeds else os.path.join(workdir, f"seed_{seed}")
+        results.append(loop.run_seed(config, pre, task_data, setup, compiled, out))
+    if jax.process_index() == 0:
+        title = f"{config.task} from {init}"
+        text = _write_summary(workdir, title, results)
+        print(text, flush=True)
+    return results
+
+
+def run(config, **kwargs) -> int:
+    """``finetune`` with errors as one line: 2 for bad input or config, 3 for a NaN."""
+    setup_logging()
+    try:
+        finetune(config, **kwargs)
+    except (ConfigError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 3
+    return 0

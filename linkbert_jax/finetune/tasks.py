@@ -1,0 +1,84 @@
+"""The task interface every family implements, the registry, and loading a task's data.
+
+A task (one instance per run: it may learn the label format from the training split):
+
+- ``check(ds, path, labelled)``: one-line :class:`DataError` for anything unusable;
+- ``label_list(train, path)``: the label names, in id order ([] when there are none);
+- ``prepare(ds, path, tokenizer, config, labels, labelled) -> data.Split``;
+- ``predict(logits, split, labels, config)``: one JSON-able prediction per example;
+- ``score(predictions, split, labels, config)``: the metrics of a labelled split;
+- ``model_cls``, ``loss``, ``num_outputs(labels)``; for export ``hf_class`` and
+  ``problem_type`` (``transformers``' names).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from linkbert_jax.finetune import data
+
+# task name -> "module:Class" (imported on use)
+REGISTRY = {
+    "seqcls": "linkbert_jax.finetune.seqcls:SingleLabel",
+    "multilabel": "linkbert_jax.finetune.seqcls:MultiLabel",
+    "regression": "linkbert_jax.finetune.seqcls:Regression",
+}
+
+
+def get_task(name: str):
+    if name not in REGISTRY:
+        raise data.DataError(f"task {name!r} is not one of {sorted(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+class Task:
+    name = ""
+    model_cls = None
+    loss = None
+    hf_class = ""
+    problem_type = None
+
+    def num_outputs(self, labels) -> int:
+        return len(labels)
+
+    def label_list(self, train, path: str) -> list:
+        return []
+
+
+@dataclasses.dataclass
+class TaskData:
+    task: Task
+    labels: list  # label names in id order
+    splits: dict  # name -> data.Split
+    tokenizer: object  # the fast tokenizer the splits were tokenized with
+
+    @property
+    def num_outputs(self) -> int:
+        return self.task.num_outputs(self.labels)
+
+
+def has_labels(task: Task, ds) -> bool:
+    return all(f in ds.column_names for f in task.label_fields)
+
+
+def load(task: Task, files: dict, tokenizer, config, cache_dir=None) -> TaskData:
+    """Read, check and tokenize the given splits (``train`` and ``validation`` required,
+    ``test`` optional and possibly unlabelled)."""
+    for split in ("train", "validation"):
+        if not files.get(split):
+            raise data.DataError(f"no {split} file given (--{split}_file)")
+    raw = {s: (files[s], data.load_split(files[s], cache_dir)) for s in data.SPLITS
+           if files.get(s)}
+    train_path, train = raw["train"]
+    task.check(train, train_path, True)
+    labels = task.label_list(train, train_path)
+    splits = {}
+    for name, (path, ds) in raw.items():
+        labelled = name != "test" or has_labels(task, ds)
+        if name != "train":
+            task.check(ds, path, labelled)
+        splits[name] = task.prepare(ds, path, tokenizer, config, labels, labelled)
+        if len(splits[name]) == 0:
+            raise data.DataError(f"{path}: no usable records")
+    return TaskData(task, labels, splits, tokenizer)

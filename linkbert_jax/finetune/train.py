@@ -1,0 +1,178 @@
+"""Fine-tune one seed, in named sections: checks, mesh, model, shard, steps, loop
+(update, log, eval + best-on-dev selection), predictions.
+
+The step is the pretraining pattern (``linkbert_jax.steps``): a pure
+``(state, batch, rng) -> (state, metrics)`` with ``rng = fold_in(rng, step)``, gradient
+accumulation over microbatches, the state donated, parameters and batches sharded by the
+same logical axis rules on the same mesh, AdamW + warmup + linear decay
+(``linkbert_jax.optimizer``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linkbert_jax import metrics_log, optimizer, sharding, steps
+from linkbert_jax.errors import ConfigError, NonFiniteLossError
+from linkbert_jax.finetune import data
+
+log = logging.getLogger("linkbert_jax")
+
+
+@dataclasses.dataclass
+class Setup:
+    model: nn.Module
+    mesh: object
+    rules: tuple
+    tx: object
+    schedule: object
+    state_sh: object
+    data_sh: object
+
+
+# ---------------------------------------------------------------------------- checks
+
+def resolve_steps(config, num_train: int) -> None:
+    """``num_train_steps`` from the epochs (as HF Trainer: ceil(epochs x steps/epoch))."""
+    per_epoch = data.steps_per_epoch(num_train, config.batch_size)
+    config.num_train_steps = max(1, math.ceil(config.num_train_epochs * per_epoch))
+
+
+def validate(config, model_cfg, tokenizer) -> None:
+    """Everything that would otherwise fail deep inside compilation, as one message."""
+    mesh = sharding.make_mesh(config.mesh)
+    dp = sharding.data_parallel_size(mesh, sharding.rules_from_config(config))
+    for name, b, unit in (("batch_size", config.batch_size, dp * config.microbatches),
+                          ("eval_batch_size", config.eval_batch_size, dp)):
+        if b <= 0 or b % unit or b % jax.process_count():
+            raise ConfigError(f"{name} {b} is not divisible by {unit} (data-parallel size "
+                              f"{dp} x microbatches) and {jax.process_count()} processes")
+    if config.max_seq_length > model_cfg.max_position_embeddings:
+        raise ConfigError(f"max_seq_length {config.max_seq_length} > the model's "
+                          f"max_position_embeddings {model_cfg.max_position_embeddings}")
+    if len(tokenizer) > model_cfg.vocab_size:
+        raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's "
+                          f"vocabulary {model_cfg.vocab_size}: not the model's tokenizer; "
+                          f"pass --tokenizer DIR")
+
+
+# ---------------------------------------------------------------------------- model, shard
+
+def _example_inputs(split: data.Split):
+    return tuple(jnp.asarray(split.arrays[k][:1]) for k in data.INPUTS)
+
+
+def build(config, pretrained, task_data) -> Setup:
+    mesh = sharding.make_mesh(config.mesh)
+    rules = sharding.rules_from_config(config)
+    dropout = (config.classifier_dropout if config.classifier_dropout >= 0
+               else pretrained.config.hidden_dropout_prob)
+    model = task_data.task.model_cls(pretrained.config, task_data.num_outputs, dropout)
+    tx, schedule = optimizer.make_optimizer(config), optimizer.learning_rate_schedule(config)
+    inputs = _example_inputs(task_data.splits["train"])
+    boxed = jax.eval_shape(lambda r: model.init(r, *inputs)["params"], jax.random.key(0))
+    _, state_sh = steps.state_shardings_from_boxed(boxed, tx, mesh, rules)
+    return Setup(model, mesh, rules, tx, schedule, state_sh,
+                 sharding.batch_sharding(mesh, rules))
+
+
+def initial_params(setup: Setup, pretrained, split: data.Split, seed: int,
+                   random_init: bool = False) -> dict:
+    """The model's own init (seeded: the head, and the encoder when ``random_init``),
+    with the pretrained encoder put in."""
+    inputs = _example_inputs(split)
+    init = jax.jit(lambda r: nn.unbox(setup.model.init(r, *inputs)["params"]))
+    params = jax.tree_util.tree_map(np.asarray, init(jax.random.key(seed)))
+    if not random_init:
+        for name in params["bert"]:
+            fresh = jax.tree_util.tree_structure(params["bert"][name])
+            if jax.tree_util.tree_structure(pretrained.params[name]) != fresh:
+                raise ConfigError(f"pretrained {name} weights do not fit the task model")
+            params["bert"][name] = pretrained.params[name]
+    return params
+
+
+# ---------------------------------------------------------------------------- steps
+
+def _logits(model, params, batch, rng, deterministic):
+    return model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
+                       batch["token_type_ids"], deterministic=deterministic,
+                       rngs=None if deterministic else {"dropout": rng})
+
+
+def train_step(state, batch, rng, *, model, loss, tx, schedule, rules, microbatches=1):
+    step_rng = jax.random.fold_in(rng, state.step)
+    count = jnp.maximum(loss.count(batch["labels"], batch["example_weight"]), 1.0)
+
+    def loss_fn(params, mb, r):
+        with nn.logical_axis_rules(rules):
+            logits = _logits(model, params, mb, r, deterministic=False)
+        total = loss.total(logits, mb["labels"], mb["example_weight"])
+        return total / count, total
+
+    grads, total = steps.accumulate(jax.grad(loss_fn, has_aux=True), state.params, batch,
+                                    step_rng, microbatches)
+    return steps.apply_gradients(state, grads, {"loss": total / count}, tx=tx,
+                                 schedule=schedule)
+
+
+def eval_step(params, batch, *, model, rules):
+    with nn.logical_axis_rules(rules):
+        return _logits(model, params, batch, None, deterministic=True)
+
+
+def compile_steps(setup: Setup, loss, config):
+    repl = sharding.replicated(setup.mesh)
+    train = jax.jit(functools.partial(
+        train_step, model=setup.model, loss=loss, tx=setup.tx, schedule=setup.schedule,
+        rules=setup.rules, microbatches=int(config.microbatches)),
+        in_shardings=(setup.state_sh, setup.data_sh, repl),
+        out_shardings=(setup.state_sh, repl), donate_argnums=(0,))
+    evaluate = jax.jit(functools.partial(eval_step, model=setup.model, rules=setup.rules),
+                       in_shardings=(setup.state_sh.params, setup.data_sh),
+                       out_shardings=repl)
+    return steps.under_mesh(train, setup.mesh), steps.under_mesh(evaluate, setup.mesh)
+
+
+def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int):
+    """Logits of every row of ``split``, in order, on the host."""
+    out = []
+    for batch in data.eval_batches(split, batch_size, jax.process_index(),
+                                   jax.process_count()):
+        out.append(np.asarray(jax.device_get(
+            eval_fn(params, sharding.global_batch(batch, setup.data_sh)))))
+    return np.concatenate(out)[:len(split)]
+
+
+def write_jsonl(path: str, rows) -> None:
+    """All rows, or nothing: a temp file renamed into place."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def check_finite(step: int, loss: float) -> None:
+    if not np.isfinite(loss):
+        raise NonFiniteLossError(f"loss is {loss} at step {step}: fine-tuning stopped; "
+                                 f"lower the learning rate or check the data")
+
+
+def progress_line(step, total, epoch, m, rate) -> str:
+    eta = rate.get("eta_sec", float("nan"))
+    eta_s = metrics_log.time.strftime("%H:%M:%S", metrics_log.time.gmtime(eta)) \
+        if math.isfinite(eta) else "?"
+    return (f"step {step}/{total}  epoch {epoch:.2f}  loss {m['loss']:.4f}  "
+            f"lr {m['learning_rate']:.2e}  |g| {m['grad_norm']:.2f}  "
+            f"{rate['steps_per_sec']:.2f} st/s  {rate['examples_per_sec']:.1f} ex/s  "
+            f"eta {eta_s}")
