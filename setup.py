@@ -29,6 +29,11 @@ setup(
         "matplotlib",
         "tensorboardX",
         "absl-py",
+        # Fine-tuning metrics (linkbert_jax.finetune.metrics): accuracy/F1, correlations,
+        # entity-level F1 of BIO tags.
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+        "seqeval>=1.2",
     ],
     extras_require={
         "test": [

@@ -112,19 +112,36 @@ def _tokcls_rows(arts, n, rng):
 
 
 def _qa_rows(arts, n, rng):
-    """Which linked article does this passage mention? (SQuAD layout; every mention is a
-    gold answer, the passage is the sentence and its neighbours)."""
+    """Which linked article does this sentence mention? (SQuAD layout; every mention is a
+    gold answer)."""
     rows = []
     for i, (s, spans) in enumerate(_with_mentions(arts, rng)[:n]):
-        context = s
-        starts = [a for a, _ in spans]
         rows.append({"id": f"q{i}", "question": "Which linked article is mentioned?",
-                     "context": context, "answers": {"answer_start": starts,
-                                                     "text": [s[a:b] for a, b in spans]}})
+                     "context": s, "answers": {"answer_start": [a for a, _ in spans],
+                                               "text": [s[a:b] for a, b in spans]}})
     return rows
 
 
-MAKERS = {"seqcls": _seqcls_rows, "mc": _mc_rows, "tokcls": _tokcls_rows, "qa": _qa_rows}
+def _multilabel_rows(arts, n, rng):
+    """The seqcls question, plus a second label for long sentences: label lists."""
+    rows = _seqcls_rows(arts, n, rng)
+    for r in rows:
+        r["label"] = [r["label"]] + (["long"] if len(r["sentence2"]) > 120 else [])
+    return rows
+
+
+def _regression_rows(arts, n, rng):
+    """Single sentences scored by their share of words longer than six letters."""
+    rows = []
+    for i, r in enumerate(_seqcls_rows(arts, n, rng)):
+        words = r["sentence2"].split()
+        rows.append({"id": f"r{i}", "sentence": r["sentence2"],
+                     "label": sum(len(w) > 6 for w in words) / len(words)})
+    return rows
+
+
+MAKERS = {"seqcls": _seqcls_rows, "mc": _mc_rows, "tokcls": _tokcls_rows, "qa": _qa_rows,
+          "multilabel": _multilabel_rows, "regression": _regression_rows}
 
 
 def real_task(family: str, out_dir, n_train: int = 256, n_dev: int = 128,
