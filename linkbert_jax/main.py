@@ -7,48 +7,18 @@ itself; elsewhere pass ``--coordinator_address=host:port --num_processes=N
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from linkbert_jax import runtime
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                   "host:port of process 0 (multi-process without a "
-                                   "cluster environment JAX detects)")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def init_distributed(coordinator: str | None, num_processes: int | None,
-                     process_id: int | None) -> None:
-    """Explicit flags, else auto-detection on TPU pods / GPU clusters, else one process."""
-    import jax
-    if coordinator:
-        jax.distributed.initialize(coordinator_address=coordinator,
-                                   num_processes=num_processes, process_id=process_id)
-        return
-    try:
-        jax.distributed.initialize()
-    except (ValueError, RuntimeError):  # no cluster environment: a single process
-        pass
-
-
-def _setup_logging() -> None:
-    """Our progress lines on stderr; orbax/absl chatter only at WARNING and above."""
-    logger = logging.getLogger("linkbert_jax")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU backend"
 
 
 def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
@@ -57,8 +27,8 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
     from linkbert_jax import trainer
     from linkbert_jax.checkpoints import IntegrityError
     from linkbert_jax.errors import ConfigError, NonFiniteLossError
-    _setup_logging()
-    init_distributed(coordinator, num_processes, process_id)
+    runtime.setup_logging()
+    runtime.init_distributed(coordinator, num_processes, process_id)
     try:
         trainer.train_and_evaluate(config, workdir, source)
     except (ConfigError, IntegrityError, NonFiniteLossError) as e:

@@ -18,6 +18,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from linkbert_jax import runtime
+
 _DEFAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
 _TASK = flags.DEFINE_string("task", None, "task family (sets the default config)")
@@ -32,6 +34,7 @@ _TEST = flags.DEFINE_string("test_file", None, "test split (JSON lines, labels o
 _WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
 _SEEDS = flags.DEFINE_list("seeds", None, "run once per seed and report mean ± std")
 _CACHE = flags.DEFINE_string("cache_dir", None, "tokenized data cache (default WORKDIR/cache)")
+_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
 flags.mark_flags_as_required(["init", "train_file", "validation_file", "workdir"])
 
 
@@ -58,7 +61,8 @@ def main(argv):
     seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
     sys.exit(run.run(config, init=_INIT.value, files=files, workdir=_WORKDIR.value,
                      seeds=seeds, step=_STEP.value, tokenizer=_TOKENIZER.value,
-                     cache_dir=_CACHE.value))
+                     cache_dir=_CACHE.value, coordinator=_COORDINATOR.value,
+                     num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
 
 
 if __name__ == "__main__":

@@ -70,3 +70,23 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     c.logical_axis_rules = LOGICAL_AXIS_RULES
     c.update(overrides)
     return c
+
+
+def from_table(tables: dict, arg: str) -> ml_collections.ConfigDict:
+    """The config of a row of a task table (``configs/finetune/*.py``): ``tables`` maps
+    ``base``/``large`` to ``{task: (family, metric, learning rate, epochs,
+    max_seq_length, batch, warmup, {other keys})}``, warmup an int (steps) or a float (a
+    fraction); ``arg`` is ``task`` or ``task,large``."""
+    name, _, size = (arg or "").partition(",")
+    rows = tables["large" if size == "large" else "base"]
+    if name not in rows:
+        raise ValueError(f"unknown task {name!r}; one of {sorted(rows)} (add ',large' for "
+                         f"the large model's hyperparameters)")
+    family, metric, lr, epochs, length, batch, warmup, extra = rows[name]
+    c = get_config(family, metric=metric, learning_rate=lr, num_train_epochs=float(epochs),
+                   max_seq_length=length, batch_size=batch, **extra)
+    if isinstance(warmup, float):
+        c.warmup_fraction = warmup
+    else:
+        c.warmup_steps = warmup
+    return c

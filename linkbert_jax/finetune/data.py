@@ -82,7 +82,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
-def featurize(ds, fn, *parts) -> "datasets.Dataset":
+def featurize(ds, fn, *parts):
     """``ds.map(fn, batched=True)`` with all input columns removed, cached by ``datasets``
     under a fingerprint of the dataset and ``parts`` (task, tokenizer, lengths, labels)."""
     key = json.dumps([ds._fingerprint, *parts], sort_keys=True, default=str)

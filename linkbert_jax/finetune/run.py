@@ -19,18 +19,6 @@ from linkbert_jax.errors import ConfigError, NonFiniteLossError
 log = logging.getLogger("linkbert_jax")
 
 
-def setup_logging() -> None:
-    logger = logging.getLogger("linkbert_jax")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(logging.INFO)
-    for name in ("absl", "datasets", "jax._src.xla_bridge"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def summary(results: Sequence[dict]) -> dict:
     """``{"dev_<metric>": (mean, std, n), "test_<metric>": ...}`` over seeds (std: the
     sample standard deviation, 0 for one seed)."""
@@ -100,9 +88,11 @@ def finetune(config, *, init: str, files: dict, workdir: str,
     return results
 
 
-def run(config, **kwargs) -> int:
+def run(config, *, coordinator=None, num_processes=None, process_id=None, **kwargs) -> int:
     """``finetune`` with errors as one line: 2 for bad input or config, 3 for a NaN."""
-    setup_logging()
+    from linkbert_jax import runtime
+    runtime.setup_logging("datasets")
+    runtime.init_distributed(coordinator, num_processes, process_id)
     try:
         finetune(config, **kwargs)
     except (ConfigError, NonFiniteLossError) as err:
