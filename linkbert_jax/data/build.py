@@ -16,18 +16,23 @@ import multiprocessing
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from linkbert_jax.data import graph, index, readers, sampler, tokenizer as tokenizer_lib, writer
+from linkbert_jax.data import graph, index, outdir, readers, sampler
+from linkbert_jax.data import tokenizer as tokenizer_lib
+from linkbert_jax.data import writer
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME, RELATIONS
 
 log = logging.getLogger("linkbert_jax.data.build")
 WORK = ".work"
 TOKENIZER = "tokenizer"
 # Options that do not change the output (excluded from the manifest and the reuse check).
-_RUNTIME_ONLY = ("workers", "overwrite", "progress", "output_dir")
+_RUNTIME_ONLY = ("workers", "overwrite", "progress", "output_dir", "explicit_fields")
+_FIELD_FLAGS = {"id": "id_field", "title": "title_field", "text": "text_fields",
+                "links": "links_field"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,15 +56,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="contiguous,random,linked probabilities (fractions allowed)")
     p.add_argument("--examples_per_segment", type=float, default=1.0,
                    help="examples per segment of each split (like BERT's dupe_factor)")
-    p.add_argument("--id_field", default="id")
-    p.add_argument("--title_field", default="title")
-    p.add_argument("--text_fields", default="text", help="comma-separated, joined by newline")
-    p.add_argument("--links_field", default="links")
+    p.add_argument("--id_field", help="default id")
+    p.add_argument("--title_field", help="default title")
+    p.add_argument("--text_fields", help="comma-separated, joined by newline (default text)")
+    p.add_argument("--links_field", help="default links")
     p.add_argument("--wikitext_parser", default="fast", choices=("fast", "mwparserfromhell"))
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no_progress", dest="progress", action="store_false")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # Fields named on the command line must exist; defaults may be optional (a title).
+    args.explicit_fields = tuple(role for role, flag in _FIELD_FLAGS.items()
+                                 if getattr(args, flag) is not None)
+    for role, flag in _FIELD_FLAGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, role)
+    return args
 
 
 def _fraction(s: str) -> float:
@@ -74,9 +86,15 @@ def recorded_options(args: argparse.Namespace) -> dict:
         raise readers.DataError(f"--relation_probs needs 3 non-negative numbers, got "
                                 f"{args.relation_probs!r}")
     opts["relation_probs"] = [p / sum(probs) for p in probs]
-    opts["segment_length"] = args.segment_length or (args.max_seq_length - 3) // 2
-    if opts["segment_length"] < 1 or 2 * opts["segment_length"] + 3 > args.max_seq_length * 2:
-        raise readers.DataError("--segment_length must be positive")
+    if args.max_seq_length < 5:
+        raise readers.DataError(f"--max_seq_length {args.max_seq_length} is too small: a "
+                                f"pair [CLS] A [SEP] B [SEP] needs at least 5 tokens")
+    seg = opts["segment_length"] = args.segment_length or (args.max_seq_length - 3) // 2
+    if seg < 1:
+        raise readers.DataError(f"--segment_length must be at least 1, got {seg}")
+    if seg > args.max_seq_length - 2:
+        raise readers.DataError(f"--segment_length {seg} is too long for --max_seq_length "
+                                f"{args.max_seq_length} (at most {args.max_seq_length - 2})")
     if not 0 <= args.eval_fraction < 1:
         raise readers.DataError("--eval_fraction must be in [0, 1)")
     if args.num_shards < 1 or args.num_eval_shards < 1 or args.workers < 1:
@@ -84,31 +102,25 @@ def recorded_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-def _clean(output_dir: str, everything: bool) -> None:
-    """Removes what a build writes (a stale or unfinished build); nothing else."""
-    for name in os.listdir(output_dir):
-        path = os.path.join(output_dir, name)
-        ours = (name.endswith((".tfrecord", writer.TMP_SUFFIX)) or name in (WORK, TOKENIZER)
-                or name == DOCUMENTS_NAME or (everything and name == MANIFEST_NAME))
-        if ours:
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+def field_map(args) -> readers.FieldMap:
+    return readers.FieldMap(id=args.id_field, title=args.title_field,
+                            text=tuple(f for f in args.text_fields.split(",") if f),
+                            links=args.links_field)
 
 
-def _reader(args, opts, counters, redirects):
-    fields = readers.FieldMap(id=args.id_field, title=args.title_field,
-                              text=tuple(f for f in args.text_fields.split(",") if f),
-                              links=args.links_field)
-    return readers.read_documents(args.input, args.format, fields, counters, redirects)
+def _reader(args, counters, redirects):
+    return readers.read_documents(args.input, args.format, field_map(args), counters,
+                                  redirects)
 
 
-def prepare_tokenizer(args, opts, out_dir: str) -> dict:
+def prepare_tokenizer(args, tokenizer_src: str | None, out_dir: str) -> dict:
     dst = os.path.join(out_dir, TOKENIZER)
-    if args.tokenizer:
-        tokenizer_lib.copy_pretrained(args.tokenizer, dst)
+    if tokenizer_src:
+        tokenizer_lib.copy_pretrained(tokenizer_src, dst)
     else:
         quiet = readers.Counters(quiet=True)
         texts = (index.to_plain(d.text, d.wikitext, args.wikitext_parser, ())[0]
-                 for d in _reader(args, opts, quiet, {}))
+                 for d in _reader(args, quiet, {}))
         tokenizer_lib.train_wordpiece(texts, args.train_vocab_size, dst, not args.cased)
     return tokenizer_lib.describe(dst)
 
@@ -143,73 +155,139 @@ def _write_documents(out_dir, work_dir, corpus) -> None:
     os.replace(path + writer.TMP_SUFFIX, path)
 
 
-def build(args: argparse.Namespace) -> dict:
-    opts = recorded_options(args)
+def planned_names(args) -> set[str]:
+    """Every name a build with ``args`` may write in its output dir."""
+    shards = {writer.shard_name(split, k, n) for split, n in
+              (("train", args.num_shards), ("eval", args.num_eval_shards)) for k in range(n)}
+    return shards | {WORK, TOKENIZER, DOCUMENTS_NAME, MANIFEST_NAME}
+
+
+def reusable(args, opts: dict, inputs: list[dict]) -> dict | None:
+    """The finished build in the output dir if it was made from the same options and
+    inputs (None if there is none, or with --overwrite); else a DataError saying why."""
     out = args.output_dir
-    os.makedirs(out, exist_ok=True)
-    old = writer.load_manifest(out)
-    if old is not None and not args.overwrite:
-        if old.get("options") == opts:
-            print(f"{out}: already built with these options ({old['num_examples']['train']} "
-                  f"train / {old['num_examples']['eval']} eval examples); reusing it "
-                  f"(--overwrite to rebuild)")
-            return old
+    old = None if args.overwrite or not os.path.isdir(out) else writer.load_manifest(out)
+    if old is None:
+        return None
+    if old.get("options") != opts:
         raise readers.DataError(f"{out} holds a build made with other options; pass "
                                 f"--overwrite or choose another --output_dir")
-    _clean(out, everything=True)
+    why = outdir.input_change(old.get("inputs"), inputs)
+    if why:
+        raise readers.DataError(f"{out} was built from other input: {why}; rebuild with "
+                                f"--overwrite")
+    print(f"{out}: already built with these options and inputs "
+          f"({old['num_examples']['train']} train / {old['num_examples']['eval']} eval "
+          f"examples); reusing it (--overwrite to rebuild)")
+    return old
+
+
+def _inputs_outside_the_build(args, inputs: list[str], scratch: str) -> str | None:
+    """The tokenizer to read: a copy in ``scratch`` if it lies inside the output dir
+    (which the build rewrites). An --input among the builder's own files is refused."""
+    out, owned = args.output_dir, outdir.owned_names(args.output_dir) or set()
+    for path in inputs:
+        if outdir.inside(path, out):
+            top = os.path.relpath(os.path.realpath(path), os.path.realpath(out))
+            if top.split(os.sep)[0] in owned:
+                raise readers.DataError(f"--input {path} is a file of the build in "
+                                        f"{out}, which a rebuild replaces: copy it elsewhere")
+    if not args.tokenizer or not outdir.inside(args.tokenizer, out):
+        return args.tokenizer
+    if not os.path.isdir(args.tokenizer):
+        raise FileNotFoundError(f"{args.tokenizer}: tokenizer directory not found")
+    copy = os.path.join(scratch, "tokenizer")
+    shutil.copytree(args.tokenizer, copy)
+    return copy
+
+
+def build(args: argparse.Namespace) -> dict:
+    opts = recorded_options(args)
+    inputs = readers.expand_inputs(args.input, args.format)
+    for warning in readers.check_fields(inputs, args.format, field_map(args),
+                                        args.explicit_fields):
+        log.warning("%s", warning)
+    fingerprints = outdir.fingerprint_inputs(inputs)
+    old = reusable(args, opts, fingerprints)
+    if old is not None:
+        return old
+    with tempfile.TemporaryDirectory(prefix="linkbert_build_") as scratch:
+        tokenizer_src = _inputs_outside_the_build(args, inputs, scratch)
+        outdir.claim(args.output_dir, planned_names(args), args.overwrite)
+        return _build(args, opts, tokenizer_src, fingerprints)
+
+
+def _index(args, work: str, counters, redirects, pool) -> index.IndexResult:
+    from tqdm import tqdm
+
+    with tqdm(desc="documents", unit="doc", disable=not args.progress) as bar:
+        res = index.build_index(_reader(args, counters, redirects), work, counters,
+                                pool, window=4 * args.workers, progress=bar)
+    if res.num_docs == 0:
+        raise readers.DataError(
+            f"no usable documents in {', '.join(args.input)} ({counters.records} records "
+            f"read; malformed {counters.malformed_records}, empty "
+            f"{counters.empty_documents}, duplicates {counters.duplicate_ids})")
+    return res
+
+
+def _link_and_split(args, work: str, res, counters, redirects) -> None:
+    resolver = graph.LinkResolver(res.ids, res.titles, redirects)
+    offs, tgts = graph.resolve_links(os.path.join(work, "links.jsonl"), res.num_docs,
+                                     resolver, counters)
+    del resolver, res.ids, res.titles
+    np.save(os.path.join(work, "link_offsets.npy"), offs)
+    np.save(os.path.join(work, "link_targets.npy"), tgts)
+    np.save(os.path.join(work, "doc_split.npy"),
+            index.assign_splits(res.num_docs, args.eval_fraction, args.seed))
+
+
+def _write_shards(args, opts, work: str, tok_info: dict, pool):
+    from tqdm import tqdm
+
+    corpus = writer.open_corpus(work)
+    cfg = dict(probs=opts["relation_probs"], seed=args.seed,
+               examples_per_segment=args.examples_per_segment,
+               max_seq_length=args.max_seq_length, cls=tok_info["special_ids"]["cls"],
+               sep=tok_info["special_ids"]["sep"])
+    out = args.output_dir
+    tasks = [(work, out, 0, k, args.num_shards, cfg) for k in range(args.num_shards)]
+    if corpus.doc_split.any():
+        tasks += [(work, out, 1, k, args.num_eval_shards, cfg)
+                  for k in range(args.num_eval_shards)]
+    results = pool.imap(_shard_task, tasks) if pool else map(_shard_task, tasks)
+    shards = list(tqdm(results, total=len(tasks), desc="shards", unit="shard",
+                       disable=not args.progress))
+    return corpus, tasks, shards
+
+
+def _build(args, opts, tokenizer_src, fingerprints) -> dict:
+    out = args.output_dir
     work = os.path.join(out, WORK)
     os.makedirs(work)
     t0 = time.time()
-    tok_info = prepare_tokenizer(args, opts, out)
-    tok_dir = os.path.join(out, TOKENIZER)
+    tok_info = prepare_tokenizer(args, tokenizer_src, out)
     counters, redirects = readers.Counters(), {}
-    init = (tok_dir, opts["segment_length"], args.wikitext_parser, ())
+    init = (os.path.join(out, TOKENIZER), opts["segment_length"], args.wikitext_parser, ())
     pool = None
     if args.workers > 1:
         pool = multiprocessing.get_context("fork").Pool(args.workers, index.init_worker, init)
     else:
         index.init_worker(*init)
     try:
-        from tqdm import tqdm
-
-        with tqdm(desc="documents", unit="doc", disable=not args.progress) as bar:
-            res = index.build_index(_reader(args, opts, counters, redirects), work, counters,
-                                    pool, window=4 * args.workers, progress=bar)
-        if res.num_docs == 0:
-            raise readers.DataError(
-                f"no usable documents in {', '.join(args.input)} ({counters.records} records "
-                f"read; malformed {counters.malformed_records}, empty "
-                f"{counters.empty_documents}, duplicates {counters.duplicate_ids})")
+        res = _index(args, work, counters, redirects, pool)
         t_index = time.time() - t0
-        resolver = graph.LinkResolver(res.ids, res.titles, redirects)
-        offs, tgts = graph.resolve_links(os.path.join(work, "links.jsonl"), res.num_docs,
-                                         resolver, counters)
-        del resolver, res.ids, res.titles
-        np.save(os.path.join(work, "link_offsets.npy"), offs)
-        np.save(os.path.join(work, "link_targets.npy"), tgts)
-        np.save(os.path.join(work, "doc_split.npy"),
-                index.assign_splits(res.num_docs, args.eval_fraction, args.seed))
-        corpus = writer.open_corpus(work)
-        cfg = dict(probs=opts["relation_probs"], seed=args.seed,
-                   examples_per_segment=args.examples_per_segment,
-                   max_seq_length=args.max_seq_length, cls=tok_info["special_ids"]["cls"],
-                   sep=tok_info["special_ids"]["sep"])
-        tasks = [(work, out, 0, k, args.num_shards, cfg) for k in range(args.num_shards)]
-        if corpus.doc_split.any():
-            tasks += [(work, out, 1, k, args.num_eval_shards, cfg)
-                      for k in range(args.num_eval_shards)]
-        results = pool.imap(_shard_task, tasks) if pool else map(_shard_task, tasks)
-        shards = list(tqdm(results, total=len(tasks), desc="shards", unit="shard",
-                           disable=not args.progress))
+        _link_and_split(args, work, res, counters, redirects)
+        corpus, tasks, shards = _write_shards(args, opts, work, tok_info, pool)
     finally:
         if pool is not None:
             pool.terminate()
     _write_documents(out, work, corpus)
     manifest = make_manifest(opts, res, corpus, counters, tok_info, tasks, shards)
+    manifest["inputs"] = fingerprints
     shutil.rmtree(work)
     writer.write_json_atomic(os.path.join(out, MANIFEST_NAME), manifest)
-    secs = time.time() - t0
-    print_summary(manifest, secs, t_index)
+    print_summary(manifest, time.time() - t0, t_index)
     return manifest
 
 

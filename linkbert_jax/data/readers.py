@@ -201,6 +201,93 @@ def read_wikipedia(path: str, counters: Counters, redirects: dict) -> Iterator[R
                      source=f"{path}:page {page.line}", wikitext=True)
 
 
+FIELD_FLAGS = {"id": "--id_field", "title": "--title_field", "text": "--text_fields",
+               "links": "--links_field"}
+SCAN_RECORDS = 1000  # JSONL: records read up front to see which fields exist
+
+
+def _jsonl_fields(path: str) -> set[str]:
+    """Keys of the (object) records among the first ``SCAN_RECORDS`` of a JSONL file."""
+    opener = open
+    if path.endswith(".gz"):
+        import gzip
+        opener = gzip.open
+    elif path.endswith(".bz2"):
+        import bz2
+        opener = bz2.open
+    seen, n = set(), 0
+    try:
+        with opener(path, "rb") as f:
+            for raw in f:
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict):
+                    seen.update(rec)
+                n += 1
+                if n >= SCAN_RECORDS:
+                    break
+    except (EOFError, OSError):
+        pass  # a truncated file: the reader counts it
+    return seen
+
+
+def _schema_fields(path: str, fmt: str) -> dict[str, set[str]]:
+    """``{where: field names}`` of one input (several for a ``DatasetDict``)."""
+    if fmt == "jsonl":
+        return {path: _jsonl_fields(path)}
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        try:
+            return {path: set(pq.read_schema(path).names)}
+        except Exception as e:  # pyarrow raises several types for a bad file
+            raise DataError(f"{path}: cannot open as Parquet ({e})") from None
+    import datasets
+    try:
+        ds = datasets.load_from_disk(path)
+    except Exception as e:
+        raise DataError(f"{path}: not a Hugging Face datasets directory ({e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        return {f"{path}:{name}": set(ds[name].column_names) for name in sorted(ds)}
+    return {path: set(ds.column_names)}
+
+
+def check_fields(paths: list[str], fmt: str, fields: FieldMap, explicit=()) -> list[str]:
+    """Every field of ``fields`` must exist in every input (Parquet/HF: the schema; JSONL:
+    seen in the first ``SCAN_RECORDS`` records), else ``DataError`` naming the field and
+    the available ones. Fields left at their defaults are optional where the format
+    allows (a title, links: warned about), but some text and an id or a title must
+    exist. ``explicit``: roles (id/title/text/links) named on the command line.
+    Returns the warnings."""
+    if fmt == "wikipedia":
+        return []
+    warnings = []
+    for path in expand_inputs(paths, fmt):
+        for where, have in _schema_fields(path, fmt).items():
+            warnings += _check_one(where, have, fields, set(explicit), fmt)
+    return warnings
+
+
+def _check_one(where: str, have: set[str], fields: FieldMap, explicit: set[str],
+               fmt: str) -> list[str]:
+    seen = "seen in its first %d records" % SCAN_RECORDS if fmt == "jsonl" else "in its schema"
+    avail = ", ".join(sorted(have)) or "none"
+    wanted = [("id", fields.id), ("title", fields.title), ("links", fields.links)]
+    wanted += [("text", f) for f in fields.text]
+    for role, name in wanted:
+        if name not in have and (role in explicit or role == "text"):
+            raise DataError(f"{where}: no field {name!r} ({FIELD_FLAGS[role]}) {seen}; "
+                            f"fields: {avail}")
+    if fields.id not in have and fields.title not in have:
+        raise DataError(f"{where}: neither {fields.id!r} (--id_field) nor {fields.title!r} "
+                        f"(--title_field) {seen}; fields: {avail}")
+    if fields.links not in have:
+        return [f"{where}: no field {fields.links!r} {seen}: its documents have no links "
+                f"(--links_field names the field; fields: {avail})"]
+    return []
+
+
 def expand_inputs(paths: list[str], fmt: str) -> list[str]:
     """Directories expand to their files (sorted) except for ``hf``; missing paths fail."""
     out = []
