@@ -247,6 +247,62 @@ def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_ta
     return None
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk...); the last complete one is kept."""
+
+
+class SaveFailures(logging.Filter):
+    """Catches what orbax's background save threads fail with.
+
+    Orbax logs such an error (with a traceback, several times) and swallows it while
+    finalizing the step, so the training loop would never hear of it. Installed on the
+    ``absl`` logger, this keeps the exception for ``raise_if_save_failed`` and drops the
+    tracebacks: the run then stops with the cause on one line.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and f"{os.sep}orbax{os.sep}" in record.pathname:
+            self.errors.append(exc)
+            return False
+        return True
+
+    def __enter__(self):
+        logging.getLogger("absl").addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("absl").removeFilter(self)
+
+
+def _drain(mgr: ocp.CheckpointManager, failures: SaveFailures) -> None:
+    """Wait for the saves in flight; what they fail with goes to ``failures``."""
+    try:
+        mgr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001  a background save's error, raised here
+        failures.errors.append(e)
+
+
+def raise_if_save_failed(mgr: ocp.CheckpointManager, failures: SaveFailures,
+                         wait: bool = False) -> None:
+    """``CheckpointWriteError`` naming the cause if a (background) save failed since the
+    last call; with ``wait``, after the saves in flight are done."""
+    if wait:
+        _drain(mgr, failures)
+    if not failures.errors:
+        return
+    _drain(mgr, failures)  # then the last complete step is the one on disk
+    cause = _one_line(failures.errors[0])
+    failures.errors.clear()
+    raise CheckpointWriteError(
+        f"a checkpoint could not be written to {mgr.directory} ({cause}); the last "
+        f"complete checkpoint (step {latest_complete_step(mgr)}) is kept")
+
+
 def write_config(workdir: str, config_dict: dict) -> None:
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_NAME)

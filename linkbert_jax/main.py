@@ -25,15 +25,18 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
         process_id=None) -> int:
     """The whole program as a function (tests call it with a synthetic ``source``)."""
     from linkbert_jax import trainer
-    from linkbert_jax.checkpoints import IntegrityError
+    from linkbert_jax.checkpoints import CheckpointWriteError, IntegrityError
     from linkbert_jax.errors import ConfigError, NonFiniteLossError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:
         trainer.train_and_evaluate(config, workdir, source)
-    except (ConfigError, IntegrityError, NonFiniteLossError) as e:
+    except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3 if isinstance(e, NonFiniteLossError) else 2
+    except KeyboardInterrupt:  # Ctrl-C before the loop (the loop's own saves and stops)
+        print("error: interrupted; the last complete checkpoint is kept", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,4 +1,7 @@
-"""SIGTERM (preemption) handling: finish the current step, save, exit 0.
+"""SIGTERM (preemption) and Ctrl-C (SIGINT) handling: finish the current step, save,
+exit 0. A second Ctrl-C exits at once with status 130, without saving: the last complete
+checkpoint stays, and a save in flight is never half-used (orbax writes a step under a
+temporary name and renames it when complete; the next start removes the leftover).
 
 Single process: a signal handler sets a flag that the loop reads every step. Several
 processes: the flags are OR-ed across processes every ``check_every`` steps (a tiny
@@ -7,7 +10,9 @@ all-gather), so that every process stops at the same step and saves together.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 
 import jax
@@ -17,7 +22,7 @@ log = logging.getLogger("linkbert_jax")
 
 
 class StopSignal:
-    def __init__(self, check_every: int = 10, signals=(signal.SIGTERM,)):
+    def __init__(self, check_every: int = 10, signals=(signal.SIGTERM, signal.SIGINT)):
         self.requested = False
         self.check_every = max(1, int(check_every))
         self._previous = {}
@@ -26,7 +31,18 @@ class StopSignal:
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):  # noqa: ARG002
-        log.warning("received signal %d: will save a checkpoint and stop", signum)
+        name = signal.Signals(signum).name
+        if self.requested and signum == signal.SIGINT:
+            # Not a KeyboardInterrupt: raised inside orbax's or TF's threads' machinery
+            # it leaves them half-stopped, with tracebacks at exit.
+            sys.stdout.flush()
+            sys.stderr.write(f"error: second {name}: stopped at once, without saving; the "
+                             f"last complete checkpoint is kept\n")
+            sys.stderr.flush()
+            os._exit(130)
+        log.warning("received %s: will save a checkpoint and stop%s", name,
+                    " (Ctrl-C again to stop at once, without saving)"
+                    if signum == signal.SIGINT else "")
         self.requested = True
 
     def should_stop(self, step: int) -> bool:

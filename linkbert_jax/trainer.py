@@ -288,6 +288,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
                                    config.seq_length * config.global_batch_size, peak,
                                    start, total)
     stop = StopSignal()
+    failures = checkpoints.SaveFailures().__enter__()  # background save errors
     pending: list = []  # (step, device metrics) since the last log point
     step = start
     try:
@@ -308,6 +309,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
                 log.info(metrics_log.console_line(step, total, row))
                 pending = []
             # --- checkpoint (only after every loss since the last one was checked)
+            checkpoints.raise_if_save_failed(mgr, failures)
             preempted = stop.should_stop(step)
             if step % config.checkpoint_every_steps == 0 or step == total or preempted:
                 _check_finite(pending, mgr)
@@ -324,12 +326,23 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             if preempted:
                 log.warning("stopping at step %d after a termination signal", step)
                 break
+        checkpoints.raise_if_save_failed(mgr, failures, wait=True)
     finally:
-        mgr.wait_until_finished()
-        mgr.close()
-        writer.close()
-        stop.restore()
+        _close(mgr, failures, writer, stop)
     return state
+
+
+def _close(mgr, failures, writer, stop) -> None:
+    """Wait for saves in flight (their errors were reported by ``raise_if_save_failed``,
+    or an error is already on its way out), then release everything."""
+    try:
+        mgr.wait_until_finished()
+    except Exception:  # noqa: BLE001
+        pass
+    mgr.close()
+    failures.__exit__(None, None, None)
+    writer.close()
+    stop.restore()
 
 
 def _fmt(d: dict) -> str:
