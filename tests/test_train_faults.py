@@ -52,7 +52,7 @@ def test_failed_background_save_stops_the_run_with_the_cause(tmp_path, monkeypat
     assert step == 2
 
 
-def test_ctrl_c_saves_and_exits_zero(tmp_path, capsys):
+def test_ctrl_c_saves_and_exits_zero(tmp_path):
     c = small_config(num_train_steps=500, checkpoint_every_steps=1000, eval_at_end=False)
     source = SyntheticSource(vocab_size=2048, max_seq_length=32, step_sleep=0.1)
 
@@ -61,8 +61,7 @@ def test_ctrl_c_saves_and_exits_zero(tmp_path, capsys):
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)  # what a terminal's Ctrl-C sends
     threading.Thread(target=ctrl_c_at_step_3, daemon=True).start()
-    assert main.run(c, str(tmp_path), source) == 0
-    assert "received SIGINT: will save a checkpoint and stop" in capsys.readouterr().err
+    assert main.run(c, str(tmp_path), source) == 0  # not 130: the Ctrl-C was handled
     saved = checkpoints.latest_valid_step(str(tmp_path))
     assert saved is not None and 3 <= saved < 500
     assert max(r["step"] for r in _rows(tmp_path) if "loss" in r) == saved
