@@ -50,4 +50,4 @@ def main(argv):
 if __name__ == "__main__":
     from linkbert_jax import hostmem
     hostmem.reexec_if_needed()  # huge pages for XLA:CPU's per-step buffers (2.3x on CPU)
-    app.run(main)
+    app.run(main, flags_parser=runtime.parse_flags)

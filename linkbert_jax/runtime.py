@@ -3,6 +3,8 @@ multi-host initialisation. Nothing here runs at import."""
 from __future__ import annotations
 
 import logging
+import re
+import sys
 
 
 def define_distributed_flags():
@@ -42,3 +44,40 @@ def setup_logging(*quiet: str) -> None:
     logger.setLevel(logging.INFO)
     for name in ("absl", "jax._src.xla_bridge") + quiet:  # xla_bridge: "no TPU backend"
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _config_keys(argv: list[str], path: str) -> str:
+    """The keys at ``path`` (``config.mesh``) of the ``--config`` file, for a message."""
+    from linkbert_jax.config_defaults import load_config_file
+    try:
+        i = next(i for i, a in enumerate(argv) if a.split("=")[0] == "--config")
+        node = load_config_file(argv[i].split("=", 1)[1] if "=" in argv[i] else argv[i + 1])
+        for part in path.split(".")[1:]:
+            node = node[part]
+        return f"; keys of {path}: {', '.join(sorted(node.keys()))}"
+    except Exception:  # noqa: BLE001  no config file, or not a ConfigDict there
+        return ""
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing for ``app.run(main, flags_parser=runtime.parse_flags)``: a bad
+    flag, an unknown ``--config.KEY`` or a value of the wrong type is one ``error:``
+    line and exit status 2 (absl: a traceback or two lines, status 1)."""
+    from absl import flags
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError) as e:
+        text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        name = getattr(e, "flagname", None) or re.sub(r"^\W*([\w.]+).*", r"\1", text,
+                                                       flags=re.S)
+        arg = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and (
+            a.split("=")[0] == f"--{name}" or a.split("=")[0].endswith(f".{name}"))), None)
+        if arg and not isinstance(e, flags.IllegalFlagValueError):
+            hint = re.search(r"Did you mean [^'\n]*", text)
+            path = arg[2:].rsplit(".", 1)[0]
+            msg = (f"{arg}: the config has no such key{_config_keys(argv, path)}"
+                   + (f" ({hint.group(0)})" if hint else ""))
+        else:
+            msg = " ".join(text.split())
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(2)

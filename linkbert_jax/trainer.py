@@ -62,8 +62,25 @@ def model_config_from(config, manifest: Optional[dict] = None) -> ModelConfig:
     return ModelConfig.from_dict(fields)
 
 
+# Counts that must be >= 1 and >= 0 (a negative step count used to run nothing, exit 0).
+_AT_LEAST_ONE = ("num_train_steps", "checkpoint_every_steps", "log_every_steps",
+                 "microbatches", "seq_length", "keep_checkpoints")
+_AT_LEAST_ZERO = ("warmup_steps", "warmup_fraction", "eval_every_steps", "eval_batch_size",
+                  "eval_max_batches")
+
+
+def check_counts(config) -> None:
+    for names, low in ((_AT_LEAST_ONE, 1), (_AT_LEAST_ZERO, 0)):
+        for name in names:
+            value = config.get(name)
+            if value is not None and value < low:
+                raise ConfigError(f"{name} is {value}: it must be at least {low} "
+                                  f"(--config.{name})")
+
+
 def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
     """Everything that would otherwise fail deep inside compilation, as one message."""
+    check_counts(config)
     rules = sharding.rules_from_config(config)
     dp, n_proc = sharding.data_parallel_size(mesh, rules), jax.process_count()
     mv = manifest.get("vocab_size")
@@ -230,6 +247,7 @@ def components(config, model_cfg: ModelConfig, mesh):
 
 def _run_setup(config, workdir: str, source):
     """Sections data, mesh, model, shard: everything checked before compiling."""
+    check_counts(config)
     source = source if source is not None else TFRecordSource(config.data_dir)
     manifest = source.manifest()
     model_cfg = model_config_from(config, manifest)

@@ -1,0 +1,48 @@
+"""Issue 11, case 10: a bad config is one ``error:`` line naming the key, exit status 2
+(an unknown key was a 55-line traceback; a negative step count ran nothing, exit 0)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from linkbert_jax import main  # noqa: E402
+from test_train_units import small_config  # noqa: E402
+from train_synthetic import SyntheticSource  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config.nonexistent=1", "--config.nonexistent: the config has no such key; keys of "
+                               "config: adam_b1, adam_b2"),
+    ("--config.mesh.fdsp=2", "--config.mesh.fdsp: the config has no such key; keys of "
+                             "config.mesh: data, fsdp, tensor"),
+    ("--config.num_train_steps=abc", "--config.num_train_steps=abc: invalid literal for int()"),
+])
+def test_bad_config_flag_is_one_line(tmp_path, flag, message):
+    p = subprocess.run([sys.executable, "-m", "linkbert_jax.main", "--config",
+                        "configs/cpu_small.py", "--workdir", str(tmp_path / "wd"), flag],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert message in _one_error_line(p.stderr)
+    assert not (tmp_path / "wd").exists()
+
+
+@pytest.mark.parametrize("key, value", [("num_train_steps", -5),
+                                        ("checkpoint_every_steps", 0),
+                                        ("eval_every_steps", -1)])
+def test_non_positive_counts_are_one_line(tmp_path, capsys, key, value):
+    c = small_config(**{key: value})
+    assert main.run(c, str(tmp_path), SyntheticSource(vocab_size=2048)) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    low = 0 if key == "eval_every_steps" else 1
+    assert f"{key} is {value}: it must be at least {low} (--config.{key})" in line
