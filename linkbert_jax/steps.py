@@ -183,10 +183,14 @@ def compile_steps(model_config: ModelConfig, config, tx, schedule, mesh, rules,
 
 def under_mesh(fn: Callable, mesh) -> Callable:
     """Trace (and run) ``fn`` with ``mesh`` in context so the model's logical activation
-    constraints resolve to mesh axes."""
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        with jax.set_mesh(mesh):
-            return fn(*args, **kwargs)
-    wrapped.lower = fn.lower
+    constraints resolve to mesh axes; so do its ahead-of-time ``.trace`` and ``.lower``."""
+    def in_mesh(f):
+        @functools.wraps(f)
+        def wrapped(*args, **kwargs):
+            with jax.set_mesh(mesh):
+                return f(*args, **kwargs)
+        return wrapped
+
+    wrapped = in_mesh(fn)
+    wrapped.trace, wrapped.lower = in_mesh(fn.trace), in_mesh(fn.lower)
     return wrapped

@@ -1,0 +1,182 @@
+"""Compile a config's real train and eval steps for a target and measure what they cost.
+
+Everything is the trainer's own code: ``trainer.model_config_from`` / ``validate`` /
+``components``, ``sharding.make_mesh`` over the target's devices and
+``steps.compile_steps``; only the inputs are abstract (``jax.ShapeDtypeStruct`` with
+shardings), so nothing is allocated and the devices may be compile-only TPU chips.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import time
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from linkbert_jax import metrics_log, sharding, step_costs, steps, trainer
+from linkbert_jax.architectures import ARCHITECTURES
+from linkbert_jax.aot.topology import Target
+from linkbert_jax.errors import ConfigError
+
+_OOM = (re.compile(r"required for .*?\(([\d.]+)([KMGT])\) exceeds available HBM "
+                   r"\(([\d.]+)([KMGT])\)"),
+        re.compile(r"Used ([\d.]+)([KMGT]) of ([\d.]+)([KMGT]) hbm"))
+_UNIT = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+@dataclasses.dataclass
+class Result:
+    """One compile of one config on one target (``to_dict`` is the ``--json`` record)."""
+    target: str
+    devices: int
+    settings: dict
+    fits: bool
+    usable_bytes: float            # per device: the compiler's available HBM (host RAM on CPU)
+    needed_bytes: float            # per device: the train step's total
+    memory: Optional[dict]         # step_costs.Memory fields (None when it did not compile)
+    eval_bytes: Optional[float]
+    state: dict                    # step_costs.state_bytes
+    traced_flops: float            # the train step's matmul FLOPs, all devices
+    analytic_flops: float          # metrics_log's model FLOPs for the global batch
+    xla: dict                      # cost_analysis(): flops, bytes accessed (per device)
+    has_loops: bool                # scan over layers or microbatches: XLA counts bodies once
+    compile_s: float
+    error: str = ""                # the compiler's out-of-memory line
+
+    @property
+    def headroom(self) -> float:
+        return 1.0 - self.needed_bytes / self.usable_bytes
+
+    def to_dict(self) -> dict:
+        return dict(dataclasses.asdict(self), headroom=self.headroom)
+
+
+def settings_of(config) -> dict:
+    return {"mesh": {a: int(config.mesh[a]) for a in sharding.MESH_AXES},
+            "microbatches": int(config.microbatches), "remat": config.model.remat,
+            "scan_layers": bool(config.model.scan_layers),
+            "global_batch_size": int(config.global_batch_size),
+            "seq_length": int(config.seq_length)}
+
+
+def prepared(config) -> tuple[ml_collections.ConfigDict, list[str]]:
+    """A copy for compiling: no weights to load; a vocabulary taken from the data (0)
+    becomes the architecture's. Returns it with notes for the report."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    notes = []
+    config.init_from_hf = ""  # the parameters' shapes do not depend on where they start
+    if config.model.vocab_size <= 0:
+        config.model.vocab_size = ARCHITECTURES[config.arch]["vocab_size"]
+        notes.append(f"vocab_size 0 (the data's) compiled as {config.model.vocab_size}, "
+                     f"the {config.arch} architecture's")
+    return config, notes
+
+
+def mesh_for(config, target: Target, devices: list):
+    """The trainer's mesh over the target's devices, which it must cover exactly."""
+    n = len(devices)
+    forms = (f"valid meshes multiply to {n}: --config.mesh.data=-1 (data parallel), "
+             f"--config.mesh.data=1 --config.mesh.fsdp=-1 (fully sharded), or sizes such "
+             f"as data={_divisor(n)} fsdp={n // _divisor(n)} (-1 = the rest)")
+    try:
+        shape = sharding.mesh_shape(config.mesh, n)
+    except ConfigError as e:
+        raise ConfigError(f"{target.name}: {e}; {forms}") from None
+    if math.prod(shape) != n:
+        raise ConfigError(f"{target.name}: the mesh {dict(zip(sharding.MESH_AXES, shape))} "
+                          f"uses {math.prod(shape)} of its {n} devices; {forms}")
+    return sharding.make_mesh(config.mesh, devices)
+
+
+def _divisor(n: int) -> int:
+    d = int(math.isqrt(n))
+    while n % d:
+        d -= 1
+    return d
+
+
+def usable_bytes(target: Target, devices: list) -> float:
+    """Per-device memory the compiler may use: asked of the compiler itself on TPU (the
+    out-of-memory line of a deliberately oversized program), host RAM on CPU."""
+    if target.platform == "cpu":
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    dev = jax.sharding.SingleDeviceSharding(devices[0])
+    big = jax.ShapeDtypeStruct((int(4 * target.chip.hbm_bytes) // 4,), jnp.float32,
+                               sharding=dev)
+    try:
+        jax.jit(lambda a: a * 2).lower(big).compile()
+    except Exception as e:  # noqa: BLE001 - the message is the answer
+        oom = parse_oom(str(e))
+        if oom:
+            return oom[1]
+    return float(target.chip.hbm_bytes)
+
+
+def parse_oom(message: str) -> Optional[tuple[float, float]]:
+    """(needed, available) bytes from XLA's out-of-memory message, else ``None``."""
+    for pattern in _OOM:
+        m = pattern.search(message)
+        if m:
+            return (float(m.group(1)) * _UNIT[m.group(2)], float(m.group(3)) * _UNIT[m.group(4)])
+    return None
+
+
+def _xla_costs(compiled) -> dict:
+    ca = compiled.cost_analysis()
+    ca = (ca[0] if isinstance(ca, (list, tuple)) else ca) or {}
+    return {"flops": float(ca.get("flops", 0.0)),
+            "bytes_accessed": float(ca.get("bytes accessed", 0.0))}
+
+
+def _try_compile(lowered):
+    """(compiled, None) or (None, the compiler's out-of-memory message)."""
+    try:
+        return lowered.compile(), None
+    except Exception as e:  # noqa: BLE001 - XLA raises JaxRuntimeError/XlaRuntimeError
+        msg = str(e)
+        if "RESOURCE_EXHAUSTED" not in msg and parse_oom(msg) is None:
+            raise
+        return None, msg.strip().splitlines()[0]
+
+
+def analyze(config, target: Target, devices: list, usable: float) -> Result:
+    """Compile the config's train step (then its eval step) and collect the figures."""
+    model_cfg = trainer.model_config_from(config)
+    mesh = mesh_for(config, target, devices)
+    trainer.validate(config, {}, model_cfg, mesh)
+    rules, schedule, tx, abstract, state_sh = trainer.components(config, model_cfg, mesh)
+    train, evaluate = steps.compile_steps(model_cfg, config, tx, schedule, mesh, rules,
+                                          state_sh)
+    data_sh = sharding.batch_sharding(mesh, rules)
+    p = int(config.masking.max_predictions)
+    batch = step_costs.abstract_batch(config.global_batch_size, config.seq_length, p,
+                                      data_sh)
+    t0 = time.perf_counter()
+    traced = train.trace(abstract, batch, step_costs.abstract_key(sharding.replicated(mesh)))
+    with jax.set_mesh(mesh):
+        compiled, error = _try_compile(traced.lower())
+    mem = step_costs.memory(compiled) if compiled else None
+    eval_bytes = None
+    if compiled:
+        eval_batch = step_costs.abstract_batch(trainer.eval_batch_size(config),
+                                               config.seq_length, p, data_sh)
+        eval_compiled, _ = _try_compile(evaluate.lower(abstract.params, eval_batch))
+        eval_bytes = step_costs.memory(eval_compiled).total if eval_compiled else math.inf
+    needed = mem.total if mem else (parse_oom(error) or (math.inf,))[0]
+    analytic = metrics_log.flops_per_sequence(model_cfg, config.seq_length, p)
+    return Result(
+        target=target.name, devices=len(devices), settings=settings_of(config),
+        fits=bool(mem) and needed <= usable and (eval_bytes or 0) <= usable,
+        usable_bytes=usable, needed_bytes=needed,
+        memory=dataclasses.asdict(mem) if mem else None, eval_bytes=eval_bytes,
+        state=step_costs.state_bytes(abstract),
+        traced_flops=step_costs.traced_matmul_flops(traced.jaxpr),
+        analytic_flops=analytic * config.global_batch_size,
+        xla=_xla_costs(compiled) if compiled else {},
+        has_loops=bool(config.model.scan_layers) or int(config.microbatches) > 1,
+        compile_s=time.perf_counter() - t0, error=error or "")
