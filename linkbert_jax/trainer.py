@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import checkpoints, metrics_log, objectives, optimizer, sharding, steps
+from linkbert_jax import (checkpoints, metrics_log, objectives, optimizer, sharding,
+                          step_costs, steps)
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ModelConfig
 from linkbert_jax.preemption import StopSignal
@@ -270,6 +271,14 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     train_fn, eval_fn = steps.compile_steps(model_cfg, config, tx, schedule, mesh, rules,
                                             state_sh)
     data_sh = sharding.batch_sharding(mesh, rules)
+    flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
+                                           config.masking.max_predictions)
+    # --- compile ahead of time; log per-device memory and the FLOP ratio (docs/aot.md)
+    train_fn = step_costs.compile_logged(
+        train_fn, abstract, step_costs.abstract_batch(
+            config.global_batch_size, config.seq_length, config.masking.max_predictions,
+            data_sh), step_costs.abstract_key(sharding.replicated(mesh)),
+        analytic_flops=flops * config.global_batch_size, devices=jax.devices())
 
     # --- restore: latest complete checkpoint, else HF weights, else from scratch
     mgr = checkpoints.manager(workdir, max_to_keep=config.keep_checkpoints,
@@ -295,8 +304,6 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     # --- metrics
     total = config.num_train_steps
     writer = metrics_log.MetricsWriter(workdir, enabled=jax.process_index() == 0)
-    flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
-                                           config.masking.max_predictions)
     peak = metrics_log.peak_flops_total(jax.devices(), config.peak_flops_per_device)
     logging.info("MFU against a peak of %.1f TFLOP/s (%d %s devices%s)", peak / 1e12,
                  jax.device_count(), jax.devices()[0].device_kind,
