@@ -1,0 +1,68 @@
+"""The ``python -m linkbert_jax.aot`` command as functions (no flags: tests call ``run``)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from linkbert_jax.aot import analysis, report, search, topology
+
+
+def run(config, topology_name: str, *, suggest: bool = False,
+        json_path: str | None = None) -> int:
+    """The whole command as a function (tests call it in-process)."""
+    target = topology.parse(topology_name)
+    devices = topology.devices(target)
+    if target.platform == "cpu":
+        target = dataclasses.replace(target, num_devices=len(devices))
+    config, notes = analysis.prepared(config)
+    usable = analysis.usable_bytes(target, devices)
+    chip = target.chip
+    print(f"{config.arch} on {target.label}: {chip.name if chip else 'host CPU'}, "
+          f"{usable / 2 ** 30:.2f} GiB available per device", flush=True)
+    for note in notes:
+        print(f"note: {note}")
+    r = analysis.analyze(config, target, devices, usable)
+    for line in report.lines(r, chip, int(config.num_train_steps)):
+        print(line)
+    record = {"config": config.arch, "result": r.to_dict(),
+              "roofline": report.roofline(r, chip, int(config.num_train_steps))}
+    if not r.fits:
+        print(f"DOES NOT FIT {target.name}; try, in order:")
+        for s in report.suggestions(r, topology.larger(target)):
+            print(f"  {s}")
+        if suggest:
+            record["suggestion"] = _suggest(config, target, devices, usable, chip)
+    elif r.headroom < report.HEADROOM:
+        print(f"fits, with less than {report.HEADROOM:.0%} headroom")
+    if json_path:
+        _write_json(json_path, record)
+    rf = record["roofline"]
+    print(f"aot config={config.arch} topology={target.name} fits={int(r.fits)} "
+          f"headroom={r.headroom:.3f} flop_ratio={r.traced_flops / r.analytic_flops:.3f} "
+          f"step_s={rf.get('step_s', float('nan')):.4f} "
+          f"mfu_bound={rf.get('mfu_bound', float('nan')):.3f}")
+    return 0 if r.fits else 1
+
+
+def _suggest(config, target, devices, usable, chip) -> dict | None:
+    found = search.search(
+        config, len(devices), lambda c: analysis.analyze(c, target, devices, usable),
+        lambda r: r.fits and r.headroom >= report.HEADROOM)
+    if found is None:
+        print("no setting tried fits this slice with "
+              f"{report.HEADROOM:.0%} headroom: use a larger slice")
+        return None
+    over, r = found
+    print(f"fits with: {search.flags(over)}")
+    for line in report.lines(r, chip, int(config.num_train_steps)):
+        print(f"  {line}")
+    return {"overrides": over, "result": r.to_dict(),
+            "roofline": report.roofline(r, chip, int(config.num_train_steps))}
+
+
+def _write_json(path: str, record: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1, default=float)
+    os.replace(tmp, path)
