@@ -104,6 +104,8 @@ def usable_bytes(target: Target, devices: list) -> float:
     """Per-device memory the compiler may use: asked of the compiler itself on TPU (the
     out-of-memory line of a deliberately oversized program), host RAM on CPU."""
     if target.platform == "cpu":
+        if target.chip:  # an estimate for that chip (h100): its memory
+            return float(target.chip.hbm_bytes)
         return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     dev = jax.sharding.SingleDeviceSharding(devices[0])
     big = jax.ShapeDtypeStruct((int(4 * target.chip.hbm_bytes) // 4,), jnp.float32,

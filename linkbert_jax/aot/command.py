@@ -6,6 +6,7 @@ import json
 import os
 
 from linkbert_jax.aot import analysis, report, search, topology
+from linkbert_jax.errors import ConfigError
 
 
 def run(config, topology_name: str, *, suggest: bool = False,
@@ -13,7 +14,10 @@ def run(config, topology_name: str, *, suggest: bool = False,
     """The whole command as a function (tests call it in-process)."""
     target = topology.parse(topology_name)
     devices = topology.devices(target)
-    if target.platform == "cpu":
+    if target.platform == "cpu" and len(devices) != target.num_devices:
+        if target.num_devices:
+            raise ConfigError(f"{target.name} needs {target.num_devices} host devices but "
+                              f"this process has {len(devices)} (JAX started already)")
         target = dataclasses.replace(target, num_devices=len(devices))
     config, notes = analysis.prepared(config)
     usable = analysis.usable_bytes(target, devices)

@@ -4,7 +4,10 @@
   is one JAX device (megacore), so ``v4-64`` is 32 chips (grid 2x4x4);
 - ``v5litepod-64`` (also ``v5e-64``), ``v6e-64``: count chips (grid 8x8);
 - ``v4:2x4x4``, ``v5p:4x4x4``, ``v5e:8x8``, ``v6e:16x16``: the chip grid itself;
-- ``cpu`` (this process's CPU devices) or ``cpu:N`` (N host devices).
+- ``cpu`` (this process's CPU devices) or ``cpu:N`` (N host devices);
+- ``h100`` / ``h100:8``: no GPU compiler runs without a GPU here (docs/aot.md), so this
+  is the CPU-host compile of the same sharding over 1 / 8 host devices, checked against
+  the H100's memory and peaks: an estimate, labelled as one.
 
 TPU devices come from ``jax.experimental.topologies.get_topology_desc`` and need the
 ``libtpu`` package (``pip install 'linkbert-jax[tpu]'``); they compile but never run.
@@ -23,7 +26,7 @@ from linkbert_jax.errors import ConfigError
 
 VALID_FORMS = ("an accelerator type as gcloud names it (v4-64, v5p-128, v5litepod-64, "
                "v6e-64), a chip grid (v4:2x4x4, v5p:4x4x4, v5e:8x8, v6e:16x16), "
-               "cpu or cpu:N")
+               "cpu or cpu:N, h100 or h100:N (a CPU-host estimate)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +58,12 @@ class Target:
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.grid}, {self.num_devices} chips)" if self.grid else (
-            f"{self.name} ({self.num_devices} host devices)")
+        if self.grid:
+            return f"{self.name} ({self.grid}, {self.num_devices} chips)"
+        if self.chip:
+            return (f"{self.name} (ESTIMATE: the XLA:CPU compile over {self.num_devices} "
+                    f"host devices, not a GPU compile)")
+        return f"{self.name} ({self.num_devices} host devices)"
 
 
 def _grid(num_chips: int, ndim: int) -> tuple[int, ...]:
@@ -80,6 +87,9 @@ def parse(name: str) -> Target:
     if m:
         n = int(m.group(1)) if m.group(1) else 0
         return Target(name, "cpu", None, n)
+    m = re.fullmatch(r"h100(?::(\d+))?", name)
+    if m:
+        return Target(name, "cpu", chips.CHIPS["h100"], int(m.group(1) or 1))
     m = re.fullmatch(r"([a-z0-9]+)-(\d+)", name)
     if m and m.group(1) in GENERATIONS:
         gen = GENERATIONS[m.group(1)]
