@@ -4,6 +4,7 @@
 
     WORKDIR/
       config.json               the full training config (``model`` holds ModelConfig fields)
+      command_history.jsonl     the command line of each start / resume of the run
       checkpoints/<step>/       orbax CheckpointManager step directory with items
           params/               model parameters (StandardSave pytree)
           opt_state/            optimizer state (StandardSave pytree)
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Any, Optional
 
 import jax
@@ -40,6 +42,7 @@ from linkbert_jax.model import ModelConfig
 log = logging.getLogger("linkbert_jax")
 
 CONFIG_NAME = "config.json"
+COMMANDS_NAME = "command_history.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 ITEMS = ("params", "opt_state", "meta")
 CHECKSUMS = "checksums"  # meta key: {item: {array path: checksum}}
@@ -337,7 +340,8 @@ def config_changes(workdir: str, config_dict: dict, ignore=()) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys]
 
 
-def read_model_config(workdir: str) -> ModelConfig:
+def read_config(workdir: str) -> dict:
+    """The workdir's saved training config (``config.json``) as a dict."""
     path = os.path.join(workdir, CONFIG_NAME)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no training config; is {workdir!r} a workdir?")
@@ -345,7 +349,29 @@ def read_model_config(workdir: str) -> ModelConfig:
         cfg = json.load(f)
     if "model" not in cfg:
         raise ValueError(f"{path}: no 'model' section")
-    return ModelConfig.from_dict(cfg["model"])
+    return cfg
+
+
+def read_model_config(workdir: str) -> ModelConfig:
+    return ModelConfig.from_dict(read_config(workdir)["model"])
+
+
+def record_command(workdir: str, argv: list) -> None:
+    """Append the command line that (re)started a run to ``COMMANDS_NAME`` (the model
+    card quotes it)."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, COMMANDS_NAME), "a") as f:
+        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            "argv": list(argv)}) + "\n")
+
+
+def read_commands(workdir: str) -> list[list[str]]:
+    """The recorded command lines, oldest first ([] for a workdir without a history)."""
+    path = os.path.join(workdir, COMMANDS_NAME)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line)["argv"] for line in f if line.strip()]
 
 
 def _restore_params_on_host(mgr: ocp.CheckpointManager, step: int):
@@ -401,45 +427,3 @@ def latest_valid_step(workdir: str) -> Optional[int]:
         return load_params(workdir)[2]
     except NoValidCheckpointError:
         return None
-
-
-# A standalone parameters directory (e.g. imported from Hugging Face) that training can
-# start from:  PARAMS_DIR/params/ (orbax StandardSave pytree) + PARAMS_DIR/model_config.json
-PARAMS_ITEM = "params"
-PARAMS_CONFIG_NAME = "model_config.json"
-
-
-def save_params(path: str, params, config: Optional[ModelConfig] = None) -> str:
-    """Write ``params`` (and the ModelConfig, when given) as a standalone directory."""
-    path = os.path.abspath(path)
-    item = os.path.join(path, PARAMS_ITEM)
-    if os.path.exists(item):
-        raise FileExistsError(f"{item}: already exists; choose an empty output directory")
-    os.makedirs(path, exist_ok=True)
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(item, params)
-        ckptr.wait_until_finished()
-    if config is not None:
-        with open(os.path.join(path, PARAMS_CONFIG_NAME), "w") as f:
-            json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-    return path
-
-
-def load_params_dir(path: str, target=None) -> tuple[Optional[ModelConfig], Any]:
-    """Read a :func:`save_params` directory: ``(ModelConfig or None, params)``.
-
-    Without ``target`` the params come back as host numpy arrays; pass an abstract or
-    sharded pytree (``jax.ShapeDtypeStruct`` with shardings) to restore onto devices.
-    """
-    path = os.path.abspath(path)
-    item = os.path.join(path, PARAMS_ITEM)
-    if not os.path.isdir(item):
-        raise FileNotFoundError(f"{item}: no params checkpoint (written by save_params)")
-    config = None
-    cfg_path = os.path.join(path, PARAMS_CONFIG_NAME)
-    if os.path.exists(cfg_path):
-        with open(cfg_path) as f:
-            config = ModelConfig.from_dict(json.load(f))
-    with ocp.StandardCheckpointer() as ckptr:
-        params = ckptr.restore(item, target)
-    return config, params

@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/Inf loss; the last good checkpoint is kept."""
+
+
+class ConversionError(ValueError):
+    """Bad input for a Hugging Face conversion or export; the message names the file/key."""

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from linkbert_jax.convert import WEIGHTS_NAME, hf_config_dict
+from linkbert_jax.hf_files import WEIGHTS_NAME, hf_config_dict
 from linkbert_jax.model import ModelConfig
+
 
 def verify_hf(config: ModelConfig, params, hf_dir: str, *, batch: int = 2, seq_len: int = 16,
               seed: int = 0) -> dict:
@@ -97,4 +98,52 @@ def config_to_hf(config: ModelConfig) -> Any:
     """A ``transformers.BertConfig`` of the same architecture."""
     import transformers
     return transformers.BertConfig(**{k: v for k, v in hf_config_dict(config).items()
-                                      if k not in ("architectures", "model_type")})
+                                      if k not in ("architectures", "model_type", "torch_dtype",
+                                                   "transformers_version")})
+
+
+def check_pytorch_bin(hf_dir: str) -> None:
+    """``pytorch_model.bin``, when written, holds exactly the safetensors' tensors (and the
+    tied MLM decoder, equal to the word embeddings)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from linkbert_jax.errors import ConversionError
+    from linkbert_jax.hf_files import PT_WEIGHTS_NAME
+    path = os.path.join(hf_dir, PT_WEIGHTS_NAME)
+    if not os.path.exists(path):
+        return
+    bin_sd = torch.load(path, map_location="cpu", weights_only=True)
+    st = load_file(os.path.join(hf_dir, WEIGHTS_NAME))
+    st.setdefault("cls.predictions.decoder.weight", st["bert.embeddings.word_embeddings.weight"])
+    differ = sorted(k for k in set(st) | set(bin_sd)
+                    if k not in st or k not in bin_sd or not torch.equal(st[k], bin_sd[k]))
+    if differ:
+        raise ConversionError(f"{path}: differs from {WEIGHTS_NAME} at {differ[:3]}")
+    print(f"{PT_WEIGHTS_NAME}: the same {len(bin_sd)} tensors as {WEIGHTS_NAME}")
+
+
+# Cased and uncased words, punctuation, accents, CJK, digits, a special token.
+TOKENIZER_CHECK_TEXTS = (
+    "LinkBERT pretrains on documents and the hyperlinks between them.",
+    "The capital of France is [MASK].",
+    "Héllo Wörld: naïve café, Zürich 1999-2024 (¿qué?) 東京 and ĀĒĪ!",
+)
+
+
+def check_slow_tokenizer(hf_dir: str, texts=TOKENIZER_CHECK_TEXTS) -> None:
+    """The slow tokenizer (``vocab.txt``), when written, gives the fast one's ids."""
+    import transformers
+
+    from linkbert_jax.errors import ConversionError
+    if not os.path.exists(os.path.join(hf_dir, "vocab.txt")):
+        return
+    fast = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    slow = transformers.AutoTokenizer.from_pretrained(hf_dir, use_fast=False)
+    a, b = fast(list(texts))["input_ids"], slow(list(texts))["input_ids"]
+    if a != b:
+        bad = next(i for i in range(len(texts)) if a[i] != b[i])
+        raise ConversionError(f"{hf_dir}: slow and fast tokenizers disagree on "
+                              f"{texts[bad]!r}: {b[bad]} vs {a[bad]}")
+    print(f"tokenizer: slow ({type(slow).__name__}) and fast give the same ids on "
+          f"{len(texts)} texts")

@@ -22,13 +22,18 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
-        process_id=None) -> int:
-    """The whole program as a function (tests call it with a synthetic ``source``)."""
-    from linkbert_jax import trainer
+        process_id=None, command=None) -> int:
+    """The whole program as a function (tests call it with a synthetic ``source``).
+    ``command``: the command line, recorded in the workdir for the model card."""
+    import jax
+
+    from linkbert_jax import checkpoints, trainer
     from linkbert_jax.checkpoints import CheckpointWriteError, IntegrityError
     from linkbert_jax.errors import ConfigError, NonFiniteLossError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
+    if command and jax.process_index() == 0:
+        checkpoints.record_command(workdir, command)
     try:
         trainer.train_and_evaluate(config, workdir, source)
     except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError) as e:
@@ -44,7 +49,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     sys.exit(run(_CONFIG.value, _WORKDIR.value, coordinator=_COORDINATOR.value,
-                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
+                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
+                 command=sys.orig_argv))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,12 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# The ModelConfig fields a checkpoint's weights fix (the others are numerics and memory):
+# what an import may not override and what initialising from a checkpoint must match.
+ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                       "intermediate_size", "max_position_embeddings", "type_vocab_size",
+                       "num_relations")
+
 ACTIVATIONS = {
     "gelu": functools.partial(nn.gelu, approximate=False),  # HF "gelu" is the erf form
     "gelu_new": functools.partial(nn.gelu, approximate=True),

@@ -18,7 +18,7 @@ import numpy as np
 from linkbert_jax import (checkpoints, metrics_log, objectives, optimizer, sharding,
                           step_costs, steps)
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
-from linkbert_jax.model import ModelConfig
+from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
 from linkbert_jax.preemption import StopSignal
 
 log = logging.getLogger("linkbert_jax")
@@ -139,17 +139,15 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
                 ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple",
                  "hidden_dropout_prob", "attention_probs_dropout_prob")}
     try:
-        hf_cfg, params = convert.load_hf(path, **numerics)
+        loaded = convert.load_hf(path, **numerics)
     except (convert.ConversionError, OSError, ValueError) as e:
         raise ConfigError(f"init_from_hf {path!r}: {e}") from None
-    arch = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-            "intermediate_size", "max_position_embeddings", "type_vocab_size")
-    diff = {k: (getattr(hf_cfg, k), getattr(model_cfg, k)) for k in arch
-            if getattr(hf_cfg, k) != getattr(model_cfg, k)}
+    diff = {k: (getattr(loaded.config, k), getattr(model_cfg, k)) for k in ARCHITECTURE_FIELDS
+            if getattr(loaded.config, k) != getattr(model_cfg, k)}
     if diff:
         raise ConfigError(f"init_from_hf {path!r} differs from config.model: " + ", ".join(
             f"{k} {a} (HF) vs {b}" for k, (a, b) in diff.items()))
-    return params
+    return loaded.params
 
 
 def restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules):

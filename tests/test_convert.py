@@ -1,5 +1,4 @@
 """Hugging Face conversion both ways: real checkpoint, round trips, layouts, errors, tool."""
-import importlib.util
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from linkbert_jax import checkpoints, convert, hf_torch
+from linkbert_jax import checkpoints, convert, export, hf_torch
 from linkbert_jax.model import LinkBert, ModelConfig, init_params
 from linkbert_jax.samples import minilm_dir
 
@@ -87,17 +86,17 @@ def max_diff(a, b):
 @pytest.fixture(scope="module")
 def minilm():
     path = minilm_dir()
-    config, params, info = convert.load_hf(path, return_info=True)
-    return path, config, params, info
+    loaded = convert.load_hf(path)
+    return path, loaded.config, loaded.params, loaded
 
 
 def test_minilm_loads_and_matches_automodel(minilm):
     path, config, params, info = minilm
     assert (config.hidden_size, config.num_hidden_layers, config.vocab_size) == (384, 6, 30522)
     # A BertModel checkpoint: the MLM and DRP heads are initialised and reported.
-    assert any(k.startswith("cls.predictions") for k in info["initialized"])
-    assert {"drp.weight", "drp.bias"} <= set(info["initialized"])
-    assert not any(k.startswith("bert.") for k in info["initialized"])
+    assert any(k.startswith("cls.predictions") for k in info.initialized)
+    assert {"drp.weight", "drp.bias"} <= set(info.initialized)
+    assert not any(k.startswith("bert.") for k in info.initialized)
 
     enc = tokenize(path)
     assert (enc["attention_mask"] == 0).any()  # padding in the batch
@@ -137,7 +136,8 @@ def test_minilm_save_load_bitwise(minilm, tmp_path):
         if k == "embeddings.position_ids":
             continue
         assert saved["bert." + k].tobytes() == v.tobytes(), k
-    config2, params2 = convert.load_hf(out)
+    back = convert.load_hf(out)
+    config2, params2 = back.config, back.params
     assert config2 == config
     assert_bitwise_equal(params2, params)
     model, info = transformers.AutoModel.from_pretrained(out, output_loading_info=True)
@@ -179,11 +179,13 @@ def exported(tmp_path_factory):
 
 def test_round_trip_bitwise(exported):
     cfg, params, out = exported
-    cfg2, params2 = convert.load_hf(out)
+    back = convert.load_hf(out)
+    cfg2, params2 = back.config, back.params
     assert cfg2 == cfg
     assert_bitwise_equal(params2, params)
     # Scanned load == stacked params; scanned and unscanned export the same HF weights.
-    scfg, sparams = convert.load_hf(out, scan_layers=True)
+    back = convert.load_hf(out, scan_layers=True)
+    scfg, sparams = back.config, back.params
     assert scfg == cfg.replace(scan_layers=True)
     assert_bitwise_equal(sparams, convert.stack_layers(params))
     a = convert.to_hf_state_dict(cfg, params)
@@ -241,7 +243,7 @@ def test_bf16_export(exported, tmp_path):
     convert.save_hf(cfg, params, out, dtype="bfloat16")
     model = transformers.AutoModel.from_pretrained(out)
     assert model.embeddings.word_embeddings.weight.dtype == torch.bfloat16
-    cfg2, params2 = convert.load_hf(out)
+    params2 = convert.load_hf(out).params
     w = params2["encoder"]["layer_1"]["intermediate"]["kernel"]
     assert w.dtype == np.float32
     np.testing.assert_allclose(w, params["encoder"]["layer_1"]["intermediate"]["kernel"],
@@ -279,10 +281,11 @@ def _check_mlm_parity(cfg, params, hf_model):
 def test_load_bert_for_masked_lm(hf_models, tmp_path):
     cfg, mlm, _ = hf_models
     mlm.save_pretrained(tmp_path)
-    cfg2, params, info = convert.load_hf(str(tmp_path), return_info=True)
+    info = convert.load_hf(str(tmp_path))
+    cfg2, params = info.config, info.params
     assert cfg2 == cfg
     # BertForMaskedLM has no pooler: it and the DRP head are initialised.
-    assert sorted(info["initialized"]) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight",
+    assert sorted(info.initialized) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight",
                                            "drp.bias", "drp.weight"]
     _check_mlm_parity(cfg, params, mlm)
 
@@ -291,10 +294,11 @@ def test_load_bert_for_pretraining_sharded(hf_models, tmp_path):
     cfg, _, pre = hf_models
     pre.save_pretrained(tmp_path, max_shard_size="100KB")
     assert os.path.exists(tmp_path / "model.safetensors.index.json")
-    cfg2, params, info = convert.load_hf(str(tmp_path), return_info=True)
-    assert sorted(info["initialized"]) == ["drp.bias", "drp.weight"]
+    info = convert.load_hf(str(tmp_path))
+    params = info.params
+    assert sorted(info.initialized) == ["drp.bias", "drp.weight"]
     # BERT's 2-way NSP is not the 3-way DRP head: ignored, reported.
-    assert info["ignored"] == ["cls.seq_relationship.bias", "cls.seq_relationship.weight"]
+    assert info.ignored == ["cls.seq_relationship.bias", "cls.seq_relationship.weight"]
     np.testing.assert_array_equal(params["pooler"]["kernel"],
                                   pre.bert.pooler.dense.weight.detach().numpy().T)
     _check_mlm_parity(cfg, params, pre)
@@ -310,13 +314,14 @@ def test_load_pytorch_bin_with_legacy_keys(hf_models, tmp_path):
     for k in [k for k in sd if k.endswith("LayerNorm.bias")]:
         sd[k.replace("LayerNorm.bias", "LayerNorm.beta")] = sd.pop(k)
     torch.save(sd, tmp_path / "pytorch_model.bin")
-    _, params = convert.load_hf(str(tmp_path))
+    params = convert.load_hf(str(tmp_path)).params
     _check_mlm_parity(cfg, params, mlm)
 
 
 def test_overrides():
-    cfg, params = convert.load_hf(minilm_dir(), dtype="bfloat16", remat="full",
-                                  vocab_pad_multiple=64, scan_layers=True)
+    loaded = convert.load_hf(minilm_dir(), dtype="bfloat16", remat="full",
+                             vocab_pad_multiple=64, scan_layers=True)
+    cfg, params = loaded.config, loaded.params
     assert (cfg.dtype, cfg.remat, cfg.scan_layers, cfg.padded_vocab_size) == (
         "bfloat16", "full", True, 30528)
     assert params["embeddings"]["word_embeddings"]["embedding"].shape == (30528, 384)
@@ -410,54 +415,38 @@ def workdir(tmp_path_factory):
     return cfg, wd, {5: p5, 9: p9}
 
 
-def test_tool_export_verify_and_import(workdir, tmp_path):
+def test_tool_export_verify(workdir, tmp_path):
     cfg, wd, saved = workdir
-    hf_dir, params_dir = str(tmp_path / "hf"), str(tmp_path / "params")
+    hf_dir = str(tmp_path / "hf")
     r = _run_tool("export", "--workdir", wd, "--output_dir", hf_dir, "--step", "5",
                   "--tokenizer", minilm_dir())
     assert r.returncode == 0, r.stderr[-3000:]
     assert "verified" in r.stdout and "step 5" in r.stdout, r.stdout
     print(r.stdout)
     assert os.path.exists(os.path.join(hf_dir, "vocab.txt"))
-    _, hf_params = convert.load_hf(hf_dir, scan_layers=True)
+    hf_params = convert.load_hf(hf_dir, scan_layers=True).params
     assert_bitwise_equal(hf_params, saved[5])
-
-    r = _run_tool("import", "--hf_dir", hf_dir, "--output_dir", params_dir, "--scan_layers")
-    assert r.returncode == 0, r.stderr[-3000:]
-    mcfg, params = checkpoints.load_params_dir(params_dir)
-    assert mcfg == cfg
-    assert_bitwise_equal(params, saved[5])
 
 
 def test_tool_latest_step_in_process(workdir, tmp_path, capsys):
     """``main`` without the subcommand word exports the latest step (no verify)."""
     cfg, wd, saved = workdir
-    tool = _load_tool()
     out = str(tmp_path / "hf")
-    assert tool.main(["--workdir", wd, "--output_dir", out, "--no_verify"]) == 0
+    assert export.main(["--workdir", wd, "--output_dir", out, "--no_verify"]) == 0
     assert "step 9" in capsys.readouterr().out
-    _, params = convert.load_hf(out, scan_layers=True)
+    params = convert.load_hf(out, scan_layers=True).params
     assert_bitwise_equal(params, saved[9])
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("convert_to_pytorch", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("args,message", [
     (["export", "--workdir", "{tmp}/nowhere", "--output_dir", "{tmp}/o"], "no training config"),
     (["export", "--workdir", "{wd}", "--output_dir", "{tmp}/o", "--step", "7"],
      "no checkpoint at step 7; available: [5, 9]"),
-    (["import", "--hf_dir", "{tmp}", "--output_dir", "{tmp}/p"], "no config.json"),
 ])
 def test_tool_errors_are_one_line(workdir, tmp_path, capsys, args, message):
     _, wd, _ = workdir
-    tool = _load_tool()
     args = [a.format(tmp=tmp_path, wd=wd) for a in args]
-    assert tool.main(args) == 2
+    assert export.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert len(err.splitlines()) == 1, err

@@ -33,7 +33,7 @@ def test_state_starts_from_the_hf_weights(tmp_path):
     state, meta = trainer.restore_or_init(c, mgr, model_cfg, tx, abstract, state_sh, rules)
     mgr.close()
     assert meta is None and int(state.step) == 0
-    _, hf = convert.load_hf(minilm_dir())
+    hf = convert.load_hf(minilm_dir()).params
     for path in (("encoder", "layer_5", "attention", "query", "kernel"),
                  ("embeddings", "word_embeddings", "embedding"), ("pooler", "kernel")):
         a, b = state.params, hf

@@ -1,14 +1,15 @@
 """The tokenizer of a build: a local HF tokenizer dir, or WordPiece trained on the corpus.
 
-Whatever is used is saved to ``OUTPUT_DIR/tokenizer/`` as a Hugging Face tokenizer
-directory (loadable by ``transformers.AutoTokenizer``), so training and export use the same
-one; workers load the fast ``tokenizers.Tokenizer`` from its ``tokenizer.json``.
+Whatever is used is saved to ``OUTPUT_DIR/tokenizer/`` as a clean Hugging Face tokenizer
+directory (:func:`save_clean`), so training and export use the same one; workers load the
+fast ``tokenizers.Tokenizer`` from its ``tokenizer.json``.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from typing import Iterable
+from typing import Iterable, Optional
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -24,15 +25,91 @@ def load_fast(tokenizer_dir: str):
 
 
 def copy_pretrained(src_dir: str, dst_dir: str) -> None:
-    """Re-saves a local HF tokenizer directory (never downloads)."""
+    """Re-saves a local HF tokenizer directory, cleaned (never downloads)."""
+    save_clean(src_dir, dst_dir)
+
+
+# tokenizer_config.json keys that are arguments of one call, not of the tokenizer (a
+# save after from_pretrained(..., max_length=128) or a padded call keeps them).
+_CALL_ARGUMENTS = ("max_length", "stride", "truncation_strategy", "padding_strategy",
+                   "pad_to_multiple_of", "local_files_only", "is_local", "return_tensors",
+                   "cache_dir", "revision", "token", "trust_remote_code", "name_or_path")
+_SPECIAL_NAMES = ("unk", "sep", "pad", "cls", "mask")
+
+
+def save_clean(src_dir: str, dst_dir: str, model_max_length: Optional[int] = None) -> None:
+    """A tokenizer directory both ``transformers`` tokenizer classes load alike, from any
+    local HF tokenizer directory with a fast tokenizer.
+
+    ``tokenizer.json`` without truncation or padding, ``tokenizer_config.json`` without
+    call arguments, ``special_tokens_map.json``, and for a BERT WordPiece tokenizer
+    ``vocab.txt`` with the slow ``BertTokenizer``'s options read from the normalizer.
+    ``model_max_length`` (the model's positions) is used when the source sets none.
+    """
     from transformers import AutoTokenizer
 
     if not os.path.isdir(src_dir):
         raise FileNotFoundError(f"{src_dir}: tokenizer directory not found")
-    tok = AutoTokenizer.from_pretrained(src_dir, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(src_dir)
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"{src_dir}: a fast tokenizer (tokenizer.json) is required")
-    tok.save_pretrained(dst_dir)
+    specials = {f"{n}_token": str(getattr(tok, f"{n}_token")) for n in _SPECIAL_NAMES
+                if getattr(tok, f"{n}_token", None) is not None}
+    max_length = (tok.model_max_length if tok.model_max_length < 1e12 else None
+                  ) or model_max_length
+    if not _is_bert_wordpiece(tok.backend_tokenizer):
+        tok.save_pretrained(dst_dir)  # then cleaned below
+    write_bert_files(tok.backend_tokenizer, specials, dst_dir, max_length)
+
+
+def _is_bert_wordpiece(backend) -> bool:
+    spec = json.loads(backend.to_str())
+    return (spec["model"]["type"] == "WordPiece"
+            and (spec.get("normalizer") or {}).get("type") == "BertNormalizer")
+
+
+def write_bert_files(backend, specials: dict, dst_dir: str,
+                     model_max_length: Optional[int] = None) -> None:
+    """Write ``backend`` (a ``tokenizers.Tokenizer``) and its special tokens as a clean
+    HF tokenizer directory (see :func:`save_clean`)."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(backend.to_str())  # a copy: the caller's stays as it is
+    backend.no_truncation()
+    backend.no_padding()
+    os.makedirs(dst_dir, exist_ok=True)
+    backend.save(os.path.join(dst_dir, "tokenizer.json"))
+    _write_json(os.path.join(dst_dir, "special_tokens_map.json"), specials)
+    spec = json.loads(backend.to_str())
+    norm = spec.get("normalizer") or {}
+    cfg_path = os.path.join(dst_dir, "tokenizer_config.json")
+    if _is_bert_wordpiece(backend):
+        _write_vocab(spec["model"]["vocab"], os.path.join(dst_dir, "vocab.txt"))
+        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": norm["lowercase"],
+                  "strip_accents": norm["strip_accents"],
+                  "tokenize_chinese_chars": norm["handle_chinese_chars"],
+                  "do_basic_tokenize": True, "never_split": None, **specials,
+                  "clean_up_tokenization_spaces": True}
+    else:
+        with open(cfg_path) as f:
+            config = {k: v for k, v in json.load(f).items() if k not in _CALL_ARGUMENTS}
+    if model_max_length:
+        config["model_max_length"] = int(model_max_length)
+    _write_json(cfg_path, config)
+
+
+def _write_vocab(vocab: dict, path: str) -> None:
+    tokens = sorted(vocab, key=vocab.get)
+    if [vocab[t] for t in tokens] != list(range(len(tokens))):
+        raise ValueError("WordPiece ids are not 0..n-1; cannot write vocab.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(t + "\n" for t in tokens)
+
+
+def _write_json(path: str, obj) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, dst_dir: str,
@@ -40,7 +117,6 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, dst_dir: str,
     """BERT-style WordPiece vocabulary trained on ``texts``, saved as a HF tokenizer dir."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertTokenizerFast
 
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
@@ -60,7 +136,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, dst_dir: str,
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    BertTokenizerFast(tokenizer_object=tok, do_lower_case=lowercase).save_pretrained(dst_dir)
+    write_bert_files(tok, {f"{n}_token": f"[{n.upper()}]" for n in _SPECIAL_NAMES}, dst_dir)
 
 
 def describe(tokenizer_dir: str) -> dict:

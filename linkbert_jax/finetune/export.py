@@ -16,7 +16,7 @@ import shutil
 
 import numpy as np
 
-from linkbert_jax import convert
+from linkbert_jax import convert, hf_files
 
 # Flax task model class -> transformers class
 ARCHITECTURES = {
@@ -46,7 +46,7 @@ def state_dict(model, params) -> dict:
 
 
 def config_dict(model, labels: list, problem_type=None) -> dict:
-    d = convert.hf_config_dict(model.config)
+    d = hf_files.hf_config_dict(model.config)
     for k in ("num_relations", "relation_labels", "tie_word_embeddings"):
         d.pop(k, None)
     d["architectures"] = [ARCHITECTURES[type(model).__name__]]
@@ -68,9 +68,9 @@ def save(model, params, out_dir: str, tokenizer, labels: list, problem_type=None
     tmp = out_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    save_file(state_dict(model, params), os.path.join(tmp, convert.WEIGHTS_NAME),
+    save_file(state_dict(model, params), os.path.join(tmp, hf_files.WEIGHTS_NAME),
               metadata={"format": "pt"})
-    with open(os.path.join(tmp, convert.CONFIG_NAME), "w") as f:
+    with open(os.path.join(tmp, hf_files.CONFIG_NAME), "w") as f:
         json.dump(config_dict(model, labels, problem_type), f, indent=2)
         f.write("\n")
     tokenizer.save_pretrained(tmp)

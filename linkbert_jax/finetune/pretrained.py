@@ -63,7 +63,8 @@ def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = No
         else:
             if step is not None:
                 raise ConfigError(f"--step is for a linkbert-jax workdir; {path} is not one")
-            cfg, params = convert.load_hf(path, **numerics)
+            loaded = convert.load_hf(path, **numerics)
+            cfg, params = loaded.config, loaded.params
             source = f"Hugging Face directory {path}"
             tokenizer = tokenizer or path
     except (convert.ConversionError, OSError, ValueError) as err:

@@ -1,0 +1,228 @@
+r"""Export a training workdir's checkpoint as a Hugging Face BERT directory, verified.
+
+    python -m linkbert_jax.export --workdir WORKDIR --output_dir HF_DIR [--step N] \
+        [--tokenizer DIR] [--pytorch_bin] [--finetune_dropout P] [--dtype float32] \
+        [--no_verify]
+
+(``tools/convert_to_pytorch.py export ...`` runs the same.) Takes the latest complete
+checkpoint (or ``--step N``) and writes config.json, model.safetensors (and
+pytorch_model.bin with ``--pytorch_bin``, for transformers before 4.23), a clean tokenizer
+(``--tokenizer``, by default the one the training data was built with) and a model card.
+The directory is reloaded with ``transformers`` and compared with the JAX model before
+it replaces HF_DIR; a failed export leaves HF_DIR as it was. Training starts from a Hugging
+Face directory directly (``--config.init_from_hf=DIR``), so there is no import command.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from typing import Optional
+
+from linkbert_jax.errors import ConversionError
+
+STAMP_NAME = "linkbert_export.json"
+# What an export writes; an existing output directory holding anything else is refused.
+EXPORT_FILES = frozenset({
+    "config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json",
+    "README.md", STAMP_NAME})
+DEFAULT_DROPOUT = 0.1  # BERT's fine-tuning dropout
+
+
+def finetune_dropout(train_config: dict, flag: Optional[float]) -> tuple[float, float, str]:
+    """(hidden, attention) dropout for the exported config, and where it comes from:
+    ``flag``, else the starting checkpoint's config, else BERT's 0.1."""
+    if flag is not None:
+        return flag, flag, "--finetune_dropout"
+    start = train_config.get("init_from_hf")
+    if not start:
+        return DEFAULT_DROPOUT, DEFAULT_DROPOUT, "BERT's default (trained from scratch)"
+    from linkbert_jax import hf_files
+    try:
+        hf = hf_files.read_hf_config(start)
+    except ConversionError:
+        return (DEFAULT_DROPOUT, DEFAULT_DROPOUT,
+                f"BERT's default (the starting checkpoint {start} is not readable)")
+    return (hf.get("hidden_dropout_prob", DEFAULT_DROPOUT),
+            hf.get("attention_probs_dropout_prob", DEFAULT_DROPOUT),
+            f"the starting checkpoint {start}")
+
+
+def read_manifest(train_config: dict) -> tuple[Optional[dict], str]:
+    """The training data's manifest (None when it is gone) and its path."""
+    from linkbert_jax import hf_files
+    path = os.path.join(train_config.get("data_dir") or "", "manifest.json")
+    return (hf_files.read_json(path) if os.path.isfile(path) else None), path
+
+
+def default_tokenizer(manifest: Optional[dict], manifest_path: str) -> Optional[str]:
+    """The tokenizer the training data was built with, when it is still there."""
+    if not manifest or not manifest.get("tokenizer_dir"):
+        return None
+    path = os.path.join(os.path.dirname(manifest_path), manifest["tokenizer_dir"])
+    return path if os.path.isfile(os.path.join(path, "tokenizer.json")) else None
+
+
+def check_output_dir(out_dir: str) -> None:
+    """Refuse to replace a directory holding files an export does not write."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConversionError(f"{out_dir}: exists and is not a directory")
+    foreign = sorted(set(os.listdir(out_dir)) - EXPORT_FILES) if os.path.isdir(out_dir) else []
+    if foreign:
+        raise ConversionError(f"{out_dir}: holds files an export does not write "
+                              f"({', '.join(foreign[:5])}); choose a new or empty directory")
+
+
+@contextlib.contextmanager
+def staged(out_dir: str):
+    """A temporary sibling of ``out_dir`` to write into; on success it replaces
+    ``out_dir``, on any error it is removed and ``out_dir`` is left as it was."""
+    out_dir = os.path.abspath(out_dir)
+    parent, name = os.path.split(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        yield tmp
+        old = None
+        if os.path.exists(out_dir):
+            old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+            os.replace(out_dir, os.path.join(old, name))
+        os.replace(tmp, out_dir)
+        if old:
+            shutil.rmtree(old)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+
+
+def export(args, command: list) -> str:
+    """The export command; returns the output directory."""
+    from linkbert_jax import checkpoints, convert, hf_files, model_card
+
+    check_output_dir(args.output_dir)
+    train_config = checkpoints.read_config(args.workdir)
+    manifest, manifest_path = read_manifest(train_config)
+    config, params, step = checkpoints.load_params(args.workdir, args.step)
+    hidden, attention, source = finetune_dropout(train_config, args.finetune_dropout)
+    tokenizer = args.tokenizer or default_tokenizer(manifest, manifest_path)
+    print(f"exporting {args.workdir} step {step} -> {args.output_dir} ({args.dtype})")
+    print(f"dropout in config.json (for fine-tuning): hidden {hidden}, attention {attention}"
+          f", from {source}; pretraining ran with {config.hidden_dropout_prob} / "
+          f"{config.attention_probs_dropout_prob} (set it with --finetune_dropout)")
+    print(f"tokenizer: {tokenizer}" if tokenizer else
+          "tokenizer: none found (the training data's tokenizer/ is gone): pass --tokenizer")
+    formats = ("safetensors", "bin") if args.pytorch_bin else ("safetensors",)
+    out = config.replace(hidden_dropout_prob=hidden, attention_probs_dropout_prob=attention)
+    facts = gather_facts(args.workdir, train_config, (manifest, manifest_path), step, config,
+                         out, params, source, command)
+    facts.weight_files, facts.dtype = [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype
+    with staged(args.output_dir) as tmp:
+        convert.save_hf(out, params, tmp, tokenizer=tokenizer, dtype=args.dtype,
+                        weight_formats=formats)
+        if not args.no_verify:
+            facts.verification = verify(config, params, tmp, args.dtype, args.atol)
+        model_card.write(tmp, facts)
+        hf_files.write_json(os.path.join(tmp, STAMP_NAME), {
+            "step": step, "workdir": os.path.abspath(args.workdir), "dtype": args.dtype,
+            "weights": facts.weight_files, "verification": facts.verification})
+    print(f"{'verified and ' if facts.verification else ''}exported: {args.output_dir} ("
+          + ", ".join(sorted(os.listdir(args.output_dir))) + ")")
+    return args.output_dir
+
+
+def gather_facts(workdir: str, train_config: dict, manifest: tuple, step: int, config,
+                 exported, params, dropout_source: str, command: list):
+    """What the model card says (see :mod:`linkbert_jax.model_card`)."""
+    from linkbert_jax import checkpoints, model_card
+    from linkbert_jax.model import count_params
+
+    train_row, eval_row = model_card.last_rows(os.path.join(workdir, "metrics.jsonl"), step)
+    return model_card.Facts(
+        step=step, config=exported,
+        pretrain_dropout=(config.hidden_dropout_prob, config.attention_probs_dropout_prob),
+        dropout_source=dropout_source,
+        params_encoder=count_params(params, encoder_only=True, config=config),
+        params_total=count_params(params, config=config) - (
+            config.padded_vocab_size - config.vocab_size) * (config.hidden_size + 1),
+        train_config=train_config, manifest=manifest[0], manifest_path=manifest[1],
+        train_row=train_row, eval_row=eval_row,
+        train_commands=checkpoints.read_commands(workdir), export_command=command,
+        weight_files=[], dtype="float32")
+
+
+def verify(config, params, hf_dir: str, dtype: str, atol: float) -> dict:
+    """Reload ``hf_dir`` with ``transformers`` and compare with the JAX model; check the
+    ``pytorch_model.bin`` against the safetensors and the slow tokenizer against the
+    fast one. Returns the max abs diffs; a :class:`ConversionError` past tolerance."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ConversionError("verification needs torch; install it or pass "
+                              "--no_verify") from None
+    from linkbert_jax import hf_torch
+    diffs = hf_torch.verify_hf(config, params, hf_dir)
+    print("max abs diff JAX vs transformers: " +
+          ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    tol = atol if dtype == "float32" else max(atol, 0.1)
+    bad = {k: v for k, v in diffs.items() if not v <= tol}
+    if bad:
+        raise ConversionError(f"verification failed: {bad} above tolerance {tol}")
+    hf_torch.check_pytorch_bin(hf_dir)
+    hf_torch.check_slow_tokenizer(hf_dir)
+    print(f"verified: loads with transformers and matches (atol {tol})")
+    return diffs
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m linkbert_jax.export",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--step", type=int, default=None,
+                   help="default: the latest complete checkpoint")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer directory (default: the training data's tokenizer/)")
+    p.add_argument("--pytorch_bin", action="store_true",
+                   help="also write pytorch_model.bin (transformers 4.9 to 4.22 read only it)")
+    p.add_argument("--finetune_dropout", type=float, default=None,
+                   help="dropout written to config.json (default: the starting checkpoint's, "
+                        f"else {DEFAULT_DROPOUT})")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--no_verify", action="store_true")
+    p.add_argument("--atol", type=float, default=1e-4,
+                   help="max abs diff allowed in verification (float32)")
+    args = p.parse_args(argv)
+    if args.finetune_dropout is not None and not 0 <= args.finetune_dropout < 1:
+        p.error(f"--finetune_dropout {args.finetune_dropout} is not in [0, 1)")
+    return args
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:  # the word tools/convert_to_pytorch.py has always accepted
+        argv = argv[1:]
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:  # orbax's read-only notices are not for the user of this tool
+        from absl import logging as absl_logging
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+    try:
+        export(args, ["python", "-m", "linkbert_jax.export", *argv])
+    except (ValueError, OSError) as err:
+        # ConversionError is a ValueError; all of these carry a one-line message.
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
