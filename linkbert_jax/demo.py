@@ -161,7 +161,7 @@ def stage_train(args, data_dir: str, train_dir: str) -> None:
 def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
     banner("3/4 export: Hugging Face (PyTorch) directory, verified against transformers")
     step = latest_step(train_dir)
-    stamp = os.path.join(export_dir, "linkbert_export.json")
+    stamp = os.path.join(export_dir, "linkbert_export.json")  # written by the export
     if os.path.exists(stamp):
         with open(stamp) as f:
             if json.load(f).get("step") == step:
@@ -170,8 +170,6 @@ def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
     run([sys.executable, os.path.join(REPO, "tools", "convert_to_pytorch.py"), "export",
          "--workdir", train_dir, "--output_dir", export_dir,
          "--tokenizer", os.path.join(data_dir, "tokenizer")])
-    with open(stamp, "w") as f:
-        json.dump({"step": step}, f)
 
 
 def eval_pairs(data_dir: str) -> dict:

@@ -169,13 +169,13 @@ def _relations(counts: dict) -> str:
 
 
 def _training(f: Facts) -> str:
-    t = f.train_config
-    rows = [("steps", f"{f.step:,} of {t.get('num_train_steps', '?'):,}"),
-            ("batch", f"{t.get('global_batch_size')} sequences of {t.get('seq_length')} "
-                      "tokens"),
-            ("learning rate", f"{t.get('learning_rate')} peak, {t.get('warmup_steps')} warmup "
-                              "steps, linear decay; AdamW"),
-            ("seed", str(t.get("seed")))]
+    t = {k: _n(v) for k, v in f.train_config.items()}
+    rows = [("steps", f"{f.step:,} of {t.get('num_train_steps', '?')}"),
+            ("batch", f"{t.get('global_batch_size', '?')} sequences of "
+                      f"{t.get('seq_length', '?')} tokens"),
+            ("learning rate", f"{t.get('learning_rate', '?')} peak, "
+                              f"{t.get('warmup_steps', '?')} warmup steps, linear decay; AdamW"),
+            ("seed", t.get("seed", "?"))]
     text = "## Training\n\n" + _table(("", ""), rows)
     header = ("split", "step", *(k.replace("drp_accuracy_", "DRP acc. ")
                                   .replace("_", " ").replace("mlm", "MLM").replace("drp", "DRP")
@@ -187,6 +187,10 @@ def _training(f: Facts) -> str:
         text += ("\nMetrics (train: the mean over the last logging interval; eval: the "
                  "whole eval split):\n\n" + _table(header, metric_rows))
     return text
+
+
+def _n(v) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
 def _metric_row(name: str, row: dict, prefix: str) -> tuple:

@@ -13,8 +13,9 @@ import jax
 import numpy as np
 import pytest
 
+from helpers.exports import random_params
 from linkbert_jax import checkpoints, convert, export, hf_torch
-from linkbert_jax.model import LinkBert, ModelConfig, init_params
+from linkbert_jax.model import LinkBert, ModelConfig
 from linkbert_jax.samples import minilm_dir
 
 import torch
@@ -35,18 +36,6 @@ TASK_HEADS = {  # Auto class -> the head weights it creates
     "AutoModelForTokenClassification": {"classifier.weight", "classifier.bias"},
     "AutoModelForMultipleChoice": {"classifier.weight", "classifier.bias"},
 }
-
-
-def random_params(cfg: ModelConfig, seed: int = 0):
-    """Every leaf random (incl. MLM bias, the classic lost-in-export tensor); vocabulary
-    padding rows zero (they are not exported)."""
-    shapes = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
-    rng = np.random.default_rng(seed)
-    params = jax.tree_util.tree_map(
-        lambda s: (0.1 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
-    params["embeddings"]["word_embeddings"]["embedding"][cfg.vocab_size:] = 0
-    params["mlm"]["bias"][cfg.vocab_size:] = 0
-    return params
 
 
 def assert_bitwise_equal(a, b):
@@ -144,25 +133,6 @@ def test_minilm_save_load_bitwise(minilm, tmp_path):
     assert not info["missing_keys"] and not info["mismatched_keys"]
     # The tokenizer came along and tokenizes as the original does.
     np.testing.assert_array_equal(tokenize(out)["input_ids"], tokenize(path)["input_ids"])
-
-
-def test_drp_snippet_from_docs(minilm, tmp_path):
-    """The PyTorch DRP snippet of docs/convert.md, run as written, matches JAX."""
-    path, config, params, _ = minilm
-    out = str(tmp_path / "export")
-    convert.save_hf(config, params, out, tokenizer=path)
-    with open(os.path.join(REPO, "docs", "convert.md")) as f:
-        doc = f.read()
-    snippet = re.search(r"<!-- drp-snippet -->\s*```python\n(.*?)```", doc, re.S).group(1)
-    assert 'model_dir = "path/to/hf_dir"' in snippet
-    scope = {}
-    exec(snippet.replace('"path/to/hf_dir"', repr(out)), scope)  # noqa: S102
-    enc = transformers.AutoTokenizer.from_pretrained(out)(
-        ["Segment A of a document."], ["A segment B."], return_tensors="np")
-    ref = jax_apply(config, params, enc).drp_logits
-    d = max_diff(ref, scope["drp_logits"])
-    print("DRP snippet max abs diff:", d)
-    assert d < 1e-5 and scope["relation"] in ("contiguous", "random", "linked")
 
 
 # ----------------------------------------------------------------------------- JAX -> HF -> JAX

@@ -1,9 +1,14 @@
 """The newcomer's command, shrunk: every stage runs for real (build from the gensim
 Wikipedia sample with MiniLM's vocabulary, continue MiniLM as a LinkBERT, export, PyTorch
 fill-mask and DRP), then a re-run reuses them."""
+import json
 import os
 import subprocess
 import sys
+
+import transformers
+
+from linkbert_jax.demo import FILL_MASK_SENTENCES, eval_pairs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,8 +33,45 @@ def test_demo_end_to_end_then_reuses(tmp_path):
     png = tmp_path / "train" / "training_curves.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert (tmp_path / "export" / "model.safetensors").exists()
+    check_export(tmp_path)
 
     again = _demo(tmp_path)
     assert "reusing" in again.split("2/4 train")[0]  # the builder's "already built"
     assert "training already finished" in again
     assert "already holds the export of step 12" in again
+
+
+def check_export(workdir):
+    """The export as a LinkBERT user takes it: fine-tuning dropout 0.1 (the demo pretrains
+    with 0.0), slow = fast tokenizer ids on the demo's sentences, and a model card whose
+    figures are the run's (metrics.jsonl, the manifest)."""
+    export, train = workdir / "export", workdir / "train"
+    config = json.loads((export / "config.json").read_text())
+    assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.1
+    pairs = [transformers.AutoTokenizer.from_pretrained(export).decode(ex["input_ids"][1:-1])
+             for ex in eval_pairs(str(workdir / "data")).values()]
+    texts = list(FILL_MASK_SENTENCES) + pairs
+    ids = {fast: transformers.AutoTokenizer.from_pretrained(export, use_fast=fast)(texts)
+           ["input_ids"] for fast in (True, False)}
+    assert ids[True] == ids[False]
+
+    card = (export / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: fill-mask\n")
+    assert "| dropout in pretraining | hidden 0.0, attention 0.0 |" in card
+    assert "| dropout in config.json | hidden 0.1, attention 0.1: for fine-tuning" in card
+    rows = [json.loads(line) for line in (train / "metrics.jsonl").read_text().splitlines()]
+    last_train = [r for r in rows if "mlm_loss" in r][-1]
+    last_eval = [r for r in rows if "eval_mlm_loss" in r][-1]
+    keys = ("mlm_loss", "mlm_accuracy", "drp_loss", "drp_accuracy", "drp_accuracy_contiguous",
+            "drp_accuracy_random", "drp_accuracy_linked")
+    for name, row, prefix in (("train", last_train, ""), ("eval", last_eval, "eval_")):
+        line = f"| {name} | {row['step']} | " + " | ".join(f"{row[prefix + k]:.4f}" for k in keys)
+        assert line + " |" in card, line
+    m = json.loads((workdir / "data" / "manifest.json").read_text())
+    assert f"| documents | {m['num_documents']:,} (train " in card
+    assert f"| links resolved | {m['num_links_resolved']:,} |" in card
+    for split, rel in (("train", "relations"), ("eval", "relations_eval")):
+        counts = ", ".join(f"{r} {n:,}" for r, n in m[rel].items())
+        assert f"| pairs, {split} | {m['num_examples'][split]:,} ({counts}) |" in card
+    assert "python -m linkbert_jax.main --config" in card  # the training command, recorded
+    assert "python -m linkbert_jax.export --workdir" in card

@@ -6,7 +6,10 @@ tests/test_hf_compat.py builds). Prints one JSON object:
 "mismatched": [...]}}, "diff": {output: max abs diff to the reference}, "tokenizers":
 [fast class, slow class], "ids_fast": [...], "ids_slow": [...]}``.
 
-    python check_export.py EXPORT_DIR REFERENCE.npz TEXTS.json
+    python check_export.py EXPORT_DIR REFERENCE.npz TEXTS.json [OTHER_EXPORT_DIR]
+
+With OTHER_EXPORT_DIR, also ``"other_error"``: the error ``AutoModel`` raises on it (null
+when it loads).
 """
 import json
 import sys
@@ -20,7 +23,7 @@ AUTO_CLASSES = ("AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassi
                 "AutoModelForMultipleChoice")
 
 
-def main(export_dir, reference, texts_file):
+def main(export_dir, reference, texts_file, other=None):
     transformers.logging.set_verbosity_error()
     ref = np.load(reference)
     with open(texts_file) as f:
@@ -46,6 +49,12 @@ def main(export_dir, reference, texts_file):
     out["tokenizers"] = [type(fast).__name__, type(slow).__name__]
     out["ids_fast"] = fast(texts)["input_ids"]
     out["ids_slow"] = slow(texts)["input_ids"]
+    if other:
+        try:
+            transformers.AutoModel.from_pretrained(other)
+            out["other_error"] = None
+        except OSError as e:
+            out["other_error"] = f"OSError: {e}"
     print(json.dumps(out))
 
 
