@@ -23,8 +23,16 @@ AUTO_CLASSES = ("AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassi
                 "AutoModelForMultipleChoice")
 
 
-def main(export_dir, reference, texts_file, other=None):
-    transformers.logging.set_verbosity_error()
+def report(export_dir, reference, texts_file, other=None) -> dict:
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the load reports are in the result
+    try:
+        return _report(export_dir, reference, texts_file, other)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def _report(export_dir, reference, texts_file, other):
     ref = np.load(reference)
     with open(texts_file) as f:
         texts = json.load(f)
@@ -55,8 +63,8 @@ def main(export_dir, reference, texts_file, other=None):
             out["other_error"] = None
         except OSError as e:
             out["other_error"] = f"OSError: {e}"
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    print(json.dumps(report(*sys.argv[1:])))
