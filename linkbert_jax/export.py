@@ -121,8 +121,8 @@ def export(args, command: list) -> str:
     formats = ("safetensors", "bin") if args.pytorch_bin else ("safetensors",)
     out = config.replace(hidden_dropout_prob=hidden, attention_probs_dropout_prob=attention)
     facts = gather_facts(args.workdir, train_config, (manifest, manifest_path), step, config,
-                         out, params, source, command)
-    facts.weight_files, facts.dtype = [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype
+                         out, params, source, command,
+                         [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype)
     with staged(args.output_dir) as tmp:
         convert.save_hf(out, params, tmp, tokenizer=tokenizer, dtype=args.dtype,
                         weight_formats=formats)
@@ -138,7 +138,8 @@ def export(args, command: list) -> str:
 
 
 def gather_facts(workdir: str, train_config: dict, manifest: tuple, step: int, config,
-                 exported, params, dropout_source: str, command: list):
+                 exported, params, dropout_source: str, command: list, weight_files: list,
+                 dtype: str):
     """What the model card says (see :mod:`linkbert_jax.model_card`)."""
     from linkbert_jax import checkpoints, model_card
     from linkbert_jax.model import count_params
@@ -154,7 +155,7 @@ def gather_facts(workdir: str, train_config: dict, manifest: tuple, step: int, c
         train_config=train_config, manifest=manifest[0], manifest_path=manifest[1],
         train_row=train_row, eval_row=eval_row,
         train_commands=checkpoints.read_commands(workdir), export_command=command,
-        weight_files=[], dtype="float32")
+        weight_files=weight_files, dtype=dtype)
 
 
 def verify(config, params, hf_dir: str, dtype: str, atol: float) -> dict:

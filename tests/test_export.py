@@ -115,9 +115,9 @@ def test_model_card(exported, workdir):
     assert "1,530,872 in `BertModel`" in card
 
 
-def test_drp_snippet_of_the_card_runs(exported, workdir):
-    """The card's DRP snippet, run as written against the export, matches JAX; the one in
-    docs/convert.md is the same text."""
+def test_card_snippets_run(exported, workdir):
+    """The card's snippets, run as written against the export: the Auto classes load, the
+    DRP logits match JAX; the DRP snippet in docs/convert.md is the same text."""
     out, _ = exported
     _, cfg, saved = workdir
     with open(os.path.join(out, "README.md"), encoding="utf-8") as f:
@@ -127,6 +127,9 @@ def test_drp_snippet_of_the_card_runs(exported, workdir):
     with open(os.path.join(REPO, "docs", "convert.md")) as f:
         doc = re.search(r"<!-- drp-snippet -->\s*```python\n(.*?)```", f.read(), re.S).group(1)
     assert doc == snippet
+    auto = {}
+    exec(model_card.AUTO_SNIPPET.replace('"path/to/hf_dir"', repr(out)), auto)  # noqa: S102
+    assert type(auto["clf"]).__name__ == "BertForSequenceClassification"
     scope = {}
     exec(snippet.replace('"path/to/hf_dir"', repr(out)), scope)  # noqa: S102
     enc = transformers.AutoTokenizer.from_pretrained(out)(
@@ -187,3 +190,25 @@ def test_refuses_an_output_dir_with_other_files(workdir, tmp_path, capsys):
     rc, _, err = run_export(capsys, "--workdir", workdir[0], "--output_dir", out, "--no_verify")
     assert rc == 2 and "notes.txt" in err and err.count("\n") == 1
     assert os.listdir(out) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("how", ["copy", "wordpiece"])
+def test_builder_tokenizer_is_clean(tmp_path, how):
+    """The builder's tokenizer/ (which the export copies) is clean at the source."""
+    from linkbert_jax.data import tokenizer
+    out = str(tmp_path / "tokenizer")
+    if how == "copy":  # MiniLM's tokenizer.json has truncation/padding at 128 baked in
+        tokenizer.copy_pretrained(minilm_dir(), out)
+    else:
+        tokenizer.train_wordpiece(TEXTS * 20, 80, out)
+    assert sorted(os.listdir(out)) == ["special_tokens_map.json", "tokenizer.json",
+                                       "tokenizer_config.json", "vocab.txt"]
+    with open(os.path.join(out, "tokenizer.json")) as f:
+        tok = json.load(f)
+    assert tok["truncation"] is None and tok["padding"] is None
+    with open(os.path.join(out, "tokenizer_config.json")) as f:
+        tok_cfg = json.load(f)
+    assert not [k for k in CALL_ARGUMENTS if k in tok_cfg], tok_cfg
+    fast = transformers.AutoTokenizer.from_pretrained(out)
+    slow = transformers.AutoTokenizer.from_pretrained(out, use_fast=False)
+    assert fast(TEXTS)["input_ids"] == slow(TEXTS)["input_ids"]
