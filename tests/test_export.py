@@ -79,23 +79,30 @@ def test_pytorch_bin_holds_the_safetensors_weights(exported):
         assert np.array_equal(bin_sd[k].numpy(), v), k
 
 
-def test_tokenizer_is_clean_and_slow_equals_fast(exported):
-    out, _ = exported
-    with open(os.path.join(out, "tokenizer.json")) as f:
+def assert_clean_tokenizer(path) -> tuple[dict, list]:
+    """No truncation/padding in tokenizer.json, no call arguments in tokenizer_config.json,
+    slow ids = fast ids on TEXTS. Returns the tokenizer config and the ids."""
+    with open(os.path.join(path, "tokenizer.json")) as f:
         tok = json.load(f)
     assert tok["truncation"] is None and tok["padding"] is None
-    with open(os.path.join(out, "tokenizer_config.json")) as f:
+    with open(os.path.join(path, "tokenizer_config.json")) as f:
         tok_cfg = json.load(f)
     assert not [k for k in CALL_ARGUMENTS if k in tok_cfg], tok_cfg
+    fast = transformers.AutoTokenizer.from_pretrained(path)
+    slow = transformers.AutoTokenizer.from_pretrained(path, use_fast=False)
+    ids = fast(TEXTS)["input_ids"]
+    assert slow(TEXTS)["input_ids"] == ids
+    return tok_cfg, ids
+
+
+def test_tokenizer_is_clean_and_slow_equals_fast(exported):
+    out, _ = exported
+    tok_cfg, ids = assert_clean_tokenizer(out)
     assert tok_cfg["model_max_length"] == 512 and tok_cfg["do_lower_case"] is True
     with open(os.path.join(out, "special_tokens_map.json")) as f:
         assert json.load(f)["mask_token"] == "[MASK]"
     with open(os.path.join(out, "vocab.txt"), encoding="utf-8") as f:
         assert sum(1 for _ in f) == 30522
-    fast = transformers.AutoTokenizer.from_pretrained(out)
-    slow = transformers.AutoTokenizer.from_pretrained(out, use_fast=False)
-    ids = fast(TEXTS)["input_ids"]
-    assert slow(TEXTS)["input_ids"] == ids
     assert ids == transformers.AutoTokenizer.from_pretrained(minilm_dir())(TEXTS)["input_ids"]
 
 
@@ -203,12 +210,4 @@ def test_builder_tokenizer_is_clean(tmp_path, how):
         tokenizer.train_wordpiece(TEXTS * 20, 80, out)
     assert sorted(os.listdir(out)) == ["special_tokens_map.json", "tokenizer.json",
                                        "tokenizer_config.json", "vocab.txt"]
-    with open(os.path.join(out, "tokenizer.json")) as f:
-        tok = json.load(f)
-    assert tok["truncation"] is None and tok["padding"] is None
-    with open(os.path.join(out, "tokenizer_config.json")) as f:
-        tok_cfg = json.load(f)
-    assert not [k for k in CALL_ARGUMENTS if k in tok_cfg], tok_cfg
-    fast = transformers.AutoTokenizer.from_pretrained(out)
-    slow = transformers.AutoTokenizer.from_pretrained(out, use_fast=False)
-    assert fast(TEXTS)["input_ids"] == slow(TEXTS)["input_ids"]
+    assert_clean_tokenizer(out)
