@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from linkbert_jax.data import graph, index, outdir, readers, sampler
+from linkbert_jax.data import graph, index, keyed, outdir, readers, sampler
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data import writer
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME, RELATIONS
@@ -35,9 +35,10 @@ _FIELD_FLAGS = {"id": "id_field", "title": "title_field", "text": "text_fields",
                 "links": "links_field"}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m linkbert_jax.data.build",
-                                description=__doc__.split("\n\n")[0])
+def make_parser(prog: str = "python -m linkbert_jax.data.build",
+                description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+    """The builder's options (the Beam builder takes the same ones)."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--input", action="append", required=True, help="file or directory (repeat)")
     p.add_argument("--format", required=True, choices=readers.FORMATS)
     p.add_argument("--output_dir", required=True)
@@ -64,7 +65,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no_progress", dest="progress", action="store_false")
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return finish_args(make_parser().parse_args(argv))
+
+
+def finish_args(args: argparse.Namespace) -> argparse.Namespace:
     # Fields named on the command line must exist; defaults may be optional (a title).
     args.explicit_fields = tuple(role for role, flag in _FIELD_FLAGS.items()
                                  if getattr(args, flag) is not None)
@@ -125,17 +133,32 @@ def prepare_tokenizer(args, tokenizer_src: str | None, out_dir: str) -> dict:
     return tokenizer_lib.describe(dst)
 
 
+def _plan_path(work_dir: str, split: int, shard: int) -> str:
+    return os.path.join(work_dir, f"plan-{writer.SPLITS[split]}-{shard:05d}.bin")
+
+
+def write_plans(work_dir: str, corpus, split: int, num_shards: int, cfg: dict) -> None:
+    """Draws every example of ``split`` (keyed, see keyed.py) into per-shard plan files."""
+    tables = sampler.split_tables(corpus, split, cfg["probs"], cfg["examples_per_segment"])
+
+    def sink(shard, rec):
+        with open(_plan_path(work_dir, split, shard), "ab") as f:
+            f.write(rec.tobytes())
+
+    sampler.plan_split(tables, cfg["seed"], num_shards, sink)
+
+
 def _shard_task(task):
     """Worker: writes one shard. ``task`` = (work_dir, out_dir, split, shard, n, cfg)."""
     work_dir, out_dir, split, shard, num_shards, cfg = task
-    key = ("plan", work_dir, split)
+    key = ("corpus", work_dir)
     if key not in index._STATE:
-        corpus = writer.open_corpus(work_dir)
-        index._STATE[key] = (corpus, sampler.make_plan(corpus, split, cfg["probs"],
-                                                       cfg["examples_per_segment"]))
-    corpus, plan = index._STATE[key]
-    pairs = sampler.sample_pairs(corpus, plan, cfg["seed"], shard, num_shards,
-                                 cfg["max_seq_length"])
+        index._STATE[key] = writer.open_corpus(work_dir)
+    corpus = index._STATE[key]
+    path = _plan_path(work_dir, split, shard)
+    rec = np.fromfile(path, sampler.PLAN_DTYPE) if os.path.exists(path) else \
+        np.zeros(0, sampler.PLAN_DTYPE)
+    pairs = sampler.materialize(corpus, sampler.sort_plan(rec), cfg["max_seq_length"])
     name = writer.shard_name(writer.SPLITS[split], shard, num_shards)
     return writer.write_shard(os.path.join(out_dir, name), pairs, cfg["cls"], cfg["sep"])
 
@@ -148,10 +171,8 @@ def _write_documents(out_dir, work_dir, corpus) -> None:
         for i, line in enumerate(meta):
             doc_id, title = json.loads(line)
             links = corpus.link_targets[corpus.link_offsets[i]:corpus.link_offsets[i + 1]]
-            f.write(json.dumps({"index": i, "id": doc_id, "title": title,
-                                "split": writer.SPLITS[corpus.doc_split[i]],
-                                "num_segments": int(nseg[i]), "links": links.tolist()},
-                               ensure_ascii=False) + "\n")
+            f.write(writer.document_line(i, doc_id, title, int(corpus.doc_split[i]),
+                                         int(nseg[i]), links.tolist()))
     os.replace(path + writer.TMP_SUFFIX, path)
 
 
@@ -166,7 +187,7 @@ def reusable(args, opts: dict, inputs: list[dict]) -> dict | None:
     """The finished build in the output dir if it was made from the same options and
     inputs (None if there is none, or with --overwrite); else a DataError saying why."""
     out = args.output_dir
-    old = None if args.overwrite or not os.path.isdir(out) else writer.load_manifest(out)
+    old = None if args.overwrite else writer.load_manifest(out)
     if old is None:
         return None
     if old.get("options") != opts:
@@ -239,7 +260,7 @@ def _link_and_split(args, work: str, res, counters, redirects) -> None:
     np.save(os.path.join(work, "link_offsets.npy"), offs)
     np.save(os.path.join(work, "link_targets.npy"), tgts)
     np.save(os.path.join(work, "doc_split.npy"),
-            index.assign_splits(res.num_docs, args.eval_fraction, args.seed))
+            keyed.assign_splits(res.num_docs, args.eval_fraction, args.seed))
 
 
 def _write_shards(args, opts, work: str, tok_info: dict, pool):
@@ -252,13 +273,15 @@ def _write_shards(args, opts, work: str, tok_info: dict, pool):
                sep=tok_info["special_ids"]["sep"])
     out = args.output_dir
     tasks = [(work, out, 0, k, args.num_shards, cfg) for k in range(args.num_shards)]
+    write_plans(work, corpus, 0, args.num_shards, cfg)
     if corpus.doc_split.any():
         tasks += [(work, out, 1, k, args.num_eval_shards, cfg)
                   for k in range(args.num_eval_shards)]
+        write_plans(work, corpus, 1, args.num_eval_shards, cfg)
     results = pool.imap(_shard_task, tasks) if pool else map(_shard_task, tasks)
-    shards = list(tqdm(results, total=len(tasks), desc="shards", unit="shard",
-                       disable=not args.progress))
-    return corpus, tasks, shards
+    shards = tqdm(results, total=len(tasks), desc="shards", unit="shard",
+                  disable=not args.progress)
+    return corpus, [(writer.SPLITS[t[2]], s) for t, s in zip(tasks, shards)]
 
 
 def _build(args, opts, tokenizer_src, fingerprints) -> dict:
@@ -278,41 +301,44 @@ def _build(args, opts, tokenizer_src, fingerprints) -> dict:
         res = _index(args, work, counters, redirects, pool)
         t_index = time.time() - t0
         _link_and_split(args, work, res, counters, redirects)
-        corpus, tasks, shards = _write_shards(args, opts, work, tok_info, pool)
+        corpus, shards = _write_shards(args, opts, work, tok_info, pool)
     finally:
         if pool is not None:
             pool.terminate()
     _write_documents(out, work, corpus)
-    manifest = make_manifest(opts, res, corpus, counters, tok_info, tasks, shards)
-    manifest["inputs"] = fingerprints
+    manifest = make_manifest(opts, corpus_stats(res, corpus), counters.as_dict(), tok_info,
+                             shards, fingerprints)
     shutil.rmtree(work)
     writer.write_json_atomic(os.path.join(out, MANIFEST_NAME), manifest)
     print_summary(manifest, time.time() - t0, t_index)
     return manifest
 
 
-def make_manifest(opts, res, corpus, counters, tok_info, tasks, shards) -> dict:
+def corpus_stats(res, corpus) -> dict:
+    n_eval = int(np.count_nonzero(corpus.doc_split))
+    return {"num_documents": res.num_docs,
+            "num_documents_per_split": {"train": res.num_docs - n_eval, "eval": n_eval},
+            "num_segments": res.num_segments, "num_links_resolved": int(len(corpus.link_targets)),
+            "num_tokens": res.num_tokens, "num_chars": res.num_chars}
+
+
+def make_manifest(opts, stats: dict, counters: dict, tok_info, shards, inputs) -> dict:
+    """The manifest from corpus ``stats``, reader ``counters``, ``shards`` ((split, shard
+    result) in file order) and input fingerprints: the local and the Beam builder's."""
     files = {"train": [], "eval": []}
     rel = {"train": [0, 0, 0], "eval": [0, 0, 0]}
     ex_tokens = {"train": 0, "eval": 0}
-    for task, s in zip(tasks, shards):
-        split = writer.SPLITS[task[2]]
+    for split, s in shards:
         files[split].append({"name": s["name"], "num_examples": s["num_examples"]})
         rel[split] = [a + b for a, b in zip(rel[split], s["relations"])]
         ex_tokens[split] += s["num_tokens"]
-    n_eval_docs = int(np.count_nonzero(corpus.doc_split))
     return {
         "format_version": 1,
         "num_examples": {k: sum(f["num_examples"] for f in v) for k, v in files.items()},
         "relations": dict(zip(RELATIONS, rel["train"])),
         "relations_eval": dict(zip(RELATIONS, rel["eval"])),
         "requested_relation_probs": dict(zip(RELATIONS, opts["relation_probs"])),
-        "num_documents": res.num_docs,
-        "num_documents_per_split": {"train": res.num_docs - n_eval_docs, "eval": n_eval_docs},
-        "num_segments": res.num_segments,
-        "num_links_resolved": int(len(corpus.link_targets)),
-        "num_tokens": res.num_tokens,
-        "num_chars": res.num_chars,
+        **stats,
         "num_example_tokens": ex_tokens,
         "max_seq_length": opts["max_seq_length"],
         "segment_length": opts["segment_length"],
@@ -324,8 +350,9 @@ def make_manifest(opts, res, corpus, counters, tok_info, tasks, shards) -> dict:
         "tokenizer_class": tok_info["class"],
         "documents_file": DOCUMENTS_NAME,
         "files": files,
-        "counters": counters.as_dict(),
+        "counters": counters,
         "options": opts,
+        "inputs": inputs,
     }
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from linkbert_jax.data.wikipedia import normalize_title
 
-_MAX_REDIRECT_HOPS = 5
+MAX_REDIRECT_HOPS = 5
+NOT_A_DOCUMENT = -1  # an id seen in the input whose record was dropped (a duplicate title)
 
 
 class LinkResolver:
@@ -22,10 +23,10 @@ class LinkResolver:
 
     def resolve(self, name: str) -> int | None:
         idx = self.ids.get(name)
-        if idx is not None:
+        if idx is not None and idx != NOT_A_DOCUMENT:
             return idx
         title = normalize_title(name)
-        for _ in range(_MAX_REDIRECT_HOPS + 1):
+        for _ in range(MAX_REDIRECT_HOPS + 1):
             idx = self.titles.get(title)
             if idx is not None:
                 return idx

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linkbert_jax.data import segment, tokenizer as tokenizer_lib, wikipedia
+from linkbert_jax.data import graph, segment, tokenizer as tokenizer_lib, wikipedia
 
 CHUNK_DOCS = 64
+# Warnings shared with the Beam builder (beam_docs.py): (counter, message % (source, id)).
+NO_TEXT = ("empty_documents", "%s: document %r has no text, skipped")
+NO_TOKENS = ("empty_documents", "%s: document %r has no tokens, skipped")
+DUPLICATE = ("duplicate_ids", "%s: duplicate id %r, skipped")
 _STATE: dict = {}
 
 
@@ -33,12 +37,17 @@ def to_plain(text: str, is_wikitext: bool, parser: str, prefixes) -> tuple[str, 
     return fn(text, prefixes)
 
 
-def process_chunk(items: list[tuple[str, bool]]):
-    """Worker: [(text, is_wikitext)] -> [(links or None, token ids, segment lengths, chars)]."""
-    st = _STATE
-    plain = [to_plain(t, w, st["parser"], st["prefixes"]) for t, w in items]
-    segs = segment.tokenize_documents(st["tok"], [p for p, _ in plain], st["max_len"])
+def process_texts(tok, max_len: int, parser: str, prefixes, items: list[tuple[str, bool]]):
+    """[(text, is_wikitext)] -> [(links or None, token ids, segment lengths, chars)]."""
+    plain = [to_plain(t, w, parser, prefixes) for t, w in items]
+    segs = segment.tokenize_documents(tok, [p for p, _ in plain], max_len)
     return [(links, toks, lens, len(text)) for (text, links), (toks, lens) in zip(plain, segs)]
+
+
+def process_chunk(items: list[tuple[str, bool]]):
+    """Worker: ``process_texts`` with the tokenizer and options of ``init_worker``."""
+    st = _STATE
+    return process_texts(st["tok"], st["max_len"], st["parser"], st["prefixes"], items)
 
 
 @dataclass
@@ -55,8 +64,7 @@ def _chunks(docs, counters):
     chunk = []
     for doc in docs:
         if not doc.text.strip():
-            counters.warn("empty_documents", "%s: document %r has no text, skipped",
-                          doc.source, doc.id)
+            counters.warn(*NO_TEXT, doc.source, doc.id)
             continue
         chunk.append(doc)
         if len(chunk) == CHUNK_DOCS:
@@ -101,13 +109,14 @@ def build_index(docs, work_dir: str, counters, pool=None, window: int = 8,
                 if progress is not None:
                     progress.update(1)
                 if len(toks) == 0:
-                    counters.warn("empty_documents", "%s: document %r has no tokens, skipped",
-                                  doc.source, doc.id)
+                    counters.warn(*NO_TOKENS, doc.source, doc.id)
                     continue
                 key_title = wikipedia.normalize_title(doc.title) if doc.title else ""
                 if doc.id in res.ids or (doc.wikitext and key_title in res.titles):
-                    counters.warn("duplicate_ids", "%s: duplicate id %r, skipped",
-                                  doc.source, doc.id)
+                    counters.warn(*DUPLICATE, doc.source, doc.id)
+                    # The first record of an id wins even when it is itself dropped as a
+                    # duplicate title (the Beam builder's two-stage dedup, beam_docs.py).
+                    res.ids.setdefault(doc.id, graph.NOT_A_DOCUMENT)
                     continue
                 idx = res.num_docs
                 res.ids[doc.id] = idx
@@ -127,16 +136,3 @@ def build_index(docs, work_dir: str, counters, pool=None, window: int = 8,
     np.save(os.path.join(work_dir, "doc_seg_start.npy"),
             np.cumsum(np.frombuffer(doc_nseg, np.int64)))
     return res
-
-
-def assign_splits(num_docs: int, eval_fraction: float, seed: int) -> np.ndarray:
-    """uint8 per document, 1 = eval; a seeded random subset of ``eval_fraction``."""
-    n_eval = int(round(eval_fraction * num_docs))
-    if eval_fraction > 0 and n_eval == 0 and num_docs >= 2:
-        n_eval = 1
-    if n_eval >= num_docs:
-        raise ValueError(f"eval_fraction {eval_fraction} leaves no training documents "
-                         f"({num_docs} documents)")
-    split = np.zeros(num_docs, np.uint8)
-    split[np.random.default_rng([seed, 0x5EED]).permutation(num_docs)[:n_eval]] = 1
-    return split

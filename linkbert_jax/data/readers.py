@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from linkbert_jax.data import wikipedia
+from linkbert_jax.data import files, wikipedia
 
 log = logging.getLogger(__name__)
 FORMATS = ("wikipedia", "jsonl", "parquet", "hf")
@@ -109,16 +109,9 @@ def _record_to_doc(rec, fields: FieldMap, source: str, counters: Counters) -> Ra
 
 
 def read_jsonl(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
-    opener = open
-    if path.endswith(".gz"):
-        import gzip
-        opener = gzip.open
-    elif path.endswith(".bz2"):
-        import bz2
-        opener = bz2.open
     lineno = 0
     try:
-        with opener(path, "rb") as f:
+        with files.open_input(path) as f:
             for lineno, raw in enumerate(f, 1):
                 if not raw.strip():
                     continue
@@ -147,18 +140,19 @@ def read_jsonl(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawD
 def read_parquet(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
     import pyarrow.parquet as pq
 
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise DataError(f"{path}: cannot open as Parquet ({e})") from None
-    row = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        for rec in batch.to_pylist():
-            row += 1
-            counters.records += 1
-            doc = _record_to_doc(rec, fields, f"{path}:row {row}", counters)
-            if doc is not None:
-                yield doc
+    with files.open_raw(path) as raw:
+        try:
+            pf = pq.ParquetFile(raw)
+        except Exception as e:  # pyarrow raises several types for a bad file
+            raise DataError(f"{path}: cannot open as Parquet ({e})") from None
+        row = 0
+        for batch in pf.iter_batches(batch_size=1024):
+            for rec in batch.to_pylist():
+                row += 1
+                counters.records += 1
+                doc = _record_to_doc(rec, fields, f"{path}:row {row}", counters)
+                if doc is not None:
+                    yield doc
 
 
 def read_hf(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
@@ -308,11 +302,16 @@ def read_documents(paths: list[str], fmt: str, fields: FieldMap, counters: Count
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     for path in expand_inputs(paths, fmt):
-        if fmt == "wikipedia":
-            yield from read_wikipedia(path, counters, redirects)
-        elif fmt == "jsonl":
-            yield from read_jsonl(path, fields, counters)
-        elif fmt == "parquet":
-            yield from read_parquet(path, fields, counters)
-        else:
-            yield from read_hf(path, fields, counters)
+        yield from read_file(path, fmt, fields, counters, redirects)
+
+
+def read_file(path: str, fmt: str, fields: FieldMap, counters: Counters,
+              redirects: dict) -> Iterator[RawDoc]:
+    """The documents of one input file (or ``hf`` directory)."""
+    if fmt == "wikipedia":
+        return read_wikipedia(path, counters, redirects)
+    if fmt == "jsonl":
+        return read_jsonl(path, fields, counters)
+    if fmt == "parquet":
+        return read_parquet(path, fields, counters)
+    return read_hf(path, fields, counters)

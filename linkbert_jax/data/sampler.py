@@ -1,8 +1,8 @@
-"""Seeded 3-way pair sampler: (anchor A, relation, partner B) per example.
+"""3-way pair sampler of the local builder: (anchor A, relation, partner B) per example.
 
-For each example a relation is drawn with the requested probabilities, then the anchor is
-drawn uniformly among the segments that can serve it, so documents without links (or
-single-segment documents) never shift the label mix:
+Every anchor segment of a split gets, for each relation it can serve, ``rate_r`` examples
+in expectation (``keyed.relation_rates``), so documents without links (or single-segment
+documents) never shift the label mix:
 
 * contiguous: anchors are segments with a next segment; B = that next segment.
 * random: anchors are all segments; B = a segment of a uniformly drawn *other* document.
@@ -10,21 +10,22 @@ single-segment documents) never shift the label mix:
   document is drawn among those links with probability ∝ 1 / in-degree (in-degree within
   the split), then a segment of it uniformly.
 
-Train and eval are sampled separately, each only from its own documents. Randomness comes
-from ``default_rng([seed, split, shard, block])`` so any worker can produce any shard and
-the output does not depend on the number of workers.
+Train and eval are sampled separately, each only from its own documents. All draws are
+keyed (``keyed.py``, shared with the Beam pipeline): the examples, their shard and their
+order within the shard depend on the seed and the corpus only, not on the worker count.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-from linkbert_jax.data.features import CONTIGUOUS, RANDOM, RELATIONS
+from linkbert_jax.data import keyed
+from linkbert_jax.data.features import CONTIGUOUS, RANDOM
 
-log = logging.getLogger(__name__)
-BLOCK = 1024
+DOC_BLOCK = 1 << 16  # documents per vectorised draw
+PLAN_DTYPE = np.dtype([("key", "<u8"), ("doc_a", "<i8"), ("seg_a", "<i4"), ("rel", "i1"),
+                       ("copy", "<i4"), ("doc_b", "<i8"), ("seg_b", "<i4"), ("cut", "u1")])
 
 
 @dataclass
@@ -43,101 +44,112 @@ class Corpus:
 
 
 @dataclass
-class SplitPlan:
+class SplitTables:
+    """One split's documents, ranks and in-split out-links with linked-draw weights."""
     split: int
-    docs: np.ndarray          # sorted doc indices of the split
-    seg_doc: np.ndarray       # int32[num_segments]: document of every segment
-    anchors: tuple            # per relation: eligible anchor segment ids
-    probs: np.ndarray         # relation probabilities after dropping impossible ones
-    out_offsets: np.ndarray   # per doc, in-split out-links (CSR over all docs)
-    out_targets: np.ndarray
-    out_weights: np.ndarray   # 1 / in-degree(target) within the split
-    num_examples: int
+    docs: np.ndarray          # sorted document indices of the split
+    rank: np.ndarray          # int64[num_docs]: rank within the split (-1 elsewhere)
+    nseg: np.ndarray          # int64[num_docs]
+    out_offsets: np.ndarray   # int64[num_docs + 1] (CSR over all documents)
+    out_targets: np.ndarray   # int64[num_links_in_split]
+    out_weights: np.ndarray   # int64, keyed.link_weights(in-degree within the split)
+    rates: np.ndarray         # examples per eligible anchor, per relation
 
 
-def make_plan(c: Corpus, split: int, probs, examples_per_segment: float) -> SplitPlan:
+def split_tables(c: Corpus, split: int, probs, examples_per_segment: float) -> SplitTables:
     num_docs = c.num_docs
     in_split = np.asarray(c.doc_split) == split
     docs = np.flatnonzero(in_split)
-    nseg = np.diff(c.doc_seg_start)
-    seg_doc = np.repeat(np.arange(num_docs, dtype=np.int32), nseg)
-    segs = np.flatnonzero(in_split[seg_doc])
-    has_next = segs + 1 < c.doc_seg_start[seg_doc[segs] + 1]
+    rank = np.full(num_docs, -1, np.int64)
+    rank[docs] = np.arange(len(docs))
+    nseg = np.diff(np.asarray(c.doc_seg_start)).astype(np.int64)
     src = np.repeat(np.arange(num_docs, dtype=np.int64), np.diff(c.link_offsets))
     tgt = np.asarray(c.link_targets, dtype=np.int64)
     keep = in_split[src] & in_split[tgt]
     src, tgt = src[keep], tgt[keep]
     indeg = np.bincount(tgt, minlength=num_docs)
     out_deg = np.bincount(src, minlength=num_docs)
-    out_offsets = np.concatenate([[0], np.cumsum(out_deg)])
-    weights = 1.0 / indeg[tgt] if len(tgt) else np.zeros(0)
-    anchors = (segs[has_next], segs if len(docs) >= 2 else segs[:0],
-               segs[out_deg[seg_doc[segs]] > 0])
-    p = np.asarray(probs, dtype=np.float64)
-    for r, a in enumerate(anchors):
-        if p[r] > 0 and len(a) == 0:
-            log.warning("%s split: no anchor can serve relation '%s'; its probability "
-                        "%.3f is spread over the others", ("train", "eval")[split],
-                        RELATIONS[r], p[r])
-            p[r] = 0.0
-    n = int(round(examples_per_segment * len(segs)))
-    if p.sum() == 0 and n > 0:
-        raise ValueError(f"{('train', 'eval')[split]} split: no relation can be sampled")
-    p = p / p.sum() if p.sum() > 0 else p
-    return SplitPlan(split, docs, seg_doc, anchors, p, out_offsets, tgt.astype(np.int32),
-                     weights, n)
+    counts = keyed.anchor_counts(nseg[docs], out_deg[docs])
+    rates = keyed.relation_rates(counts, len(docs), probs, examples_per_segment, split)
+    return SplitTables(split, docs, rank, nseg, np.concatenate([[0], np.cumsum(out_deg)]),
+                       tgt, keyed.link_weights(indeg[tgt]), rates)
 
 
-def shard_range(num_examples: int, num_shards: int, shard: int) -> tuple[int, int]:
-    return num_examples * shard // num_shards, num_examples * (shard + 1) // num_shards
+def _anchors(t: SplitTables, docs: np.ndarray) -> keyed.Anchors:
+    lo, hi = t.out_offsets[docs], t.out_offsets[docs + 1]
+    deg = hi - lo
+    pos = np.repeat(lo - np.concatenate([[0], np.cumsum(deg)[:-1]]), deg) + np.arange(deg.sum())
+    targets = t.out_targets[pos]
+    return keyed.Anchors(doc=docs, rank=t.rank[docs], nseg=t.nseg[docs],
+                         link_offsets=np.concatenate([[0], np.cumsum(deg)]),
+                         link_docs=targets, link_ranks=t.rank[targets],
+                         link_weights=t.out_weights[pos])
 
 
-def truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, u_a: float, u_b: float):
-    """BERT's longest-first pair truncation; each side cut at the front or back (random)."""
+def plan_block(t: SplitTables, docs: np.ndarray, seed: int) -> np.ndarray:
+    """The examples anchored in ``docs`` (of split ``t``), as PLAN_DTYPE records."""
+    ex = keyed.draw_examples(seed, t.split, _anchors(t, docs), t.rates, len(t.docs))
+    rand = ex["rel"] == RANDOM
+    ex["doc_b"][rand] = t.docs[ex["rank_b"][rand]]
+    other = ex["rel"] != CONTIGUOUS
+    ex["seg_b"][other] = keyed.pick_segment(ex["h"][other], t.nseg[ex["doc_b"][other]])
+    rec = np.empty(len(ex["h"]), PLAN_DTYPE)
+    rec["key"] = keyed.order_key(ex["h"])
+    rec["doc_a"], rec["seg_a"], rec["rel"] = docs[ex["row"]], ex["seg_a"], ex["rel"]
+    rec["copy"], rec["doc_b"], rec["seg_b"] = ex["copy"], ex["doc_b"], ex["seg_b"]
+    rec["cut"] = cut_bits(ex["h"])
+    return rec
+
+
+def plan_split(t: SplitTables, seed: int, num_shards: int, sink) -> None:
+    """Calls ``sink(shard, records)`` for the examples of every block of documents."""
+    for start in range(0, len(t.docs), DOC_BLOCK):
+        rec = plan_block(t, t.docs[start:start + DOC_BLOCK], seed)
+        shard = keyed.shard_of(rec["key"], num_shards)
+        order = np.argsort(shard, kind="stable")
+        bounds = np.searchsorted(shard[order], np.arange(num_shards + 1))
+        for k in range(num_shards):
+            if bounds[k + 1] > bounds[k]:
+                sink(k, rec[order[bounds[k]:bounds[k + 1]]])
+
+
+def sort_plan(rec: np.ndarray) -> np.ndarray:
+    """Canonical order within a shard: (key, doc_a, seg_a, rel, copy)."""
+    return rec[np.lexsort((rec["copy"], rec["rel"], rec["seg_a"], rec["doc_a"], rec["key"]))]
+
+
+def truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, front_a: bool, front_b: bool):
+    """BERT's longest-first pair truncation; each side cut at its front or its back."""
     la, lb = len(a), len(b)
     while la + lb > max_tokens:
         if la > lb:
             la -= 1
         else:
             lb -= 1
-    a = a[len(a) - la:] if u_a < 0.5 else a[:la]
-    b = b[len(b) - lb:] if u_b < 0.5 else b[:lb]
+    a = a[len(a) - la:] if front_a else a[:la]
+    b = b[len(b) - lb:] if front_b else b[:lb]
     return a, b
 
 
-def sample_pairs(c: Corpus, plan: SplitPlan, seed: int, shard: int, num_shards: int,
-                 max_seq_length: int):
-    """Yields ``(a_ids, b_ids, relation, doc_a, doc_b, seg_a, seg_b)`` for one shard."""
-    lo, hi = shard_range(plan.num_examples, num_shards, shard)
+def cut_bits(h) -> np.ndarray:
+    """``keyed.cut_fronts`` packed in one byte (bit 0: A, bit 1: B)."""
+    front_a, front_b = keyed.cut_fronts(h)
+    return front_a.astype(np.uint8) | (front_b.astype(np.uint8) << 1)
+
+
+def make_pair(ta, tb, max_seq_length: int, cut: int, rel, da, db, sa, sb) -> tuple:
+    """``(a_ids, b_ids, relation, doc_a, doc_b, seg_a, seg_b)``, truncated to fit."""
     max_tokens = max_seq_length - 3
-    docs, seg_doc, dstart = plan.docs, plan.seg_doc, c.doc_seg_start
-    for block, start in enumerate(range(lo, hi, BLOCK)):
-        n = min(BLOCK, hi - start)
-        rng = np.random.default_rng([seed, plan.split, shard, block])
-        rels = rng.choice(3, size=n, p=plan.probs)
-        u = rng.random((n, 5))
-        for i in range(n):
-            r = int(rels[i])
-            cand = plan.anchors[r]
-            a = int(cand[min(int(u[i, 0] * len(cand)), len(cand) - 1)])
-            da = int(seg_doc[a])
-            if r == CONTIGUOUS:
-                b, db = a + 1, da
-            else:
-                if r == RANDOM:
-                    k = int(u[i, 1] * (len(docs) - 1))
-                    pos = int(np.searchsorted(docs, da))
-                    db = int(docs[k + (k >= pos)])
-                else:
-                    o0, o1 = plan.out_offsets[da], plan.out_offsets[da + 1]
-                    cum = np.cumsum(plan.out_weights[o0:o1])
-                    j = min(int(np.searchsorted(cum, u[i, 1] * cum[-1], side="right")),
-                            o1 - o0 - 1)
-                    db = int(plan.out_targets[o0 + j])
-                s0, s1 = int(dstart[db]), int(dstart[db + 1])
-                b = s0 + min(int(u[i, 2] * (s1 - s0)), s1 - s0 - 1)
-            ta = c.tokens[c.seg_offsets[a]:c.seg_offsets[a + 1]]
-            tb = c.tokens[c.seg_offsets[b]:c.seg_offsets[b + 1]]
-            if len(ta) + len(tb) > max_tokens:
-                ta, tb = truncate_pair(ta, tb, max_tokens, u[i, 3], u[i, 4])
-            yield (ta, tb, r, da, db, a - int(dstart[da]), b - int(dstart[db]))
+    if len(ta) + len(tb) > max_tokens:
+        ta, tb = truncate_pair(ta, tb, max_tokens, bool(cut & 1), bool(cut & 2))
+    return ta, tb, rel, da, db, sa, sb
+
+
+def materialize(c: Corpus, rec: np.ndarray, max_seq_length: int):
+    """Yields the pair of every (sorted) plan record."""
+    dstart, offs, tokens = c.doc_seg_start, c.seg_offsets, c.tokens
+    for r in rec.tolist():
+        _, da, sa, rel, _, db, sb, cut = r
+        a, b = int(dstart[da]) + sa, int(dstart[db]) + sb
+        yield make_pair(tokens[offs[a]:offs[a + 1]], tokens[offs[b]:offs[b + 1]],
+                        max_seq_length, cut, rel, da, db, sa, sb)

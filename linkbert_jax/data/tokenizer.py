@@ -16,9 +16,15 @@ SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 def load_fast(tokenizer_dir: str):
     """The raw fast tokenizer, with truncation and padding off (segments are cut later)."""
+    with open(os.path.join(tokenizer_dir, "tokenizer.json"), encoding="utf-8") as f:
+        return from_json(f.read())
+
+
+def from_json(tokenizer_json: str):
+    """``load_fast`` from the text of a ``tokenizer.json`` (what Beam workers receive)."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json"))
+    tok = Tokenizer.from_str(tokenizer_json)
     tok.no_truncation()
     tok.no_padding()
     return tok

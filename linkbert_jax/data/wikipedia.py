@@ -9,13 +9,14 @@ the BERT fast tokenizer it feeds, so the default is the fast converter (see docs
 """
 from __future__ import annotations
 
-import bz2
 import html
 import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Iterator
+
+from linkbert_jax.data import files
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,6 @@ def wikitext_to_text_mwparser(wikitext: str, extra_prefixes=()) -> tuple[str, li
     return _RE_BLANKS.sub("\n", text).strip(), links
 
 
-def _open(path: str):
-    return bz2.open(path, "rb") if path.endswith(".bz2") else open(path, "rb")
-
-
 def iter_pages(path: str, counters) -> Iterator[Page]:
     """Streams the pages of one dump; a truncated/corrupt file is a counted warning."""
     ns_names: set[str] = set()
@@ -168,7 +165,7 @@ def iter_pages(path: str, counters) -> Iterator[Page]:
     page: dict = {}
     root = None
     try:
-        with _open(path) as f:
+        with files.open_input(path) as f:
             for event, el in ET.iterparse(f, events=("start", "end")):
                 if event == "start":
                     if root is None:

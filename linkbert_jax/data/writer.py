@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from linkbert_jax.data import records, sampler
+from linkbert_jax.data import files, records, sampler
 from linkbert_jax.data.features import MANIFEST_NAME, serialize_example
 
 SPLITS = ("train", "eval")
@@ -17,20 +17,39 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
     return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
 
 
+def encode_pair(pair, cls_id: int, sep_id: int) -> tuple[bytes, int]:
+    """One framed TFRecord ``[CLS] A [SEP] B [SEP]`` and its length in tokens."""
+    ta, tb, rel, da, db, sa, sb = pair
+    ids = [cls_id] + ta.tolist() + [sep_id] + tb.tolist() + [sep_id]
+    return records.frame(serialize_example(ids, len(ta), rel, da, db, sa, sb)), len(ids)
+
+
+class ShardStats:
+    """Examples, tokens and relation counts of one shard (its manifest entry)."""
+
+    def __init__(self):
+        self.num_examples, self.num_tokens, self.relations = 0, 0, [0, 0, 0]
+
+    def add(self, relation: int, num_tokens: int) -> None:
+        self.num_examples += 1
+        self.num_tokens += num_tokens
+        self.relations[relation] += 1
+
+    def as_dict(self, name: str) -> dict:
+        return {"name": name, "num_examples": self.num_examples,
+                "num_tokens": self.num_tokens, "relations": self.relations}
+
+
 def write_shard(path: str, pairs, cls_id: int, sep_id: int) -> dict:
-    """Writes ``pairs`` (from ``sampler.sample_pairs``) to ``path`` via ``path.tmp``."""
-    counts = [0, 0, 0]
-    n = tokens = 0
-    cls, sep = [cls_id], [sep_id]
+    """Writes ``pairs`` (from ``sampler.materialize``) to ``path`` via ``path.tmp``."""
+    stats = ShardStats()
     tmp = path + TMP_SUFFIX
     with open(tmp, "wb") as f:
         buf = []
-        for ta, tb, rel, da, db, sa, sb in pairs:
-            ids = cls + ta.tolist() + sep + tb.tolist() + sep
-            buf.append(records.frame(serialize_example(ids, len(ta), rel, da, db, sa, sb)))
-            counts[rel] += 1
-            n += 1
-            tokens += len(ids)
+        for pair in pairs:
+            data, n = encode_pair(pair, cls_id, sep_id)
+            buf.append(data)
+            stats.add(pair[2], n)
             if len(buf) >= 256:
                 f.write(b"".join(buf))
                 buf = []
@@ -38,23 +57,29 @@ def write_shard(path: str, pairs, cls_id: int, sep_id: int) -> dict:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return {"name": os.path.basename(path), "num_examples": n, "num_tokens": tokens,
-            "relations": counts}
+    return stats.as_dict(os.path.basename(path))
+
+
+def document_line(index: int, doc_id: str, title: str, split: int, num_segments: int,
+                  links: list[int]) -> str:
+    """One line of ``documents.jsonl``."""
+    return json.dumps({"index": index, "id": doc_id, "title": title, "split": SPLITS[split],
+                       "num_segments": num_segments, "links": links}, ensure_ascii=False) + "\n"
 
 
 def write_json_atomic(path: str, obj) -> None:
+    """``path`` (local or a Beam filesystem) written under a temporary name, then renamed."""
     tmp = path + TMP_SUFFIX
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    with files.open_raw(tmp, "wb") as f:
+        f.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    files.rename(tmp, path)
 
 
 def load_manifest(output_dir: str) -> dict | None:
-    path = os.path.join(output_dir, MANIFEST_NAME)
-    if not os.path.exists(path):
+    path = files.join(output_dir, MANIFEST_NAME)
+    if not files.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
+    with files.open_raw(path) as f:
         return json.load(f)
 
 

@@ -88,9 +88,10 @@ def test_crash_mid_shard_leaves_only_a_tmp_file_then_rebuild_succeeds(tmp_path, 
     names = os.listdir(tmp_path / "o")
     assert "manifest.json" not in names  # no manifest: the build is visibly unfinished
     assert any(n.endswith(".tfrecord.tmp") for n in names)
-    for n in names:  # shards under their final name are complete and readable
-        if n.endswith(".tfrecord"):
-            assert sum(1 for _ in records.iterate_records(str(tmp_path / "o" / n))) > 0
+    done = [n for n in names if n.endswith(".tfrecord")]
+    # Shards under their final name are complete and readable (a shard may hold no example).
+    assert done and sum(sum(1 for _ in records.iterate_records(str(tmp_path / "o" / n)))
+                        for n in done) > 0
     monkeypatch.setattr(writer.records, "frame", real)
     m = run_build(*argv)
     names = os.listdir(tmp_path / "o")

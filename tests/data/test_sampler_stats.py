@@ -87,7 +87,8 @@ def test_eval_and_train_documents_disjoint(tmp_path):
                   "--eval_fraction", 0.25, "--num_eval_shards", 2, "--seed", 5)
     with open(out / "documents.jsonl") as f:
         split = {d["index"]: d["split"] for d in map(json.loads, f)}
-    assert sum(s == "eval" for s in split.values()) == 50
+    n_eval = sum(s == "eval" for s in split.values())  # keyed per document: Binomial(200, 1/4)
+    assert abs(n_eval - 50) < 4 * np.sqrt(200 * 0.25 * 0.75), n_eval
     seen = {"train": set(), "eval": set()}
     for s in ("train", "eval"):
         for f in m["files"][s]:
@@ -96,3 +97,13 @@ def test_eval_and_train_documents_disjoint(tmp_path):
     assert seen["train"] and seen["eval"] and not seen["train"] & seen["eval"]
     assert all(split[d] == s for s in seen for d in seen[s])
     assert len(m["files"]["eval"]) == 2
+
+
+def test_keyed_split_keeps_one_eval_document_and_some_training():
+    from linkbert_jax.data import keyed
+
+    split = keyed.assign_splits(50, 1e-6, seed=4)  # no document falls below the fraction
+    assert split.sum() == 1 and split[np.argmin(keyed.split_hash(4, np.arange(50)))] == 1
+    assert keyed.assign_splits(50, 0.0, seed=4).sum() == 0
+    with pytest.raises(ValueError, match="no training documents"):
+        keyed.assign_splits(3, 0.999999, seed=0)

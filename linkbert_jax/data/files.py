@@ -1,0 +1,86 @@
+"""Opening input files: local paths, or any Apache Beam filesystem (``gs://``, ``s3://``,
+``hdfs://``) when the ``beam`` extra is installed; ``.gz``/``.bz2`` decompressed by name."""
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import os
+import re
+import shutil
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_remote(path: str) -> bool:
+    return bool(_SCHEME.match(path))
+
+
+def open_raw(path: str, mode: str = "rb"):
+    """The file's bytes as stored (``mode`` "rb" or "wb")."""
+    if not is_remote(path):
+        return open(path, mode)
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    fs_open = FileSystems.open if mode == "rb" else FileSystems.create
+    return fs_open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+@contextlib.contextmanager
+def open_input(path: str, decompress: bool = True):
+    """Binary stream of ``path``, decompressed when it ends with .gz or .bz2."""
+    with open_raw(path) as raw:
+        if decompress and path.endswith(".bz2"):
+            with bz2.open(raw) as f:
+                yield f
+        elif decompress and path.endswith(".gz"):
+            with gzip.open(raw) as f:
+                yield f
+        else:
+            yield raw
+
+
+def _fs():
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems
+
+
+def join(*parts: str) -> str:
+    return _fs().join(*parts) if is_remote(parts[0]) else os.path.join(*parts)
+
+
+def exists(path: str) -> bool:
+    return _fs().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def makedirs(path: str) -> None:
+    if not is_remote(path):
+        os.makedirs(path, exist_ok=True)  # object stores have no directories
+
+
+def rename(src: str, dst: str) -> None:
+    if is_remote(src):
+        _fs().rename([src], [dst])
+    else:
+        os.replace(src, dst)
+
+
+def listdir(path: str) -> list[str]:
+    """Names of the entries directly under ``path`` (files and directories)."""
+    if not is_remote(path):
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+    prefix = path.rstrip("/") + "/"
+    found = _fs().match([prefix + "**"])[0].metadata_list
+    return sorted({m.path[len(prefix):].split("/", 1)[0] for m in found})
+
+
+def remove(path: str) -> None:
+    """Deletes a file or a directory tree."""
+    if is_remote(path):
+        found = _fs().match([path.rstrip("/") + "/**"])[0].metadata_list
+        _fs().delete([m.path for m in found] or [path])
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
