@@ -64,10 +64,21 @@ class CorruptShardError(ValueError):
     """A TFRecord shard is truncated or corrupt; the message names the file."""
 
 
+def _remote(path: str) -> bool:
+    return "://" in path  # gs://, s3://, ram:// ...: read through tf.io.gfile
+
+
+def is_data_dir(data_dir) -> bool:
+    path = os.fspath(data_dir)
+    return tf.io.gfile.isdir(path) if _remote(path) else os.path.isdir(path)
+
+
 def read_manifest(data_dir) -> dict:
     path = os.path.join(os.fspath(data_dir), features.MANIFEST_NAME)
     try:
-        with open(path) as f:
+        if _remote(path) and not tf.io.gfile.exists(path):
+            raise FileNotFoundError(path)
+        with (tf.io.gfile.GFile(path) if _remote(path) else open(path)) as f:
             manifest = json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"no manifest at {path}: is {data_dir} a data directory "

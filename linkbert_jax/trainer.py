@@ -33,7 +33,9 @@ class TFRecordSource:
         if not data_dir:
             raise ConfigError("config.data_dir is not set: pass --config.data_dir=DIR "
                               "(a TFRecord directory written by the corpus builder)")
-        if not os.path.isdir(data_dir):
+        from linkbert_jax import input_pipeline
+
+        if not input_pipeline.is_data_dir(data_dir):
             raise ConfigError(f"data_dir {data_dir!r} does not exist or is not a directory")
         self.data_dir = data_dir
 
