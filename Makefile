@@ -31,6 +31,7 @@ bench: install
 	$(PY) bench/train_step.py
 	$(PY) bench/input_pipeline.py
 	$(PY) bench/build.py
+	$(PY) bench/beam_build.py
 	$(PY) bench/compile.py
 	$(PY) bench/profile_step.py
 	$(PY) bench/checkpoint_verify.py

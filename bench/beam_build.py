@@ -2,6 +2,8 @@
 
     python bench/beam_build.py [--docs 100000] [--scale 4] [--workers 2] [--quick]
 
+``make bench`` runs it with the defaults; see docs/beam.md for measured figures.
+
 Generates a linked JSONL corpus (short documents of 2-5 sentences, ~5 links each by id,
 some by title, some dangling) in 16 files, at ``--docs`` and ``--scale`` x ``--docs``
 documents. At each size it builds with the local builder (``--workers``) and with the
@@ -157,10 +159,10 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work_dir", default="/tmp/linkbert_beam_bench")
-    ap.add_argument("--quick", action="store_true", help="2,000 and 4,000 documents")
+    ap.add_argument("--quick", action="store_true", help="500 and 1,000 documents")
     args = ap.parse_args()
     if args.quick:
-        args.docs, args.scale = 2000, 2
+        args.docs, args.scale = 500, 2
     from linkbert_jax.samples import minilm_dir
 
     os.makedirs(args.work_dir, exist_ok=True)

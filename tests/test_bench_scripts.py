@@ -66,3 +66,11 @@ def test_checkpoint_verify(tmp_path):
     f = run_bench("checkpoint_verify.py", "--quick", tmp_path=tmp_path)
     assert f["arch"] == "tiny"
     assert_positive(f, "state_mb", "save_sums_s", "restore_s", "verify_s", "ratio")
+
+
+def test_beam_build(tmp_path):
+    f = run_bench("beam_build.py", "--quick", "--work_dir", str(tmp_path / "beam"),
+                  tmp_path=tmp_path)
+    assert_positive(f, "beam_docs_per_s", "local_docs_per_s", "beam_worker_mb_big",
+                    "beam_runner_mb_big", "local_mb_big")
+    assert f["identical"] == 1  # the two builders wrote the same bytes at both sizes
