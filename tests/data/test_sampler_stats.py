@@ -107,3 +107,34 @@ def test_keyed_split_keeps_one_eval_document_and_some_training():
     assert keyed.assign_splits(50, 0.0, seed=4).sum() == 0
     with pytest.raises(ValueError, match="no training documents"):
         keyed.assign_splits(3, 0.999999, seed=0)
+
+
+def test_keyed_draws_of_a_document_do_not_depend_on_its_batch():
+    """What lets Beam draw one document at a time and the local builder 65,536 at once."""
+    from linkbert_jax.data import keyed
+
+    rng = np.random.default_rng(0)
+    n = 40
+    nseg = rng.integers(1, 6, n)
+    deg = rng.integers(0, 4, n)
+    targets = rng.integers(0, n, deg.sum())
+    weights = keyed.link_weights(rng.integers(1, 50, deg.sum()))
+    offsets = np.concatenate([[0], np.cumsum(deg)])
+
+    def anchors(docs):
+        pos = np.concatenate([np.arange(offsets[d], offsets[d + 1]) for d in docs])
+        pos = pos.astype(np.int64)
+        return keyed.Anchors(doc=docs, rank=docs, nseg=nseg[docs],
+                             link_offsets=np.concatenate([[0], np.cumsum(deg[docs])]),
+                             link_docs=targets[pos], link_ranks=targets[pos],
+                             link_weights=weights[pos])
+
+    rates = np.array([1.3, 0.7, 2.5])
+    whole = keyed.draw_examples(5, 0, anchors(np.arange(n)), rates, n)
+    parts = [keyed.draw_examples(5, 0, anchors(np.array([d])), rates, n) for d in range(n)]
+    for k in ("seg_a", "rel", "copy", "h", "doc_b", "rank_b", "seg_b"):
+        assert np.array_equal(whole[k], np.concatenate([p[k] for p in parts])), k
+    linked = whole["rel"] == 2
+    assert linked.any() and all(  # linked partners are among the anchor's out-links
+        b in targets[offsets[d]:offsets[d + 1]]
+        for d, b in zip(whole["row"][linked], whole["doc_b"][linked]))
