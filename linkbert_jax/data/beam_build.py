@@ -25,6 +25,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from linkbert_jax.data import beam_docs, beam_links, beam_pairs, beam_shards, build, files
+from linkbert_jax.data import outdir
 from linkbert_jax.data import readers, tokenizer as tokenizer_lib, writer
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
 
@@ -37,6 +38,7 @@ def parse_args(argv=None):
     """(builder options, Beam pipeline arguments)."""
     p = build.make_parser("python -m linkbert_jax.data.beam_build", __doc__.split("\n\n")[0])
     args, beam_args = p.parse_known_args(argv)
+    args = build.finish_args(args)
     if args.train_vocab_size:
         raise readers.DataError("--train_vocab_size needs the whole corpus in one process: "
                                 "train a vocabulary with the local builder (on a sample) "
@@ -46,8 +48,8 @@ def parse_args(argv=None):
     return args, beam_args
 
 
-def input_files(paths: list[str], fmt: str) -> list[tuple[int, str]]:
-    """(file index, path) in the local builder's order; globs and gs:// allowed."""
+def input_files(paths: list[str], fmt: str) -> list[str]:
+    """Input files in the local builder's order; globs and gs:// allowed."""
     out = []
     for p in paths:
         if not files.is_remote(p) and not any(c in p for c in "*?["):
@@ -60,13 +62,48 @@ def input_files(paths: list[str], fmt: str) -> list[tuple[int, str]]:
         if not found:
             raise readers.DataError(f"{p}: no such file or directory")
         out.extend(found)
-    return list(enumerate(out))
+    return out
 
 
-def prepare_tokenizer(args, out_dir: str) -> tuple[dict, str]:
+def fingerprints(paths: list[str]) -> list[dict]:
+    """The manifest's ``inputs``: local files as the local builder records them; files
+    on a Beam filesystem by size and modification time (not hashed)."""
+    out = []
+    for p in paths:
+        if not files.is_remote(p):
+            out += outdir.fingerprint_inputs([p])
+            continue
+        from apache_beam.io.filesystems import FileSystems
+
+        m = FileSystems.match([p])[0].metadata_list[0]
+        out.append({"path": p, "size": m.size_in_bytes, "blake2b": None, "whole": False,
+                    "mtime_ns": int(m.last_updated_in_seconds * 1e9)})
+    return out
+
+
+def claim_output(args, inputs: list[str], scratch: str) -> str:
+    """Readies the output dir; returns the tokenizer dir to read. A local one goes through
+    the local builder's ownership rules; on a Beam filesystem a non-empty directory is
+    refused unless --overwrite, which replaces only the names this build writes."""
+    out, planned = args.output_dir, build.planned_names(args)
+    if not files.is_remote(out):
+        tokenizer_src = build._inputs_outside_the_build(args, inputs, scratch)
+        outdir.claim(out, planned, args.overwrite)
+        return tokenizer_src
+    present = files.listdir(out)
+    if present and not args.overwrite:
+        raise readers.DataError(f"{out} is not empty; choose another --output_dir or pass "
+                                f"--overwrite to replace the names a build writes there")
+    for name in present:
+        if name in planned or name.removesuffix(writer.TMP_SUFFIX) in planned:
+            files.remove(files.join(out, name))
+    return args.tokenizer
+
+
+def prepare_tokenizer(tokenizer_src: str, out_dir: str) -> tuple[dict, str]:
     """Copies the tokenizer to ``out_dir/tokenizer``; (description, tokenizer.json text)."""
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer_lib.copy_pretrained(args.tokenizer, tmp)
+        tokenizer_lib.copy_pretrained(tokenizer_src, tmp)
         info = tokenizer_lib.describe(tmp)
         dst = files.join(out_dir, build.TOKENIZER)
         files.makedirs(dst)
@@ -80,9 +117,7 @@ def prepare_tokenizer(args, out_dir: str) -> tuple[dict, str]:
 
 def construct(p, args, opts, file_list, tok_json, special, work):
     """The whole build as one pipeline on ``p``."""
-    fields = readers.FieldMap(id=args.id_field, title=args.title_field,
-                              text=tuple(f for f in args.text_fields.split(",") if f),
-                              links=args.links_field)
+    fields = build.field_map(args)
     content, names, ids, titles, redirects = beam_docs.documents(
         p, file_list, args.format, fields, tok_json, opts["segment_length"],
         args.wikitext_parser)
@@ -114,7 +149,7 @@ def _concat_documents(work: str, out: str) -> None:
     files.rename(dst + writer.TMP_SUFFIX, dst)
 
 
-def _manifest(args, opts, work, found: dict, tok_info) -> dict:
+def _manifest(args, opts, work, found: dict, tok_info, inputs) -> dict:
     n, n_eval = found.get("num_documents", 0), found.get("num_documents_eval", 0)
     stats = {"num_documents": n,
              "num_documents_per_split": {"train": n - n_eval, "eval": n_eval},
@@ -128,36 +163,35 @@ def _manifest(args, opts, work, found: dict, tok_info) -> dict:
             name = writer.shard_name(split, k, num)
             with files.open_raw(files.join(work, "stats", name + ".json")) as f:
                 shards.append((split, json.load(f)))
-    return build.make_manifest(opts, stats, counters, tok_info, shards)
-
-
-def _clean(out: str) -> None:
-    for name in files.listdir(out):
-        if build.is_build_output(name):
-            files.remove(files.join(out, name))
+    return build.make_manifest(opts, stats, counters, tok_info, shards, inputs)
 
 
 def run(args, beam_args) -> dict:
+    """The build (or the finished one it may reuse): the local builder's checks first."""
     opts = build.recorded_options(args)
+    paths = input_files(args.input, args.format)
+    local = [p for p in paths if not files.is_remote(p)]
+    for warning in readers.check_fields(local, args.format, build.field_map(args),
+                                        args.explicit_fields):
+        log.warning("%s", warning)
+    inputs = fingerprints(paths)
+    old = build.reusable(args, opts, inputs)
+    if old is not None:
+        return old
+    with tempfile.TemporaryDirectory(prefix="linkbert_beam_") as scratch:
+        tokenizer_src = claim_output(args, paths, scratch)
+        return _run(args, beam_args, opts, paths, inputs, tokenizer_src)
+
+
+def _run(args, beam_args, opts, paths, inputs, tokenizer_src) -> dict:
     out = args.output_dir
-    files.makedirs(out)
-    old = writer.load_manifest(out)
-    if old is not None and not args.overwrite:
-        if old.get("options") == opts:
-            print(f"{out}: already built with these options; reusing it (--overwrite to "
-                  f"rebuild)")
-            return old
-        raise readers.DataError(f"{out} holds a build made with other options; pass "
-                                f"--overwrite or choose another --output_dir")
-    _clean(out)
     work = files.join(out, build.WORK)
     for sub in ("documents", "stats"):
         files.makedirs(files.join(work, sub))
     t0 = time.time()
-    file_list = input_files(args.input, args.format)
-    tok_info, tok_json = prepare_tokenizer(args, out)
+    tok_info, tok_json = prepare_tokenizer(tokenizer_src, out)
     p = beam.Pipeline(options=PipelineOptions(beam_args))
-    construct(p, args, opts, file_list, tok_json, tok_info["special_ids"], work)
+    construct(p, args, opts, list(enumerate(paths)), tok_json, tok_info["special_ids"], work)
     result = p.run()
     result.wait_until_finish()
     found = counters_from(result)
@@ -167,7 +201,7 @@ def run(args, beam_args) -> dict:
             f"records read; malformed {found.get('malformed_records', 0)}, empty "
             f"{found.get('empty_documents', 0)}, duplicates {found.get('duplicate_ids', 0)})")
     _concat_documents(work, out)
-    manifest = _manifest(args, opts, work, found, tok_info)
+    manifest = _manifest(args, opts, work, found, tok_info, inputs)
     files.remove(work)
     writer.write_json_atomic(files.join(out, MANIFEST_NAME), manifest)
     build.print_summary(manifest, time.time() - t0, 0.0)

@@ -151,7 +151,8 @@ def write_plans(work_dir: str, corpus, split: int, num_shards: int, cfg: dict) -
 def _shard_task(task):
     """Worker: writes one shard. ``task`` = (work_dir, out_dir, split, shard, n, cfg)."""
     work_dir, out_dir, split, shard, num_shards, cfg = task
-    key = ("corpus", work_dir)
+    st = os.stat(os.path.join(work_dir, "tokens.i32"))
+    key = ("corpus", work_dir, st.st_ino, st.st_mtime_ns)  # not a previous build's
     if key not in index._STATE:
         index._STATE[key] = writer.open_corpus(work_dir)
     corpus = index._STATE[key]
