@@ -121,8 +121,19 @@ def train_step(state, batch, rng, *, model, loss, tx, schedule, rules, microbatc
 
     grads, total = steps.accumulate(jax.grad(loss_fn, has_aux=True), state.params, batch,
                                     step_rng, microbatches)
-    return steps.apply_gradients(state, grads, {"loss": total / count}, tx=tx,
-                                 schedule=schedule)
+    return steps.apply_gradients(state, _no_padding_row_grad(grads, model.config.pad_token_id),
+                                 {"loss": total / count}, tx=tx, schedule=schedule)
+
+
+def _no_padding_row_grad(grads, pad_id: int):
+    """Hugging Face's ``nn.Embedding(padding_idx=pad_token_id)``: the padding row of the
+    word embeddings gets no gradient. It matters where padded positions carry a loss
+    (QA's start/end softmax runs over every position, padding included)."""
+    emb = grads["bert"]["embeddings"]["word_embeddings"]
+    emb = {**emb, "embedding": emb["embedding"].at[pad_id].set(0.0)}
+    bert = {**grads["bert"], "embeddings": {**grads["bert"]["embeddings"],
+                                            "word_embeddings": emb}}
+    return {**grads, "bert": bert}
 
 
 def eval_step(params, batch, *, model, rules):

@@ -81,14 +81,19 @@ def _mc_rows(arts, n, rng, choices: int = 4):
     return rows
 
 
-def _mentions(sentence: str, titles) -> list:
-    """Character spans of linked titles (whole words) in the sentence."""
-    spans = []
-    for t in titles:
-        for m in re.finditer(r"\b" + re.escape(t) + r"\b", sentence):
-            if not any(s < m.end() and m.start() < e for s, e in spans):
-                spans.append((m.start(), m.end()))
-    return sorted(spans)
+@functools.lru_cache(maxsize=None)
+def _title_pattern(titles: tuple):
+    """One regex for an article's linked titles as whole words, the longest first."""
+    alternatives = sorted((t for t in titles if t.strip()), key=len, reverse=True)
+    if not alternatives:
+        return None
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, alternatives)) + r")\b")
+
+
+def _mentions(sentence: str, titles: tuple) -> list:
+    """Character spans of linked titles (whole words, not overlapping) in the sentence."""
+    pattern = _title_pattern(titles)
+    return [m.span() for m in pattern.finditer(sentence)] if pattern else []
 
 
 def _with_mentions(arts, rng):
