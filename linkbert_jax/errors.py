@@ -11,3 +11,7 @@ class NonFiniteLossError(RuntimeError):
 
 class ConversionError(ValueError):
     """Bad input for a Hugging Face conversion or export; the message names the file/key."""
+
+
+class CorruptDataError(ValueError):
+    """A data file is missing, truncated or corrupt; the message names the file."""

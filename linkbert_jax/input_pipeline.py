@@ -37,11 +37,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
 import tensorflow as tf  # noqa: E402
 
-from linkbert_jax.data import features
+from linkbert_jax.data import features, records
+from linkbert_jax.errors import CorruptDataError
 from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
 
 __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
-           "process_files", "make_dataset", "batches", "find_corrupt_shard"]
+           "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard"]
 
 
 def _hide_accelerators():
@@ -60,7 +61,7 @@ SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's def
 _REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
 
 
-class CorruptShardError(ValueError):
+class CorruptShardError(CorruptDataError):
     """A TFRecord shard is truncated or corrupt; the message names the file."""
 
 
@@ -285,6 +286,53 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options)
+
+
+def _count_records(path: str) -> int:
+    """Records of a TFRecord file, from their length headers only (no data read)."""
+    n, size = 0, os.path.getsize(path)
+    with open(path, "rb") as f:
+        pos = 0
+        while pos < size:
+            head = f.read(12)
+            if len(head) < 12:
+                raise CorruptShardError(f"{path}: truncated record header after {n} records")
+            pos += 12 + int.from_bytes(head[:8], "little") + 4
+            f.seek(pos)
+            n += 1
+    if pos != size:
+        raise CorruptShardError(f"{path}: truncated inside record {n - 1}")
+    return n
+
+
+def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False) -> None:
+    """Every file of ``split`` is there and is what the manifest says, else
+    ``CorruptShardError`` naming the file: its size (``bytes``, written by the builder;
+    free to check) or, for manifests without sizes, its record count from the headers.
+    ``read_all`` also reads every record (CRC checked) and counts them: for an eval
+    split, whose damage would otherwise surface after training."""
+    for path, num_examples in process_files(data_dir, manifest, split, 0, 1):
+        entry = next(e for e in manifest["files"][split]
+                     if e["name"] == os.path.basename(path))
+        if not os.path.isfile(path):
+            raise CorruptShardError(f"{path}: missing (listed in the manifest of {data_dir})")
+        size = os.path.getsize(path)
+        if "bytes" in entry and size != int(entry["bytes"]):
+            raise CorruptShardError(f"{path}: {size} bytes where the manifest says "
+                                    f"{entry['bytes']}: truncated or replaced; rebuild the "
+                                    f"data")
+        if read_all:
+            try:
+                n = sum(1 for _ in records.iterate_records(path))
+            except records.RecordError as e:
+                raise CorruptShardError(f"corrupt TFRecord shard {e}") from None
+        elif "bytes" not in entry:
+            n = _count_records(path)
+        else:
+            continue
+        if n != num_examples:
+            raise CorruptShardError(f"{path}: {n} records where the manifest says "
+                                    f"{num_examples}: truncated or replaced; rebuild the data")
 
 
 def find_corrupt_shard(paths) -> tuple[str, str] | None:

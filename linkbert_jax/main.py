@@ -29,14 +29,15 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
 
     from linkbert_jax import checkpoints, trainer
     from linkbert_jax.checkpoints import CheckpointWriteError, IntegrityError
-    from linkbert_jax.errors import ConfigError, NonFiniteLossError
+    from linkbert_jax.errors import ConfigError, CorruptDataError, NonFiniteLossError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
     if command and jax.process_index() == 0:
         checkpoints.record_command(workdir, command)
     try:
         trainer.train_and_evaluate(config, workdir, source)
-    except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError) as e:
+    except (ConfigError, CorruptDataError, IntegrityError, CheckpointWriteError,
+            NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3 if isinstance(e, NonFiniteLossError) else 2
     except KeyboardInterrupt:  # Ctrl-C before the loop (the loop's own saves and stops)

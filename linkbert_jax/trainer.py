@@ -51,6 +51,14 @@ class TFRecordSource:
         m = input_pipeline.MaskingConfig(**dict(masking))
         return input_pipeline.batches(self.data_dir, masking=m, **kwargs)
 
+    def check(self, manifest: dict, train_split: str, eval_split: Optional[str]) -> None:
+        """At start-up: the files are those of the manifest (sizes; the eval split read in
+        full, CRC checked), so damage shows now and not after hours of training."""
+        from linkbert_jax import input_pipeline
+        input_pipeline.check_files(self.data_dir, manifest, train_split)
+        if eval_split is not None:
+            input_pipeline.check_files(self.data_dir, manifest, eval_split, read_all=True)
+
 
 # ---------------------------------------------------------------------------- checks
 
@@ -126,6 +134,26 @@ def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
         raise ConfigError(f"init_from_hf {config.init_from_hf!r} is not a directory; pass "
                           f"--config.init_from_hf=DIR (a Hugging Face BERT) or '' to start "
                           f"from scratch")
+    check_vocabulary(config.init_from_hf, manifest)
+
+
+def check_vocabulary(hf_dir: str, manifest: dict) -> None:
+    """The data must be tokenized with the vocabulary of the weights it continues (a
+    vocabulary of the same size but other tokens would train silently on wrong ids)."""
+    want = manifest.get("vocab_sha256")
+    if not (want and hf_dir and any(os.path.exists(os.path.join(hf_dir, name))
+                                    for name in ("tokenizer.json", "vocab.txt"))):
+        return
+    from linkbert_jax.data import tokenizer
+    try:
+        have = tokenizer.describe(hf_dir)["vocab_sha256"]
+    except (OSError, ValueError):  # no usable tokenizer there: nothing to compare
+        return
+    if have != want:
+        raise ConfigError(f"init_from_hf {hf_dir!r} has another vocabulary than the data "
+                          f"(vocabulary hash {have[:12]} vs the manifest's {want[:12]}): "
+                          f"its token ids would mean other words; build the data with "
+                          f"--tokenizer {hf_dir}")
 
 
 def eval_batch_size(config) -> int:
@@ -254,6 +282,9 @@ def _run_setup(config, workdir: str, source):
     model_cfg = model_config_from(config, manifest)
     mesh = sharding.make_mesh(config.mesh)
     validate(config, manifest, model_cfg, mesh)
+    if hasattr(source, "check"):  # optional in the source protocol
+        evals = bool(config.eval_every_steps or config.eval_at_end)
+        source.check(manifest, config.train_split, config.eval_split if evals else None)
     rules, schedule, tx, abstract, state_sh = components(config, model_cfg, mesh)
     if jax.process_index() == 0:  # with the resolved model (read back by export tools)
         resolved = {**config.to_dict(), "model": model_cfg.to_dict()}
@@ -316,6 +347,8 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     failures = checkpoints.SaveFailures().__enter__()  # background save errors
     pending: list = []  # (step, device metrics) since the last log point
     step = start
+    if start >= total and config.eval_at_end:  # a finished run: its final eval may have
+        _eval_and_log(config, source, eval_fn, state, data_sh, writer, step)  # failed
     try:
         while step < total:
             # --- update
@@ -342,10 +375,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             # --- eval
             if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
                     config.eval_at_end and step == total):
-                ev = evaluate(config, source, eval_fn, state.params, data_sh)
-                if ev:
-                    writer.write(step, ev, prefix="eval_")
-                    log.info("eval at step %d: %s", step, _fmt(ev))
+                _eval_and_log(config, source, eval_fn, state, data_sh, writer, step)
                 meter.reset(step)
             # --- preemption
             if preempted:
@@ -355,6 +385,13 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     finally:
         _close(mgr, failures, writer, stop)
     return state
+
+
+def _eval_and_log(config, source, eval_fn, state, data_sh, writer, step: int) -> None:
+    ev = evaluate(config, source, eval_fn, state.params, data_sh)
+    if ev:
+        writer.write(step, ev, prefix="eval_")
+        log.info("eval at step %d: %s", step, _fmt(ev))
 
 
 def _close(mgr, failures, writer, stop) -> None:

@@ -330,7 +330,8 @@ def make_manifest(opts, stats: dict, counters: dict, tok_info, shards, inputs) -
     rel = {"train": [0, 0, 0], "eval": [0, 0, 0]}
     ex_tokens = {"train": 0, "eval": 0}
     for split, s in shards:
-        files[split].append({"name": s["name"], "num_examples": s["num_examples"]})
+        files[split].append({"name": s["name"], "num_examples": s["num_examples"],
+                             "bytes": s["bytes"]})
         rel[split] = [a + b for a, b in zip(rel[split], s["relations"])]
         ex_tokens[split] += s["num_tokens"]
     return {

@@ -29,15 +29,20 @@ class ShardStats:
 
     def __init__(self):
         self.num_examples, self.num_tokens, self.relations = 0, 0, [0, 0, 0]
+        self.num_bytes = 0
 
-    def add(self, relation: int, num_tokens: int) -> None:
+    def add(self, relation: int, num_tokens: int, num_bytes: int) -> None:
+        """One example of ``num_tokens`` tokens, ``num_bytes`` framed bytes in the file."""
         self.num_examples += 1
         self.num_tokens += num_tokens
         self.relations[relation] += 1
+        self.num_bytes += num_bytes
 
     def as_dict(self, name: str) -> dict:
+        """The shard's manifest entry (``bytes``: the file's size, checked at read time)."""
         return {"name": name, "num_examples": self.num_examples,
-                "num_tokens": self.num_tokens, "relations": self.relations}
+                "num_tokens": self.num_tokens, "relations": self.relations,
+                "bytes": self.num_bytes}
 
 
 def write_shard(path: str, pairs, cls_id: int, sep_id: int) -> dict:
@@ -49,7 +54,7 @@ def write_shard(path: str, pairs, cls_id: int, sep_id: int) -> dict:
         for pair in pairs:
             data, n = encode_pair(pair, cls_id, sep_id)
             buf.append(data)
-            stats.add(pair[2], n)
+            stats.add(pair[2], n, len(data))
             if len(buf) >= 256:
                 f.write(b"".join(buf))
                 buf = []
