@@ -32,12 +32,25 @@ def init_distributed(coordinator: str | None, num_processes: int | None,
         pass
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler on the ``sys.stderr`` of the moment, not the one at set-up (an
+    in-process caller, such as a test capturing output, may swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def setup_logging(*quiet: str) -> None:
     """Our progress lines on stderr; absl/XLA chatter (and the ``quiet`` loggers) only at
     WARNING and above."""
     logger = logging.getLogger("linkbert_jax")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.propagate = False
