@@ -121,3 +121,25 @@ def test_bad_topology_or_mesh_is_one_line_exit_2():
         assert "Traceback" not in stderr
         errors = [line for line in stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], stderr[-2000:]
+
+
+def test_training_path_never_needs_libtpu():
+    """libtpu blocked: the training modules import, JAX starts on the CPU and the trainer
+    builds its sharded state; none of it imports libtpu (acceptance: CPU/GPU users never
+    install it)."""
+    code = ("import sys; sys.modules['libtpu'] = None\n"
+            "import jax\n"
+            "from linkbert_jax import main, trainer, steps, step_costs, metrics_log\n"
+            "from linkbert_jax.config_defaults import get_config\n"
+            "c = get_config('tiny'); c.model.vocab_size = 512\n"
+            "mc = trainer.model_config_from(c)\n"
+            "from linkbert_jax import sharding\n"
+            "mesh = sharding.make_mesh(c.mesh)\n"
+            "trainer.components(c, mc, mesh)\n"
+            "print('ok', jax.devices()[0].platform, 'libtpu' in sys.modules and "
+            "sys.modules['libtpu'] is not None)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, env={k: v for k, v in os.environ.items()
+                                         if k != "JAX_PLATFORMS"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split()[-3:] == ["ok", "cpu", "False"], p.stdout
