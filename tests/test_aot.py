@@ -98,7 +98,9 @@ def test_oversized_batch_does_not_fit_and_says_what_to_try(capsys):
 
 
 def test_cpu_host_mesh_compiles_the_same_step(tmp_path):
-    config = _config("tiny", dict(TINY, global_batch_size=8))
+    """The tests' own CPU config on this host's devices (fp32: XLA:CPU compiles bf16
+    slowly)."""
+    config = _config("cpu_small", {"eval_batch_size": 4})
     out = tmp_path / "cpu.json"
     assert command.run(config, "cpu", json_path=str(out)) == 0
     r = json.loads(out.read_text())["result"]

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -43,9 +45,12 @@ def run_row(config: str, slice_: str, out: str) -> dict:
             return json.load(f)
     cmd = command(config, slice_, path + ".run")
     load0, t0 = os.getloadavg(), time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     if p.returncode not in (0, 1) or not os.path.exists(path + ".run"):
         raise SystemExit(f"{config} on {slice_} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     with open(path + ".run") as f:
@@ -53,6 +58,7 @@ def run_row(config: str, slice_: str, out: str) -> dict:
     os.remove(path + ".run")
     shown = " ".join(c if i > 1 else os.path.basename(c) for i, c in enumerate(cmd[:-2]))
     record["meta"] = {"command": shown.replace(sys.executable, "python"), "wall_s": wall,
+                      "user_s": user,
                       "load_before": load0, "load_after": os.getloadavg(),
                       "report": p.stdout}
     with open(path + ".tmp", "w") as f:
@@ -67,9 +73,12 @@ def _cells(record: dict) -> list[str]:
     if not r0["fits"] and not record.get("suggestion"):
         return ["no", f"needs {r0['needed_bytes'] / 2 ** 30:.1f} GiB", "", "", "", "", ""]
     r, rf, s = final["result"], final["roofline"], final["result"]["settings"]
-    mesh = "x".join(f"{s['mesh'][a]}" for a in ("data", "fsdp", "tensor"))
+    sizes = [s["mesh"][a] for a in ("data", "fsdp", "tensor")]
+    rest = r["devices"] // -math.prod(sizes)  # the -1 axis takes the remaining devices
+    mesh = "x".join(str(rest if n == -1 else n) for n in sizes)
     how = "yes" if r0["fits"] else "with " + " ".join(
-        f"{k}={v}" for k, v in record["suggestion"]["overrides"].items())
+        f"{k}={v}" for k, v in record["suggestion"]["overrides"].items()
+        if (k, v) != ("model.remat", s["remat"]) or s["remat"] != r0["settings"]["remat"])
     return [how, f"mesh {mesh} (data x fsdp x tensor), microbatches {s['microbatches']}, "
             f"remat {s['remat']}, scan {s['scan_layers']}",
             f"{r['needed_bytes'] / 2 ** 30:.1f} of {r['usable_bytes'] / 2 ** 30:.1f} GiB "
@@ -80,13 +89,15 @@ def _cells(record: dict) -> list[str]:
 
 def render(records: list[tuple[str, str, dict]]) -> str:
     head = ("| config | slice | fits | settings | memory / device | FLOP ratio | step >= "
-            "| MFU <= | train >= | compile wall (load) |")
+            "| MFU <= | train >= | run: wall (load), CPU |")
     rows = [head, "|" + "---|" * 10]
     for config, slice_, rec in records:
         meta = rec.get("meta", {})
         load = meta.get("load_before", [float("nan")])[0]
+        cpu = meta.get("user_s")
         rows.append(f"| {config} | {slice_} | " + " | ".join(_cells(rec)) +
-                    f" | {meta.get('wall_s', float('nan')):.0f} s ({load:.1f}) |")
+                    f" | {meta.get('wall_s', float('nan')):.0f} s ({load:.1f})"
+                    + (f", {cpu:.0f} s |" if cpu else " |"))
     return "\n".join(rows)
 
 

@@ -45,7 +45,10 @@ def candidates(config, devices: int) -> Iterator[dict]:
             k = 2 * int(config.microbatches) if own else 1
             while k <= per_device:
                 if batch % (k * devices // tensor) == 0:
-                    yield dict(mesh, **{"model.remat": remat, "microbatches": k})
+                    over = dict(mesh, microbatches=k)
+                    if remat != config.model.remat:
+                        over["model.remat"] = remat
+                    yield over
                 k *= 2
 
 
