@@ -1,7 +1,7 @@
 """A fine-tuned model as a Hugging Face task model directory (``AutoModelFor*``).
 
 The encoder goes through the pretraining export's name map
-(``linkbert_jax.convert.to_hf_state_dict``: ``bert.embeddings.*``, ``bert.encoder.*``,
+(``linkbert_jax.param_mapping``: ``bert.embeddings.*``, ``bert.encoder.*``,
 ``bert.pooler.*``); the head is one linear layer in PyTorch's layout (``classifier.*`` or
 ``qa_outputs.*``: weight ``[K, D]``). ``config.json`` names the architecture and carries
 ``id2label``/``label2id`` and ``problem_type``, so ``transformers`` loads it with no key
@@ -10,13 +10,12 @@ the JAX model's.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 import numpy as np
 
-from linkbert_jax import convert, hf_files
+from linkbert_jax import hf_files, param_mapping
 
 # Flax task model class -> transformers class
 ARCHITECTURES = {
@@ -28,16 +27,16 @@ ARCHITECTURES = {
 
 
 def state_dict(model, params) -> dict:
-    """HF tensors (numpy) of a task model's parameters."""
-    bert = dict(params["bert"])
-    has_pooler = "pooler" in bert
-    if not has_pooler:  # the name map always covers a pooler; HF's token/span heads have none
-        d = model.config.hidden_size
-        bert["pooler"] = {"kernel": np.zeros((d, d), np.float32),
-                          "bias": np.zeros((d,), np.float32)}
-    sd = convert.to_hf_state_dict(model.config, bert, heads=False)
-    if not has_pooler:
-        sd = {k: v for k, v in sd.items() if not k.startswith("bert.pooler.")}
+    """HF tensors (float32 numpy) of a task model's parameters: the encoder (and pooler,
+    where the head has one) by the pretraining export's name map, then the head."""
+    import jax
+    from flax import traverse_util
+
+    flat = traverse_util.flatten_dict(param_mapping.unstack_layers(
+        jax.device_get(params["bert"])))
+    groups = ("encoder", "pooler") if ("pooler", "kernel") in flat else ("encoder",)
+    sd = {e.hf_saved: e.to_hf(np.asarray(flat[e.path], np.float32), model.config)
+          for e in param_mapping.name_map(model.config) if e.group in groups}
     head = params[model.head_name]
     sd[f"{model.head_name}.weight"] = np.ascontiguousarray(np.asarray(head["kernel"],
                                                                       np.float32).T)
@@ -63,16 +62,12 @@ def config_dict(model, labels: list, problem_type=None) -> dict:
 
 def save(model, params, out_dir: str, tokenizer, labels: list, problem_type=None) -> str:
     """Write the directory (complete or absent: built under a temporary name)."""
-    from safetensors.numpy import save_file
-
     tmp = out_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    save_file(state_dict(model, params), os.path.join(tmp, hf_files.WEIGHTS_NAME),
-              metadata={"format": "pt"})
-    with open(os.path.join(tmp, hf_files.CONFIG_NAME), "w") as f:
-        json.dump(config_dict(model, labels, problem_type), f, indent=2)
-        f.write("\n")
+    hf_files.write_weights(tmp, state_dict(model, params))
+    hf_files.write_json(os.path.join(tmp, hf_files.CONFIG_NAME),
+                        config_dict(model, labels, problem_type))
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)

@@ -79,11 +79,26 @@ class ExtractiveQA(Task):
             if empty:
                 raise data.DataError(f"{path}: record {empty[0] + 1} has no answer (SQuAD v2 "
                                      f"unanswerable questions are not supported)")
+        self._check_room(ds, path, tokenizer, config)
         fp = (self.name, data.tokenizer_fingerprint(tokenizer), config.max_seq_length,
               config.doc_stride, labelled)
         feats = data.featurize(ds, lambda b: self._windows(b, tokenizer, config, labelled),
                                *fp)
         return data.Split(path, ds, data.arrays(feats), labelled)
+
+    @staticmethod
+    def _check_room(ds, path, tokenizer, config) -> None:
+        """Each window must hold more context tokens than the stride it overlaps by."""
+        lengths = [len(ids) for ids in tokenizer([q.lstrip() for q in ds["question"]],
+                                                 add_special_tokens=False)["input_ids"]]
+        i = int(np.argmax(lengths))
+        room = config.max_seq_length - lengths[i] - 3  # [CLS] q [SEP] context [SEP]
+        if room <= config.doc_stride:
+            raise data.DataError(
+                f"{path}: record {i + 1}: its question of {lengths[i]} tokens leaves {room} "
+                f"context tokens per window of max_seq_length {config.max_seq_length}, not "
+                f"more than doc_stride {config.doc_stride}; raise --config.max_seq_length "
+                f"or lower --config.doc_stride")
 
     def _drop_unusable(self, ds, usable, path):
         bad = [i for i, ok in enumerate(usable) if not ok]
