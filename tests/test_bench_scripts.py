@@ -74,3 +74,8 @@ def test_beam_build(tmp_path):
     assert_positive(f, "beam_docs_per_s", "local_docs_per_s", "beam_worker_mb_big",
                     "beam_runner_mb_big", "local_mb_big")
     assert f["identical"] == 1  # the two builders wrote the same bytes at both sizes
+
+
+def test_finetune(tmp_path):
+    f = run_bench("finetune.py", "--quick", "--block", "2", tmp_path=tmp_path)
+    assert_positive(f, "ratio_quick", "ex_s_ours_quick", "ex_s_theirs_quick")
