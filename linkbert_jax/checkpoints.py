@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from typing import Any, Optional
 
@@ -185,7 +186,9 @@ def _one_line(e: BaseException) -> str:
     while e.__cause__ is not None:
         e = e.__cause__
     text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:300]}"
+    if len(text) > 320:  # the cause is often at the end (tensorstore: "[OS error 28: ...]")
+        text = f"{text[:150]} ... {text[-150:]}"
+    return f"{type(e).__name__}: {text}"
 
 
 def _set_aside(mgr: ocp.CheckpointManager, step: int) -> str:
@@ -274,12 +277,23 @@ class SaveFailures(logging.Filter):
             return False
         return True
 
+    def _unraisable(self, unraisable):
+        # After a failed write orbax closes its event loop while tensorstore still holds
+        # callbacks into it; each would print a traceback of "Event loop is closed".
+        value = unraisable.exc_value
+        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+            return
+        self._previous_hook(unraisable)
+
     def __enter__(self):
         logging.getLogger("absl").addFilter(self)
+        self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc):
         logging.getLogger("absl").removeFilter(self)
+        if sys.unraisablehook == self._unraisable:
+            sys.unraisablehook = self._previous_hook
 
 
 def _drain(mgr: ocp.CheckpointManager, failures: SaveFailures) -> None:

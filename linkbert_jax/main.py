@@ -32,14 +32,17 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
     from linkbert_jax.errors import ConfigError, CorruptDataError, NonFiniteLossError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
-    if command and jax.process_index() == 0:
-        checkpoints.record_command(workdir, command)
     try:
+        if command and jax.process_index() == 0:
+            checkpoints.record_command(workdir, command)
         trainer.train_and_evaluate(config, workdir, source)
     except (ConfigError, CorruptDataError, IntegrityError, CheckpointWriteError,
             NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3 if isinstance(e, NonFiniteLossError) else 2
+    except OSError as e:  # the workdir's disk (metrics, config): full, gone, read-only
+        print(f"error: {e}; the last complete checkpoint is kept", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before the loop (the loop's own saves and stops)
         print("error: interrupted; the last complete checkpoint is kept", file=sys.stderr)
         return 130
