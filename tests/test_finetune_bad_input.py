@@ -1,5 +1,6 @@
 """Bad fine-tuning input is a one-line error naming the file (and record), exit code 2,
-or a counted, warned skip; never a silent wrong metric."""
+or a counted, warned skip; never a silent wrong metric. And the starting points: a
+pretraining workdir (latest checkpoint or --step) as well as an HF directory."""
 import logging
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from helpers.finetune_data import write_jsonl
+from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import data, pretrained, tasks
 from linkbert_jax.samples import minilm_dir
@@ -95,3 +97,37 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "dev.json: record 1: label 'maybe'" in last, last
     assert "Traceback" not in p.stderr
+
+
+def test_init_from_a_pretraining_workdir(tmp_path):
+    """A workdir's latest checkpoint (or --step), its tokenizer from init_from_hf."""
+    import jax
+    import numpy as np
+    import optax
+
+    from helpers.finetune_data import tiny_bert
+    from linkbert_jax import checkpoints
+    from linkbert_jax.model import ModelConfig, init_params
+
+    hf = tiny_bert(tmp_path / "hf")
+    cfg = ModelConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, intermediate_size=64)
+    work = str(tmp_path / "work")
+    checkpoints.write_config(work, {"model": cfg.to_dict(), "data_dir": "",
+                                    "init_from_hf": hf})
+    mgr = checkpoints.manager(work, async_save=False)
+    saved = {}
+    for step in (10, 20):
+        params = init_params(cfg, jax.random.key(step))
+        checkpoints.save(mgr, step, params, optax.sgd(0.1).init(params),
+                         {"step": step, "data_position": step, "rng": [0, 0]})
+        saved[step] = params
+    mgr.close()
+    for step, expect in ((None, 20), (10, 10)):
+        pre = pretrained.load(work, step=step)
+        assert pre.tokenizer_dir == hf and f"step {expect}" in pre.source
+        np.testing.assert_array_equal(pre.params["pooler"]["kernel"],
+                                      saved[expect]["pooler"]["kernel"])
+        assert set(pre.params) == {"embeddings", "encoder", "pooler"}
+    with pytest.raises(ConfigError, match="--step is for a linkbert-jax workdir"):
+        pretrained.load(hf, step=3)
