@@ -12,23 +12,19 @@ accumulation (base: 12 x 2, SQuAD 12 x 1; large: 16 x 1); fp16 there, float32 he
 """
 from linkbert_jax.finetune.config import from_table
 
-_QA = ("qa", "f1")
-BASE = {
-    "hotpotqa": _QA + (3e-5, 4, 384, 24, 0, {"eval_every_steps": 1000}),
-    "naturalqa": _QA + (3e-5, 4, 384, 24, 0, {"eval_every_steps": 1000}),
-    "triviaqa": _QA + (3e-5, 4, 384, 24, 0, {"eval_every_steps": 1000}),
-    "squad": _QA + (3e-5, 2, 384, 12, 0, {"eval_every_steps": 1000}),
-    "newsqa": _QA + (3e-5, 4, 384, 24, 0, {"eval_every_steps": 1000}),
-    "searchqa": _QA + (3e-5, 1, 384, 24, 0, {"eval_every_steps": 1000}),
+# task: (epochs, batch) of the base script, then of the large one
+RUNS = {
+    "hotpotqa": ((4, 24), (4, 16)),
+    "naturalqa": ((4, 24), (4, 16)),
+    "triviaqa": ((4, 24), (4, 16)),
+    "squad": ((2, 12), (2, 16)),
+    "newsqa": ((4, 24), (2, 16)),
+    "searchqa": ((1, 24), (2, 16)),
 }
-LARGE = {
-    "hotpotqa": _QA + (2e-5, 4, 384, 16, 0, {"eval_every_steps": 1000}),
-    "naturalqa": _QA + (2e-5, 4, 384, 16, 0, {"eval_every_steps": 1000}),
-    "triviaqa": _QA + (2e-5, 4, 384, 16, 0, {"eval_every_steps": 1000}),
-    "squad": _QA + (2e-5, 2, 384, 16, 0, {"eval_every_steps": 1000}),
-    "newsqa": _QA + (2e-5, 2, 384, 16, 0, {"eval_every_steps": 1000}),
-    "searchqa": _QA + (2e-5, 2, 384, 16, 0, {"eval_every_steps": 1000}),
-}
+BASE = {t: ("qa", "f1", 3e-5, e, 384, b, 0, {"eval_every_steps": 1000})
+        for t, ((e, b), _) in RUNS.items()}
+LARGE = {t: ("qa", "f1", 2e-5, e, 384, b, 0, {"eval_every_steps": 1000})
+         for t, (_, (e, b)) in RUNS.items()}
 
 
 def get_config(arg: str = "squad"):
