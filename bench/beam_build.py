@@ -84,10 +84,11 @@ class PeakRss:
                 try:
                     with open(f"/proc/{pid}/status") as f:
                         st = dict(line.split(":", 1) for line in f if ":" in line)
+                    hwm = int(st["VmHWM"].split()[0]) / 1024  # absent in a zombie
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        self.names[pid] = f.read().replace(b"\0", b" ").decode()[:200]
-                    hwm = int(st["VmHWM"].split()[0]) / 1024
+                        name = f.read().replace(b"\0", b" ").decode()[:200]
                     self.peaks[pid] = max(self.peaks.get(pid, 0), hwm)
+                    self.names[pid] = name or self.names.get(pid, "")
                 except (OSError, KeyError):
                     continue
             self._stop.wait(self.period)
