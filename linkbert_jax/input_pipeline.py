@@ -305,6 +305,20 @@ def _count_records(path: str) -> int:
     return n
 
 
+def _file_size(path: str) -> int | None:
+    if _remote(path):
+        return tf.io.gfile.stat(path).length if tf.io.gfile.exists(path) else None
+    return os.path.getsize(path) if os.path.isfile(path) else None
+
+
+def _count_remote(path: str) -> int:
+    """Records of a shard on a bucket, read in full by TF (CRC checked)."""
+    try:
+        return sum(1 for _ in tf.data.TFRecordDataset(path))
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+        raise CorruptShardError(f"corrupt TFRecord shard {path}: {e.message}") from None
+
+
 def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False) -> None:
     """Every file of ``split`` is there and is what the manifest says, else
     ``CorruptShardError`` naming the file: its size (``bytes``, written by the builder;
@@ -314,14 +328,16 @@ def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False)
     for path, num_examples in process_files(data_dir, manifest, split, 0, 1):
         entry = next(e for e in manifest["files"][split]
                      if e["name"] == os.path.basename(path))
-        if not os.path.isfile(path):
+        size = _file_size(path)
+        if size is None:
             raise CorruptShardError(f"{path}: missing (listed in the manifest of {data_dir})")
-        size = os.path.getsize(path)
         if "bytes" in entry and size != int(entry["bytes"]):
             raise CorruptShardError(f"{path}: {size} bytes where the manifest says "
                                     f"{entry['bytes']}: truncated or replaced; rebuild the "
                                     f"data")
-        if read_all:
+        if _remote(path) and (read_all or "bytes" not in entry):
+            n = _count_remote(path)
+        elif read_all:
             try:
                 n = sum(1 for _ in records.iterate_records(path))
             except records.RecordError as e:

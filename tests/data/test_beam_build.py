@@ -163,6 +163,7 @@ def test_training_input_reads_a_remote_data_dir(wiki_build):
     for name in ("manifest.json", *(f["name"] for f in m["files"]["eval"])):
         tf.io.gfile.copy(os.path.join(out, name), f"{remote}/{name}", overwrite=True)
     assert input_pipeline.is_data_dir(remote) and not input_pipeline.is_data_dir(remote + "x")
+    input_pipeline.check_files(remote, m, "eval", read_all=True)  # the trainer's start-up check
     seen = sum(int(b["example_weight"].sum()) for b in input_pipeline.batches(
         remote, split="eval", batch_size=64, seq_length=128, seed=0, repeat=False,
         shuffle=False, masking=MaskingConfig(max_predictions=20)))
