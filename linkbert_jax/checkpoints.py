@@ -25,6 +25,8 @@ step being saved again).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -223,6 +225,27 @@ def _restore_verified(mgr, step, params_target, opt_state_target):
     return params, opt_state, meta
 
 
+class _UnretrievedTasks(logging.Filter):
+    """Orbax reads arrays in asyncio tasks; when one read fails the others' errors are
+    never retrieved, and asyncio logs each with a page of tensorstore spec."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Task exception was never retrieved")
+
+
+@contextlib.contextmanager
+def _quiet_failed_reads():
+    """Around restore attempts: the failed reads' leftover tasks are dropped silently, and
+    collected now (at exit they would print 'sys.meta_path is None' tracebacks)."""
+    quiet = _UnretrievedTasks()
+    logging.getLogger("asyncio").addFilter(quiet)
+    try:
+        yield
+    finally:
+        gc.collect()
+        logging.getLogger("asyncio").removeFilter(quiet)
+
+
 def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_target):
     """``(step, params, opt_state, meta)`` of the newest step that is complete, restores
     and verifies; None when there is no complete step.
@@ -235,8 +258,9 @@ def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_ta
     bad = []
     for step in complete_steps(mgr, discard=True):
         try:
-            params, opt_state, meta = _restore_verified(mgr, step, params_target,
-                                                        opt_state_target)
+            with _quiet_failed_reads():
+                params, opt_state, meta = _restore_verified(mgr, step, params_target,
+                                                            opt_state_target)
         except _BUGS:
             raise
         except Exception as e:  # noqa: BLE001  orbax raises bare Exceptions
@@ -420,7 +444,8 @@ def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, 
             try:
                 if not is_complete(step_dir):
                     raise IntegrityError("incomplete (interrupted save?)")
-                return model_config, _restore_params_on_host(mgr, s), s
+                with _quiet_failed_reads():
+                    return model_config, _restore_params_on_host(mgr, s), s
             except _BUGS:
                 raise
             except Exception as e:  # noqa: BLE001  orbax raises bare Exceptions
