@@ -1,6 +1,6 @@
 """Corpus-builder throughput and memory on the gensim Wikipedia sample, replicated.
 
-    PYTHONPATH=. python bench/build.py [--min_text_mb 50] [--work_dir /tmp/linkbert_bench]
+    python bench/build.py [--min_text_mb 50] [--work_dir /tmp/linkbert_bench]
 
 The 206-page sample is replicated with distinct titles (copy k renames every title and
 link target with a " (copy k)" suffix, redirects included), so the link graph keeps its
@@ -21,12 +21,8 @@ import sys
 import time
 from xml.sax.saxutils import escape, quoteattr
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
-from conftest import gensim_wiki_sample, minilm_tokenizer  # noqa: E402
-
-from linkbert_jax.data import readers, wikipedia  # noqa: E402
+from linkbert_jax.data import readers, wikipedia
+from linkbert_jax.samples import minilm_dir, wikipedia_sample
 
 _LINK = re.compile(r"\[\[([^\[\]|#\n]+)(#[^\[\]|\n]*)?(\||\]\])")
 
@@ -52,7 +48,7 @@ print(json.dumps({"tokens": n, "seconds": time.perf_counter() - t}))
 
 def load_pages():
     counters = readers.Counters()
-    return list(wikipedia.iter_pages(gensim_wiki_sample(), counters))
+    return list(wikipedia.iter_pages(wikipedia_sample(), counters))
 
 
 def write_replicated(pages, copies: int, path: str) -> None:
@@ -74,7 +70,7 @@ def write_replicated(pages, copies: int, path: str) -> None:
 
 def run_build(xml_path: str, out_dir: str, env) -> dict:
     cmd = [sys.executable, "-c", RUN_BUILD, "--input", xml_path, "--format", "wikipedia",
-           "--output_dir", out_dir, "--tokenizer", minilm_tokenizer(), "--num_shards", "8",
+           "--output_dir", out_dir, "--tokenizer", minilm_dir(), "--num_shards", "8",
            "--workers", "1", "--overwrite", "--no_progress"]
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -94,8 +90,7 @@ def main() -> None:
     ap.add_argument("--work_dir", default="/tmp/linkbert_bench")
     args = ap.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    env = dict(os.environ, RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=ROOT)
+    env = dict(os.environ, RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     pages = load_pages()
     arts = [p for p in pages if p.ns == "0" and p.redirect is None]
     plain = [wikipedia.wikitext_to_text(p.wikitext)[0] for p in arts]
@@ -109,7 +104,7 @@ def main() -> None:
             for t in plain:
                 f.write(json.dumps(t) + "\n")
     bare = json.loads(subprocess.run([sys.executable, "-c", BARE_TOKENIZER, os.path.join(
-        minilm_tokenizer()), texts_path], capture_output=True, text=True, env=env,
+        minilm_dir()), texts_path], capture_output=True, text=True, env=env,
         check=True).stdout)
     tok_tps = bare["tokens"] / bare["seconds"]
     print(f"bare tokenizer: {bare['tokens']} tokens in {bare['seconds']:.1f}s "

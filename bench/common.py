@@ -1,21 +1,25 @@
-"""Shared helpers for the benchmarks: timing, matmul peak, a summary line."""
+"""Shared helpers for the benchmarks: set-up, timing, matmul peak, a summary line.
+
+The scripts import it as a sibling module (``python bench/x.py`` puts ``bench/`` first on
+``sys.path``) and ``linkbert_jax`` as the installed package (``make install``).
+"""
 from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 
+from linkbert_jax import environment, hostmem
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, REPO)
 
-from linkbert_jax import hostmem  # noqa: E402
 
-# The trainer runs with transparent huge pages for host buffers (linkbert_jax.hostmem);
-# so do the benchmarks, for both sides of every comparison (PyTorch's CPU allocator uses
-# the same malloc). LINKBERT_HUGEPAGES=0 measures without.
-hostmem.reexec_if_needed()
+def setup() -> None:
+    """What the trainer's entry point does, so both sides of every comparison run with
+    transparent huge pages for host buffers (PyTorch's CPU allocator uses the same
+    malloc): re-executes the script once (logged). ``LINKBERT_HUGEPAGES=0`` measures
+    without."""
+    environment.setup(tensorflow=False)
 
 
 def host_memory() -> str:

@@ -22,8 +22,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
+import common  # bench/common.py (this script's directory is first on sys.path)
 
 
 def _args():
@@ -113,4 +112,5 @@ def main():
 
 
 if __name__ == "__main__":
+    common.setup()  # huge pages, as the trainer runs (re-executes once)
     sys.exit(main())

@@ -30,8 +30,9 @@ def _args():
 ARGS = _args()
 # Pin before TensorFlow starts its thread pools.
 os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: ARGS.cores]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from linkbert_jax import environment  # noqa: E402
 
+environment.quiet_tensorflow()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -20,12 +20,10 @@ import gzip
 import json
 import os
 import re
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (re-executes with huge pages, as the trainer does)
-import train_step  # noqa: E402
+import common  # bench/common.py (this script's directory is first on sys.path)
+import train_step
 
 # Trace events that are not thunks: the executor's own spans, Python and pool waits.
 NOT_THUNKS = ("ThunkExecutor", "$", "SlinkyThreadPool", "PjitFunction")
@@ -86,4 +84,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    common.setup()  # huge pages, as the trainer runs (re-executes once)
     main()

@@ -25,8 +25,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
+import common  # bench/common.py (this script's directory is first on sys.path)
 
 SHAPES = {
     # name: (architecture overrides, seq length, batch)
@@ -189,4 +188,5 @@ def main():
 
 
 if __name__ == "__main__":
+    common.setup()  # huge pages, as the trainer runs (re-executes once)
     sys.exit(main())

@@ -6,15 +6,15 @@ model's train step) with ``malloc``; glibc serves anything that large with a fre
 temporaries in again, 4 KiB at a time: 255,000 page faults and 0.45 s of kernel time per
 step, during which both compute threads wait on the process's memory-map lock. glibc's
 ``glibc.malloc.hugetlb=1`` tunable makes ``malloc`` ask for transparent huge pages on
-those mappings (2 MiB faults: 1,346 per step, measured), which made the train step 1.5x
-(small) and 1.3x (BERT-base) faster on the 2-core development VM (``bench/train_step.py``
-with and without it, ``docs/performance.md``). PyTorch's CPU allocator goes through the
+those mappings (2 MiB faults: 1,346 per step, measured). The gain per step is measured
+once, in ``docs/performance.md`` ("Finding 1"). PyTorch's CPU allocator goes through the
 same ``malloc``, so a benchmark process gives both sides the same help.
 
 The tunable is read when a process starts, so entry points call :func:`reexec_if_needed`
-before any work: it re-executes the same command line once with the tunable added.
-``LINKBERT_HUGEPAGES=0`` leaves the allocator alone (for A/B runs). Accelerator memory
-is not affected; on TPU/GPU hosts it only changes how host buffers are paged.
+(through ``linkbert_jax.environment.setup``) before any work: it re-executes the same
+command line once with the tunable added, and says so on stderr. ``LINKBERT_HUGEPAGES=0``
+leaves the allocator alone (for A/B runs). Accelerator memory is not affected; on TPU/GPU
+hosts it only changes how host buffers are paged.
 """
 from __future__ import annotations
 
@@ -67,6 +67,9 @@ def reexec_if_needed() -> None:
     already set, unsupported, or ``LINKBERT_HUGEPAGES=0``)."""
     env = with_tunable()
     if active(env) and not active():
+        print(f"linkbert_jax: re-executing with GLIBC_TUNABLES={env['GLIBC_TUNABLES']} "
+              f"(huge pages for host buffers; {OPT_OUT}=0 turns this off)",
+              file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -33,28 +33,15 @@ import os
 from typing import Iterator
 
 import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
-import tensorflow as tf  # noqa: E402
-
+from linkbert_jax import environment
 from linkbert_jax.data import features, records
 from linkbert_jax.errors import CorruptDataError
 from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
 
 __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
            "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard"]
-
-
-def _hide_accelerators():
-    """TF is only the input library: it must never take GPU memory or TPUs from JAX."""
-    for kind in ("GPU", "TPU"):
-        try:
-            tf.config.set_visible_devices([], kind)
-        except Exception:  # Runtime already initialised, or no such device type.
-            pass
-
-
-_hide_accelerators()
 
 CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
 SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's definition)
@@ -237,6 +224,7 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     where it has fewer examples), minus ``start_batch``. A corrupt shard shows
     up here as TF's ``DataLossError``; ``batches`` turns it into ``CorruptShardError``.
     """
+    environment.hide_accelerators_from_tensorflow()  # TF is only the input library
     manifest = read_manifest(data_dir)
     if seq_length < int(manifest["max_seq_length"]):
         raise ValueError(f"seq_length {seq_length} < the data's max_seq_length "

@@ -58,6 +58,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from linkbert_jax import hostmem
-    hostmem.reexec_if_needed()  # huge pages for XLA:CPU's per-step buffers (2.3x on CPU)
+    from linkbert_jax import environment
+    environment.setup()  # huge pages for host buffers (re-executes once), TF off accelerators
     app.run(main, flags_parser=runtime.parse_flags)

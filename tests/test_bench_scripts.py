@@ -11,15 +11,15 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO
+
 pytestmark = pytest.mark.slow
 
 
 def run_bench(script: str, *args: str, tmp_path) -> dict:
     """Run ``bench/<script>`` and parse its last line ``name k=v ...`` into a dict."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), *args],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), *args],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, f"{script} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     last = p.stdout.strip().splitlines()[-1].split()
     assert last[0] == script.removesuffix(".py"), f"{script}: last line is {last!r}"

@@ -8,7 +8,6 @@ import pytest
 
 from linkbert_jax import hostmem
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE = ("import os, sys; from linkbert_jax import hostmem; print('start', os.getpid()); "
          "hostmem.reexec_if_needed(); print('env', os.environ.get('GLIBC_TUNABLES'), "
          "os.getpid(), sys.argv[1:])")
@@ -28,14 +27,15 @@ def test_with_tunable_keeps_other_tunables_and_is_idempotent(monkeypatch):
 @pytest.mark.skipif(not hostmem.supported(), reason="needs Linux, glibc >= 2.35 and THP")
 def test_reexec_sets_the_tunable_once_and_keeps_argv():
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", PROBE, "arg1", "--flag=2"],
-                         env=dict(env, PYTHONPATH=REPO), capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    run = subprocess.run([sys.executable, "-c", PROBE, "arg1", "--flag=2"], env=env,
+                         capture_output=True, text=True, check=True)
+    out = run.stdout.splitlines()
     starts = [line for line in out if line.startswith("start")]
     assert len(starts) == 2 and starts[0] == starts[1]  # exec: same process, once
     assert out[-1].startswith(f"env {hostmem.TUNABLE} ")
     assert out[-1].endswith("['arg1', '--flag=2']")
+    assert run.stderr.count("re-executing with GLIBC_TUNABLES=") == 1  # said once, on stderr
     opted_out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                               env=dict(env, PYTHONPATH=REPO, LINKBERT_HUGEPAGES="0"),
+                               env=dict(env, LINKBERT_HUGEPAGES="0"),
                                check=True).stdout.splitlines()
     assert len(opted_out) == 2 and opted_out[-1].startswith("env None ")

@@ -24,15 +24,10 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "data"))
-
-from conftest import synthetic_doc_text, write_jsonl  # noqa: E402
-from test_train_parallel import _free_port  # noqa: E402
-
-from linkbert_jax.samples import minilm_dir, wikipedia_sample  # noqa: E402
+from helpers import REPO as ROOT
+from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.training import free_port
+from linkbert_jax.samples import minilm_dir, wikipedia_sample
 
 pytestmark = pytest.mark.slow
 
@@ -156,9 +151,9 @@ def _no_leftover_processes():
 
 
 def start(argv: list[str], cwd, log, devices: int = 1) -> subprocess.Popen:
-    """Starts a command (output to ``log``) with this checkout's code, CPU-only JAX with
-    ``devices`` devices, and no model hub."""
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+    """Starts a command (output to ``log``) with the installed package, CPU-only JAX
+    with ``devices`` devices, and no model hub."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
                JAX_NUM_CPU_DEVICES=str(devices), HF_HUB_OFFLINE="1")
     with open(log, "w") as f:
         f.write(shlex.join(argv) + "\n")
@@ -336,7 +331,7 @@ def test_tpu_pod_multi_gpu_and_several_hosts(tmp_path, places, continued):
 
     # Several hosts: two local processes, the coordinator on a free local port.
     assert "--process_id=0" in host and "1 on host1" in readme_sections()[PARALLEL]
-    port = _free_port()
+    port = free_port()
     host = substitute(host, {**places, "host0:1234": f"localhost:{port}"})
     procs += [start(shrunk([a.replace("--process_id=0", f"--process_id={i}") for a in host]),
                     repo_like(tmp_path / f"host{i}"), tmp_path / f"host{i}.log")

@@ -5,19 +5,17 @@ import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+from helpers import REPO
+from helpers.shards import write_shards
 
 
 def _main(*args, timeout=400):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "linkbert_jax.main", *args], cwd=ROOT,
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "linkbert_jax.main", *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_tiny_config_runs_on_cpu_with_bar_overrides(tmp_path):
-    from test_input_pipeline import write_shards
     data = str(tmp_path / "data")
     write_shards(data, None)
     work = str(tmp_path / "work")

@@ -1,19 +1,14 @@
 """Initialisation from a Hugging Face BERT directory (``config.init_from_hf``), with the
 real MiniLM-L6-H384 checkpoint the conversion tests use."""
-import os
-import sys
-
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from linkbert_jax import checkpoints, convert, trainer  # noqa: E402
-from linkbert_jax.errors import ConfigError  # noqa: E402
-from test_convert import minilm_dir  # noqa: E402
-from test_train_units import small_config  # noqa: E402
-from train_synthetic import SyntheticSource  # noqa: E402
+from helpers.synthetic import SyntheticSource
+from helpers.training import small_config
+from linkbert_jax import checkpoints, convert, trainer
+from linkbert_jax.errors import ConfigError
+from linkbert_jax.samples import minilm_dir
 
 
 def _config(**model):

@@ -5,13 +5,13 @@ Overrides for speed on 2 shared cores: a 2,048-token vocabulary and 64-token seq
 """
 import json
 import os
+import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from linkbert_jax import trainer  # noqa: E402
-from test_train_units import load  # noqa: E402
-from train_synthetic import SyntheticSource  # noqa: E402
+from helpers.synthetic import SyntheticSource
+from helpers.training import config_path, load
+from linkbert_jax import trainer
+from linkbert_jax.samples import wikipedia_sample
 
 
 def test_cpu_small_learns_mlm_and_drp(tmp_path):
@@ -40,27 +40,21 @@ def test_cpu_small_learns_mlm_and_drp(tmp_path):
 def test_cpu_small_learns_on_real_wikipedia(tmp_path):
     """Acceptance 1 on real data: builder output of the gensim Wikipedia sample (106
     articles, real links), the CLI with the small CPU config, about 4 minutes on 2 cores."""
-    import subprocess
-
-    from linkbert_jax.samples import wikipedia_sample
-
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     wiki = wikipedia_sample()
     data, work = tmp_path / "data", tmp_path / "train"
-    env = dict(os.environ, PYTHONPATH=repo)
     subprocess.run([sys.executable, "-m", "linkbert_jax.data.build", "--input", wiki,
                     "--format", "wikipedia", "--output_dir", str(data),
                     "--train_vocab_size", "2000", "--max_seq_length", "64",
                     "--num_shards", "2", "--eval_fraction", "0.1", "--workers", "2",
-                    "--no_progress"], check=True, env=env, cwd=repo, capture_output=True)
+                    "--no_progress"], check=True, cwd=tmp_path, capture_output=True)
     subprocess.run([sys.executable, "-m", "linkbert_jax.main",
-                    "--config", os.path.join(repo, "configs", "cpu_small.py"),
+                    "--config", config_path("cpu_small"),
                     "--workdir", str(work), f"--config.data_dir={data}",
                     "--config.seq_length=64", "--config.global_batch_size=64",
                     "--config.num_train_steps=1500", "--config.learning_rate=2e-3",
                     "--config.warmup_steps=150", "--config.checkpoint_every_steps=1500",
                     "--config.log_every_steps=50", "--config.eval_max_batches=0"],
-                   check=True, env=env, cwd=repo, capture_output=True)
+                   check=True, cwd=tmp_path, capture_output=True)
     rows = [json.loads(line) for line in open(work / "metrics.jsonl")]
     train = [r for r in rows if "loss" in r]
     ev = [r for r in rows if "eval_loss" in r][-1]

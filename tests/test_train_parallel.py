@@ -3,37 +3,10 @@
 Each case runs the real trainer in a subprocess (device counts are fixed at JAX start).
 """
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-# cpu_small (tiny architecture, real 28,996 vocabulary), a few short steps.
-OVERRIDES = {"model.vocab_size": 28996, "num_train_steps": 3, "global_batch_size": 16, "seq_length": 32,
-             "masking.max_predictions": 5, "log_every_steps": 1,
-             "checkpoint_every_steps": 1000, "eval_at_end": False,
-             "async_checkpointing": False}
-SOURCE = {"vocab_size": 28996, "max_seq_length": 32}
-
-
-def driver(spec: dict, devices: int, **popen):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    return subprocess.Popen([sys.executable, os.path.join(HERE, "train_driver.py"),
-                             json.dumps(spec)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
-
-
-def result_of(proc, timeout=400):
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err[-3000:]
-    return out, err
+from helpers.training import OVERRIDES, SOURCE, config_path, driver, free_port, result_of
 
 
 def test_meshes_agree_and_shard_params_by_the_rules(tmp_path):
@@ -42,7 +15,7 @@ def test_meshes_agree_and_shard_params_by_the_rules(tmp_path):
     cases = [{"mesh": m} for m in meshes] + [
         {"mesh": {"data": 16, "fsdp": 1, "tensor": 1}},
         {"mesh": {"data": 8, "fsdp": 1, "tensor": 1}, "overrides": {"global_batch_size": 12}}]
-    spec = {"mode": "meshes", "config": "configs/cpu_small.py", "workdir": str(tmp_path),
+    spec = {"mode": "meshes", "config": config_path("cpu_small"), "workdir": str(tmp_path),
             "overrides": OVERRIDES, "source": SOURCE, "meshes": cases}
     out, _ = result_of(driver(spec, 8))
     res = json.loads(out.split("RESULT ", 1)[1])
@@ -66,17 +39,11 @@ def test_meshes_agree_and_shard_params_by_the_rules(tmp_path):
     assert "global_batch_size 12 is not divisible by the data-parallel size 8" in res[5]["error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_match_one_process(tmp_path):
     from linkbert_jax import checkpoints
     over = {**OVERRIDES, "mesh.data": 2, "mesh.fsdp": -1}
-    base = {"config": "configs/cpu_small.py", "overrides": over, "source": SOURCE}
-    port = _free_port()
+    base = {"config": config_path("cpu_small"), "overrides": over, "source": SOURCE}
+    port = free_port()
     procs = [driver({**base, "workdir": str(tmp_path / "multi"), "distributed": {
         "coordinator": f"localhost:{port}", "num_processes": 2, "process_id": i}}, 2)
         for i in range(2)]

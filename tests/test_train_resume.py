@@ -3,20 +3,15 @@ exits 0, incomplete checkpoints are skipped, a NaN loss stops with the last good
 import json
 import os
 import signal
-import sys
 import time
 
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from linkbert_jax import checkpoints, trainer  # noqa: E402
-from linkbert_jax.errors import NonFiniteLossError  # noqa: E402
-from test_train_parallel import OVERRIDES, SOURCE, driver, result_of  # noqa: E402
-from test_train_units import small_config  # noqa: E402
-from train_synthetic import SyntheticSource  # noqa: E402
+from helpers.synthetic import SyntheticSource
+from helpers.training import OVERRIDES, SOURCE, config_path, driver, result_of, small_config
+from linkbert_jax import checkpoints, trainer
+from linkbert_jax.errors import NonFiniteLossError
 
 
 def _rows(workdir):
@@ -33,7 +28,7 @@ def _wait_for(cond, proc, timeout=300):
 
 
 def _spec(workdir, **over):
-    return {"config": "configs/cpu_small.py", "workdir": str(workdir),
+    return {"config": config_path("cpu_small"), "workdir": str(workdir),
             "overrides": {**OVERRIDES, **over}, "source": {**SOURCE, "step_sleep": 0.25}}
 
 

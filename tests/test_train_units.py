@@ -3,35 +3,19 @@ microbatch equivalence, config files, and the pre-compile error messages."""
 import glob
 import math
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from linkbert_jax import config_defaults, objectives, optimizer, sharding, steps, trainer  # noqa: E402
-from linkbert_jax.errors import ConfigError  # noqa: E402
-from linkbert_jax.model import ModelConfig  # noqa: E402
-from train_synthetic import SyntheticSource, make_batch  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load(name):
-    return config_defaults.load_config_file(os.path.join(ROOT, "configs", f"{name}.py"))
-
-
-def small_config(**kw):
-    c = load("cpu_small")
-    c.model.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=64, vocab_size=2048)
-    c.update(seq_length=32, global_batch_size=8, num_train_steps=4, log_every_steps=1)
-    c.masking.max_predictions = 6
-    c.update(kw)
-    return c
+from helpers import REPO
+from helpers.synthetic import SyntheticSource, make_batch
+from helpers.training import config_path, load, small_config
+from linkbert_jax import objectives, optimizer, sharding, steps, trainer
+from linkbert_jax.config_defaults import load_config_file
+from linkbert_jax.errors import ConfigError
+from linkbert_jax.model import ModelConfig
 
 
 def test_configs_follow_the_paper():
@@ -45,10 +29,10 @@ def test_configs_follow_the_paper():
         assert (c.adam_b1, c.adam_b2, c.weight_decay, c.model.dtype) == (0.9, 0.98, 0.01,
                                                                           "bfloat16")
         ModelConfig.from_dict(dict(c.model))
-        doc = open(os.path.join(ROOT, "configs", f"{name}.py")).read()
+        doc = open(config_path(name)).read()
         assert f"python -m linkbert_jax.main --config configs/{name}.py" in doc
     assert load("base").init_from_hf and load("bio_base").model.vocab_size == 28895
-    assert len(glob.glob(os.path.join(ROOT, "configs", "*.py"))) >= 6
+    assert len(glob.glob(os.path.join(REPO, "configs", "*.py"))) >= 6
 
 
 def test_objectives_sums_aggregate_exactly():
@@ -180,10 +164,10 @@ def test_config_changes_against_the_saved_config(tmp_path):
 
 def test_demo_says_when_a_finished_run_used_another_config(tmp_path):
     from linkbert_jax import checkpoints, demo
-    config_file = os.path.join(ROOT, "configs", "cpu_minilm.py")
+    config_file = config_path("cpu_minilm")
     args = demo.parse_args(["--from_scratch", "--steps", "8"])  # no MiniLM lookup needed
     overrides = demo.train_overrides(args, "/data")
-    planned = config_defaults.load_config_file(config_file, overrides)
+    planned = load_config_file(config_file, overrides)
     checkpoints.write_config(str(tmp_path), planned.to_dict())
     assert demo.changed_since(str(tmp_path), config_file, overrides) == []
     overrides["learning_rate"] = 1.0

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import gensim_wiki_sample, minilm_tokenizer, run_build, synthetic_doc_text
 
+from helpers.corpora import run_build, synthetic_doc_text
 from linkbert_jax.data import records, writer
-from linkbert_jax.data.features import serialize_example, feature_spec
+from linkbert_jax.data.features import feature_spec, serialize_example
+from linkbert_jax.samples import minilm_dir, wikipedia_sample
 
 
 def _write_bad_jsonl(path):
@@ -31,7 +32,7 @@ def test_bad_records_are_counted_with_file_and_line(tmp_path, caplog):
     _write_bad_jsonl(src)
     with caplog.at_level(logging.WARNING):
         m = run_build("--input", src, "--format", "jsonl", "--output_dir", tmp_path / "o",
-                      "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64,
+                      "--tokenizer", minilm_dir(), "--max_seq_length", 64,
                       "--eval_fraction", 0)
     c = m["counters"]
     assert (c["malformed_records"], c["empty_documents"], c["duplicate_ids"],
@@ -43,12 +44,12 @@ def test_bad_records_are_counted_with_file_and_line(tmp_path, caplog):
 
 
 def test_truncated_bz2_is_a_counted_warning(tmp_path, caplog):
-    data = open(gensim_wiki_sample(), "rb").read()
+    data = open(wikipedia_sample(), "rb").read()
     cut = tmp_path / "cut.xml.bz2"
     cut.write_bytes(data[: len(data) // 2])
     with caplog.at_level(logging.WARNING):
         m = run_build("--input", cut, "--format", "wikipedia", "--output_dir", tmp_path / "o",
-                      "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64)
+                      "--tokenizer", minilm_dir(), "--max_seq_length", 64)
     assert m["counters"]["truncated_inputs"] == 1 and 0 < m["num_documents"] < 106
     assert str(cut) in caplog.text and "truncated" in caplog.text
 
@@ -59,7 +60,7 @@ def test_no_usable_documents_is_a_one_line_cli_error(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     p = subprocess.run([sys.executable, "-m", "linkbert_jax.data.build", "--input", str(src),
                         "--format", "jsonl", "--output_dir", str(tmp_path / "o"),
-                        "--tokenizer", minilm_tokenizer(), "--no_progress"],
+                        "--tokenizer", minilm_dir(), "--no_progress"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode != 0
     assert "Traceback" not in p.stderr
@@ -72,7 +73,7 @@ def test_crash_mid_shard_leaves_only_a_tmp_file_then_rebuild_succeeds(tmp_path, 
     src = tmp_path / "c.jsonl"
     _write_bad_jsonl(src)
     argv = ["--input", src, "--format", "jsonl", "--output_dir", tmp_path / "o",
-            "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64, "--eval_fraction", 0]
+            "--tokenizer", minilm_dir(), "--max_seq_length", 64, "--eval_fraction", 0]
     real = writer.records.frame
     calls = {"n": 0}
 

@@ -4,7 +4,8 @@ import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import run_build, synthetic_doc_text
+
+from helpers.corpora import run_build, synthetic_doc_text
 
 
 def test_parquet_citation_corpus_with_trained_vocab(tmp_path):

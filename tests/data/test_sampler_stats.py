@@ -5,11 +5,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import minilm_tokenizer, run_build, synthetic_doc_text, write_jsonl
 from scipy import stats
 
+from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
 from linkbert_jax.data import records
 from linkbert_jax.data.features import LINKED
+from linkbert_jax.samples import minilm_dir
 
 
 def _corpus(path, n_docs=200, n_hubs=10, n_linking=150):
@@ -32,7 +33,7 @@ def synth(tmp_path_factory):
     _corpus(d / "c.jsonl")
     out = d / "out"
     m = run_build("--input", d / "c.jsonl", "--format", "jsonl", "--output_dir", out,
-                  "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64,
+                  "--tokenizer", minilm_dir(), "--max_seq_length", 64,
                   "--relation_probs", "0.2,0.3,0.5", "--examples_per_segment", 8,
                   "--num_shards", 3, "--eval_fraction", 0.0, "--seed", 1)
     exs = [e for f in m["files"]["train"] for e in records.iterate_examples(out / f["name"])]
@@ -83,7 +84,7 @@ def test_eval_and_train_documents_disjoint(tmp_path):
     _corpus(tmp_path / "c.jsonl")
     out = tmp_path / "out"
     m = run_build("--input", tmp_path / "c.jsonl", "--format", "jsonl", "--output_dir", out,
-                  "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64,
+                  "--tokenizer", minilm_dir(), "--max_seq_length", 64,
                   "--eval_fraction", 0.25, "--num_eval_shards", 2, "--seed", 5)
     with open(out / "documents.jsonl") as f:
         split = {d["index"]: d["split"] for d in map(json.loads, f)}

@@ -2,8 +2,7 @@
 import json
 import os
 
-from conftest import run_build
-
+from helpers.corpora import run_build
 from linkbert_jax.data import graph, records, wikipedia
 from linkbert_jax.data.features import CONTIGUOUS, LINKED, RANDOM
 

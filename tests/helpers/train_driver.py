@@ -1,8 +1,8 @@
 """Subprocess entry for the training tests: a config file + overrides + synthetic data.
 
-    python tests/train_driver.py SPEC_JSON
+    cd tests && python -m helpers.train_driver SPEC_JSON     (helpers.training.driver)
 
-SPEC: {"config": "configs/cpu_small.py", "workdir": DIR, "overrides": {"a.b": value},
+SPEC: {"config": "/path/to/configs/cpu_small.py", "workdir": DIR, "overrides": {"a.b": value},
        "source": {SyntheticSource kwargs}, "distributed": {coordinator, num_processes,
        process_id}, "mode": "train" | "meshes",
        "meshes": [{"mesh": {data, fsdp, tensor}, "overrides": {...}}, ...]}
@@ -13,11 +13,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from train_synthetic import SyntheticSource  # noqa: E402
-
-from linkbert_jax.config_defaults import load_config_file  # noqa: E402
+from helpers.synthetic import SyntheticSource
+from linkbert_jax.config_defaults import load_config_file
 
 
 def run_meshes(spec: dict) -> None:

@@ -1,0 +1,30 @@
+"""Small synthetic corpora for the builder tests (documents of random sentences)."""
+from __future__ import annotations
+
+import json
+import random
+
+from linkbert_jax.data import build
+
+WORDS = ("alpha beta gamma delta river mountain city music paper protein cell "
+         "history war king language science theory number light water stone").split()
+
+
+def synthetic_doc_text(rng: random.Random, n_sentences: int) -> str:
+    sents = []
+    for _ in range(n_sentences):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 12))]
+        sents.append(" ".join(words).capitalize() + ".")
+    return " ".join(sents)
+
+
+def write_jsonl(path, records):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def run_build(*argv) -> dict:
+    """The builder in-process (``--no_progress`` added); returns its manifest."""
+    args = build.parse_args([str(a) for a in argv] + ["--no_progress"])
+    return build.build(args)

@@ -1,0 +1,58 @@
+"""Configs and subprocess runs shared by the training tests."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from helpers import REPO, TESTS
+from linkbert_jax import config_defaults
+
+# cpu_small (tiny architecture, real 28,996 vocabulary), a few short steps.
+OVERRIDES = {"model.vocab_size": 28996, "num_train_steps": 3, "global_batch_size": 16,
+             "seq_length": 32, "masking.max_predictions": 5, "log_every_steps": 1,
+             "checkpoint_every_steps": 1000, "eval_at_end": False,
+             "async_checkpointing": False}
+SOURCE = {"vocab_size": 28996, "max_seq_length": 32}
+
+
+def config_path(name: str) -> str:
+    """The path of ``configs/<name>.py``."""
+    return os.path.join(REPO, "configs", f"{name}.py")
+
+
+def load(name: str):
+    return config_defaults.load_config_file(config_path(name))
+
+
+def small_config(**kw):
+    c = load("cpu_small")
+    c.model.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=64, vocab_size=2048)
+    c.update(seq_length=32, global_batch_size=8, num_train_steps=4, log_every_steps=1)
+    c.masking.max_predictions = 6
+    c.update(kw)
+    return c
+
+
+def driver(spec: dict, devices: int, **popen) -> subprocess.Popen:
+    """``helpers.train_driver`` in a subprocess with ``devices`` CPU devices."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    return subprocess.Popen([sys.executable, "-m", "helpers.train_driver", json.dumps(spec)],
+                            env=env, cwd=TESTS, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def result_of(proc, timeout=400):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out, err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
