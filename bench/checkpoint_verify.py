@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
+import common  # bench/common.py (this script's directory is first on sys.path)
 
 
 def _args():
@@ -111,4 +109,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    common.setup()  # huge pages, as the trainer runs (re-executes once)
     main()

@@ -9,7 +9,7 @@ import os
 import statistics
 import time
 
-from linkbert_jax import environment, hostmem
+from linkbert_jax import hostmem, runtime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +19,7 @@ def setup() -> None:
     transparent huge pages for host buffers (PyTorch's CPU allocator uses the same
     malloc): re-executes the script once (logged). ``LINKBERT_HUGEPAGES=0`` measures
     without."""
-    environment.setup(tensorflow=False)
+    runtime.setup_environment(tensorflow=False)
 
 
 def host_memory() -> str:

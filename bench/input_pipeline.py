@@ -30,9 +30,9 @@ def _args():
 ARGS = _args()
 # Pin before TensorFlow starts its thread pools.
 os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: ARGS.cores]))
-from linkbert_jax import environment  # noqa: E402
+from linkbert_jax import runtime  # noqa: E402
 
-environment.quiet_tensorflow()
+runtime.quiet_tensorflow()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

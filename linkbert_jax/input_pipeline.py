@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from linkbert_jax import environment
+from linkbert_jax import runtime
 from linkbert_jax.data import features, records
 from linkbert_jax.errors import CorruptDataError
 from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
@@ -224,7 +224,7 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     where it has fewer examples), minus ``start_batch``. A corrupt shard shows
     up here as TF's ``DataLossError``; ``batches`` turns it into ``CorruptShardError``.
     """
-    environment.hide_accelerators_from_tensorflow()  # TF is only the input library
+    runtime.hide_accelerators_from_tensorflow()  # TF is only the input library
     manifest = read_manifest(data_dir)
     if seq_length < int(manifest["max_seq_length"]):
         raise ValueError(f"seq_length {seq_length} < the data's max_seq_length "

@@ -58,6 +58,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from linkbert_jax import environment
-    environment.setup()  # huge pages for host buffers (re-executes once), TF off accelerators
+    runtime.setup_environment()  # huge pages (re-executes once), TF off accelerators
     app.run(main, flags_parser=runtime.parse_flags)

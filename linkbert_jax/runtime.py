@@ -1,10 +1,18 @@
-"""Process set-up shared by the entry points (pretraining, fine-tuning): logging and
-multi-host initialisation. Nothing here runs at import."""
+"""Process set-up shared by the entry points (pretraining, fine-tuning, benchmarks): the
+process environment (huge pages, TensorFlow kept off accelerators), logging and
+multi-host initialisation. Nothing here runs at import: importing any module of the
+package changes no environment variable and starts no process (tests/test_imports.py);
+entry points call ``setup_environment()`` first thing.
+"""
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
 import sys
+
+from linkbert_jax import hostmem
 
 
 def define_distributed_flags():
@@ -94,3 +102,33 @@ def parse_flags(argv: list[str]) -> list[str]:
             msg = " ".join(text.split())
     print(f"error: {msg}", file=sys.stderr)
     sys.exit(2)
+
+
+def quiet_tensorflow() -> None:
+    """TF's C++ log level (read when TensorFlow loads: call before importing it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@functools.cache
+def hide_accelerators_from_tensorflow() -> None:
+    """No GPU/TPU for TensorFlow (once per process; a no-op once TF's runtime started)."""
+    import tensorflow as tf
+    for kind in ("GPU", "TPU"):
+        try:
+            tf.config.set_visible_devices([], kind)
+        except Exception:  # Runtime already initialised, or no such device type.
+            pass
+
+
+def setup_environment(*, huge_pages: bool = True, tensorflow: bool = True) -> None:
+    """The entry points' process set-up, called first thing (``huge_pages`` may re-execute
+    the process, once, and says so): transparent huge pages for host memory
+    (``linkbert_jax.hostmem``; ``LINKBERT_HUGEPAGES=0`` opts out), TensorFlow's C++
+    chatter quieted, and accelerators hidden from TensorFlow, which is only the input
+    library and must never take GPU memory or TPU devices from JAX (the input pipeline
+    also hides them before it first uses TensorFlow)."""
+    if huge_pages:
+        hostmem.reexec_if_needed()
+    quiet_tensorflow()
+    if tensorflow:
+        hide_accelerators_from_tensorflow()

@@ -5,19 +5,16 @@ import glob
 import logging
 import os
 import shutil
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from linkbert_jax import checkpoints, checksums, sharding, trainer  # noqa: E402
-from linkbert_jax.errors import ConfigError, NonFiniteLossError  # noqa: E402
-from test_train_units import small_config  # noqa: E402
-from train_synthetic import SyntheticSource  # noqa: E402
+from helpers.synthetic import SyntheticSource
+from helpers.training import small_config
+from linkbert_jax import checkpoints, checksums, sharding, trainer
+from linkbert_jax.errors import ConfigError, NonFiniteLossError
 
 SOURCE = dict(vocab_size=2048, max_seq_length=32)
 

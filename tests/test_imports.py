@@ -1,7 +1,7 @@
 """Importing any module of the package has no side effects: no environment variable
 changes, no process is started or re-executed, TensorFlow's devices are left alone; the
 same holds for the benchmarks' shared module (bench/common.py). Entry points do their
-set-up explicitly (linkbert_jax.environment.setup)."""
+set-up explicitly (linkbert_jax.runtime.setup_environment)."""
 import json
 import os
 import subprocess

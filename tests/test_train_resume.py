@@ -1,30 +1,16 @@
 """Acceptance 2, 5, 6 (+ non-finite loss): exact resume after SIGKILL, SIGTERM saves and
 exits 0, incomplete checkpoints are skipped, a NaN loss stops with the last good one kept."""
-import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
 
 from helpers.synthetic import SyntheticSource
-from helpers.training import OVERRIDES, SOURCE, config_path, driver, result_of, small_config
+from helpers.training import (OVERRIDES, SOURCE, config_path, driver, metric_rows, result_of,
+                              small_config, wait_for)
 from linkbert_jax import checkpoints, trainer
 from linkbert_jax.errors import NonFiniteLossError
-
-
-def _rows(workdir):
-    path = os.path.join(workdir, "metrics.jsonl")
-    return [json.loads(x) for x in open(path)] if os.path.exists(path) else []
-
-
-def _wait_for(cond, proc, timeout=300):
-    t0 = time.time()
-    while not cond():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() - t0 < timeout, "timed out"
-        time.sleep(0.05)
 
 
 def _spec(workdir, **over):
@@ -39,7 +25,7 @@ def test_sigkill_then_restart_is_bitwise_identical(tmp_path):
     full = driver(spec_full, 1)
     victim = driver(spec_kill, 1)
     step_dir = str(tmp_path / "kill" / "checkpoints" / str(n))
-    _wait_for(lambda: checkpoints.is_complete(step_dir), victim)
+    wait_for(lambda: checkpoints.is_complete(step_dir), victim)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not os.path.isdir(tmp_path / "kill" / "checkpoints" / str(2 * n))
@@ -51,14 +37,14 @@ def test_sigkill_then_restart_is_bitwise_identical(tmp_path):
     import jax
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         assert np.array_equal(x, y)
-    resumed = [r["step"] for r in _rows(tmp_path / "kill") if "loss" in r]
+    resumed = [r["step"] for r in metric_rows(tmp_path / "kill") if "loss" in r]
     assert resumed[-n:] == list(range(n + 1, 2 * n + 1))
 
 
 def test_sigterm_saves_exits_zero_and_resumes(tmp_path):
     spec = _spec(tmp_path, num_train_steps=500)
     proc = driver(spec, 1)
-    _wait_for(lambda: any(r.get("step", 0) >= 3 for r in _rows(tmp_path)), proc)
+    wait_for(lambda: any(r.get("step", 0) >= 3 for r in metric_rows(tmp_path)), proc)
     proc.send_signal(signal.SIGTERM)
     out, err = result_of(proc, timeout=120)  # asserts exit status 0
     mgr = checkpoints.manager(str(tmp_path), read_only=True, async_save=False)
@@ -66,7 +52,7 @@ def test_sigterm_saves_exits_zero_and_resumes(tmp_path):
     assert saved is not None and 3 <= saved < 500, err[-2000:]
     spec["overrides"]["num_train_steps"] = saved + 2
     result_of(driver(spec, 1))
-    steps = [r["step"] for r in _rows(tmp_path) if "loss" in r]
+    steps = [r["step"] for r in metric_rows(tmp_path) if "loss" in r]
     assert steps[-2:] == [saved + 1, saved + 2]
     assert max(checkpoints.manager(str(tmp_path), read_only=True).all_steps()) == saved + 2
 
@@ -81,7 +67,7 @@ def test_incomplete_checkpoint_is_skipped(tmp_path):
     (ckpt / "6.orbax-checkpoint-tmp-123" / "params").mkdir(parents=True)  # crash mid-save
     c.num_train_steps = 5
     trainer.train_and_evaluate(c, str(tmp_path), source)
-    steps = [r["step"] for r in _rows(tmp_path) if "loss" in r]
+    steps = [r["step"] for r in metric_rows(tmp_path) if "loss" in r]
     assert steps == [1, 2, 3, 4, 3, 4, 5]  # resumed from step 2
     assert checkpoints.is_complete(str(ckpt / "4")) and checkpoints.is_complete(str(ckpt / "5"))
     assert not (ckpt / "6.orbax-checkpoint-tmp-123").exists()

@@ -66,6 +66,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from linkbert_jax import hostmem
-    hostmem.reexec_if_needed()  # huge pages for XLA:CPU's per-step buffers
+    runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
     app.run(main, argv=with_default_config(sys.argv))

@@ -57,11 +57,10 @@ def test_truncated_bz2_is_a_counted_warning(tmp_path, caplog):
 def test_no_usable_documents_is_a_one_line_cli_error(tmp_path):
     src = tmp_path / "empty.jsonl"
     src.write_text('{"id": "a", "text": ""}\nnot json\n')
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
     p = subprocess.run([sys.executable, "-m", "linkbert_jax.data.build", "--input", str(src),
                         "--format", "jsonl", "--output_dir", str(tmp_path / "o"),
                         "--tokenizer", minilm_dir(), "--no_progress"],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode != 0
     assert "Traceback" not in p.stderr
     errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]

@@ -7,9 +7,10 @@ import random
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import minilm_tokenizer, synthetic_doc_text, write_jsonl
 
+from helpers.corpora import synthetic_doc_text, write_jsonl
 from linkbert_jax.data import build, outdir
+from linkbert_jax.samples import minilm_dir
 
 
 def _corpus(path, n=8, seed=0):
@@ -20,7 +21,7 @@ def _corpus(path, n=8, seed=0):
 
 def _argv(src, out, *extra):
     return ["--input", str(src), "--format", "jsonl", "--output_dir", str(out),
-            "--tokenizer", minilm_tokenizer(), "--max_seq_length", "64", "--eval_fraction",
+            "--tokenizer", minilm_dir(), "--max_seq_length", "64", "--eval_fraction",
             "0", "--num_shards", "2", "--no_progress", *map(str, extra)]
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 from helpers import REPO, TESTS
 from linkbert_jax import config_defaults
@@ -50,6 +51,21 @@ def result_of(proc, timeout=400):
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
     return out, err
+
+
+def metric_rows(workdir) -> list[dict]:
+    """The rows of a workdir's ``metrics.jsonl`` so far ([] before the first)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    return [json.loads(x) for x in open(path)] if os.path.exists(path) else []
+
+
+def wait_for(cond, proc, timeout=300):
+    """Polls ``cond()`` while ``proc`` runs; fails if it exits first or on timeout."""
+    t0 = time.time()
+    while not cond():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.05)
 
 
 def free_port() -> int:
