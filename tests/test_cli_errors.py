@@ -1,18 +1,14 @@
 """Issue 11, case 10: a bad config is one ``error:`` line naming the key, exit status 2
 (an unknown key was a 55-line traceback; a negative step count ran nothing, exit 0)."""
-import os
 import subprocess
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from linkbert_jax import main  # noqa: E402
-from test_train_units import small_config  # noqa: E402
-from train_synthetic import SyntheticSource  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO as ROOT
+from helpers.synthetic import SyntheticSource
+from helpers.training import small_config
+from linkbert_jax import main
 
 
 def _one_error_line(err: str) -> str:
