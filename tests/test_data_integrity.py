@@ -6,18 +6,14 @@ import json
 import os
 import random
 import shutil
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "data"))
-
-from conftest import synthetic_doc_text, write_jsonl  # noqa: E402
-from linkbert_jax import input_pipeline, main  # noqa: E402
-from linkbert_jax.data import build, records, tokenizer  # noqa: E402
-from linkbert_jax.samples import minilm_dir  # noqa: E402
-from test_train_units import small_config  # noqa: E402
+from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.training import small_config
+from linkbert_jax import input_pipeline, main
+from linkbert_jax.data import build, records, tokenizer
+from linkbert_jax.samples import minilm_dir
 
 
 @pytest.fixture(scope="module")

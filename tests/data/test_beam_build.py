@@ -14,9 +14,10 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import gensim_wiki_sample, minilm_tokenizer, run_build, synthetic_doc_text
 
+from helpers.corpora import run_build, synthetic_doc_text
 from linkbert_jax.data import beam_build, records
+from linkbert_jax.samples import minilm_dir, wikipedia_sample
 
 MULTI = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 KEYS = ("a_length", "relation", "doc_a", "doc_b", "seg_a", "seg_b")
@@ -79,7 +80,7 @@ def _jsonl_corpus(d):
 def test_jsonl_corpus_same_as_local_at_two_parallelism_settings(tmp_path):
     _jsonl_corpus(tmp_path / "in")
     argv = ["--input", tmp_path / "in", "--format", "jsonl", "--output_dir", tmp_path / "local",
-            "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64, "--eval_fraction", 0.1,
+            "--tokenizer", minilm_dir(), "--max_seq_length", 64, "--eval_fraction", 0.1,
             "--num_shards", 3, "--num_eval_shards", 2, "--examples_per_segment", 2,
             "--seed", 11]
     m = run_build(*argv)
@@ -113,11 +114,11 @@ def _trains_on(data, work):
 
 
 def test_truncated_bz2_counted_and_named_like_local(tmp_path, caplog):
-    data = open(gensim_wiki_sample(), "rb").read()
+    data = open(wikipedia_sample(), "rb").read()
     cut = tmp_path / "cut.xml.bz2"
     cut.write_bytes(data[: len(data) // 2])
     argv = ["--input", cut, "--format", "wikipedia", "--output_dir", tmp_path / "local",
-            "--tokenizer", minilm_tokenizer(), "--max_seq_length", 64]
+            "--tokenizer", minilm_dir(), "--max_seq_length", 64]
     m = run_build(*argv)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
@@ -131,7 +132,7 @@ def test_corrupt_parquet_is_one_line_naming_the_file(tmp_path, capsys):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
     rc = beam_build.main(["--input", str(bad), "--format", "parquet", "--output_dir",
-                          str(tmp_path / "o"), "--tokenizer", minilm_tokenizer()])
+                          str(tmp_path / "o"), "--tokenizer", minilm_dir()])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: ") and str(bad) in err[-1], err[-3:]
     assert not os.path.exists(tmp_path / "o" / "manifest.json")
@@ -142,7 +143,7 @@ def test_corrupt_parquet_is_one_line_naming_the_file(tmp_path, capsys):
     (["--format", "hf"], "--format hf is local only")])
 def test_unsupported_options_are_one_line_errors(tmp_path, capsys, argv, message):
     base = ["--input", str(tmp_path), "--format", "jsonl", "--output_dir", str(tmp_path / "o"),
-            "--tokenizer", minilm_tokenizer()]
+            "--tokenizer", minilm_dir()]
     if argv[0] == "--train_vocab_size":
         base = base[:-2]
     assert beam_build.main(base + argv) == 2
