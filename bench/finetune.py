@@ -24,10 +24,8 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
-
-import train_step  # noqa: E402  (the architectures of the pretraining bench)
+import common  # bench/common.py (this script's directory is first on sys.path)
+import train_step  # the architectures of the pretraining bench
 
 # name: (architecture, seq length, batch); base and small are train_step.py's models.
 SHAPES = {
@@ -175,4 +173,5 @@ def main():
 
 
 if __name__ == "__main__":
+    common.setup()  # huge pages, as the trainer runs (re-executes once)
     sys.exit(main())
