@@ -2,11 +2,16 @@
 checkpoint that cannot be written (a full disk) stops the run at the next step with the
 cause on one line, the last complete checkpoint kept."""
 import errno
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
+from helpers import TESTS
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, SOURCE, config_path, driver, metric_rows,
                               small_config, wait_for)
@@ -31,21 +36,78 @@ def _full_disk_from_step(first_failing: int):
     return save_fn
 
 
-def test_failed_background_save_stops_the_run_with_the_cause(tmp_path, monkeypatch, capsys):
+# In a private mount namespace: a tmpfs as the workdir, filled up (all but 256 KiB) once
+# step 2 is saved, so that the save of step 4 meets a full disk; then the verdict on the
+# checkpoints, read inside the namespace (the tmpfs goes with it).
+FULL_DISK = r"""
+mount -t tmpfs -o size=64m tmpfs "$WD" || exit 99
+"$@" &
+pid=$!
+while [ ! -e "$WD/checkpoints/2/_CHECKPOINT_METADATA" ]; do
+  kill -0 $pid 2>/dev/null || break; sleep 0.1
+done
+avail=$(( $(stat -f -c '%a * %S' "$WD") ))
+dd if=/dev/zero of="$WD/filler" bs=64k count=$(( (avail - 262144) / 65536 )) 2>/dev/null
+wait $pid
+echo "RC=$?"
+python -c "from linkbert_jax import checkpoints as c; print('VALID', c.latest_valid_step('$WD'))"
+"""
+
+
+def _can_mount_tmpfs(where) -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c",
+                               f"mount -t tmpfs -o size=1m tmpfs {where}"],
+                              capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _on_a_full_tmpfs(workdir) -> tuple[int, str, str]:
+    """(exit status, stderr, latest valid step) of a run that fills its tmpfs workdir."""
+    over = {**OVERRIDES, "model.vocab_size": 2048, "num_train_steps": 12,
+            "checkpoint_every_steps": 2, "async_checkpointing": True,
+            "log_every_steps": 1000}  # metrics at step 1 only: the checkpoint meets the full disk
+    spec = {"config": config_path("cpu_small"), "workdir": str(workdir), "overrides": over,
+            "source": {"vocab_size": 2048, "max_seq_length": 32, "step_sleep": 0.5}}
+    env = dict(os.environ, JAX_PLATFORMS="cpu", WD=str(workdir),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    p = subprocess.run(["unshare", "-rm", "sh", "-c", FULL_DISK, "sh", sys.executable, "-m",
+                        "helpers.train_driver", json.dumps(spec)], cwd=TESTS, env=env,
+                       capture_output=True, text=True, timeout=600)
+    rc = re.search(r"^RC=(\d+)$", p.stdout, re.M)
+    valid = re.search(r"^VALID (\S+)$", p.stdout, re.M)
+    assert rc and valid, p.stdout[-2000:] + p.stderr[-3000:]
+    return int(rc.group(1)), p.stderr, valid.group(1)
+
+
+def _on_a_simulated_full_disk(workdir, monkeypatch, capsys) -> tuple[int, str, str]:
+    """The same with orbax's background write of step 4's metadata failing with ENOSPC."""
     from orbax.checkpoint._src.handlers import json_checkpoint_handler as jch
     monkeypatch.setattr(jch.JsonCheckpointHandler, "_save_fn", _full_disk_from_step(4))
     c = small_config(num_train_steps=12, checkpoint_every_steps=2, async_checkpointing=True,
                      eval_at_end=False)
-    rc = main.run(c, str(tmp_path), SyntheticSource(vocab_size=2048, max_seq_length=32,
-                                                     step_sleep=0.2))
-    line = _one_error_line(capsys.readouterr().err)
-    assert rc == 2
+    rc = main.run(c, str(workdir), SyntheticSource(vocab_size=2048, max_seq_length=32,
+                                                   step_sleep=0.2))
+    last = max(r["step"] for r in metric_rows(workdir) if "loss" in r)
+    assert 5 <= last <= 6, last  # stopped at the step after the failed save (not 12)
+    return rc, capsys.readouterr().err, str(checkpoints.latest_valid_step(str(workdir)))
+
+
+def test_full_disk_stops_the_run_with_the_cause(tmp_path, monkeypatch, capsys):
+    """A real full disk where the machine lets a user namespace mount a tmpfs (this one
+    does), else orbax's write failing with ENOSPC in-process: the same outcome."""
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    if _can_mount_tmpfs(workdir):
+        rc, err, valid = _on_a_full_tmpfs(workdir)
+    else:
+        rc, err, valid = _on_a_simulated_full_disk(workdir, monkeypatch, capsys)
+    line = _one_error_line(err)
+    assert rc == 2, err[-3000:]
     assert "could not be written" in line and "No space left on device" in line
     assert "last complete checkpoint (step 2) is kept" in line
-    last = max(r["step"] for r in metric_rows(tmp_path) if "loss" in r)
-    assert 5 <= last <= 6, last  # stopped at the step after the failed save (not 12)
-    _, _, step = checkpoints.load_params(str(tmp_path))  # restores and verifies
-    assert step == 2
+    assert valid == "2"  # restores and verifies
 
 
 def test_ctrl_c_saves_and_exits_zero(tmp_path):
