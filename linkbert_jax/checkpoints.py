@@ -25,12 +25,9 @@ step being saved again).
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
 import os
-import sys
 import time
 from typing import Any, Optional
 
@@ -38,7 +35,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from linkbert_jax import checksums
+from linkbert_jax import checksums, orbax_faults
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ModelConfig
 
@@ -182,17 +179,6 @@ def check_shapes(mgr: ocp.CheckpointManager, step: int, targets: dict) -> None:
                               f"config it was trained with")
 
 
-def _one_line(e: BaseException) -> str:
-    """The innermost cause of ``e`` on one line (orbax wraps tensorstore's errors in a
-    bare ``Exception`` whose message is a page of spec)."""
-    while e.__cause__ is not None:
-        e = e.__cause__
-    text = " ".join(str(e).split())
-    if len(text) > 320:  # the cause is often at the end (tensorstore: "[OS error 28: ...]")
-        text = f"{text[:150]} ... {text[-150:]}"
-    return f"{type(e).__name__}: {text}"
-
-
 def _set_aside(mgr: ocp.CheckpointManager, step: int) -> str:
     """Move a step out of the manager's way (kept for inspection); the new path."""
     src = os.path.join(str(mgr.directory), str(step))
@@ -225,27 +211,6 @@ def _restore_verified(mgr, step, params_target, opt_state_target):
     return params, opt_state, meta
 
 
-class _UnretrievedTasks(logging.Filter):
-    """Orbax reads arrays in asyncio tasks; when one read fails the others' errors are
-    never retrieved, and asyncio logs each with a page of tensorstore spec."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Task exception was never retrieved")
-
-
-@contextlib.contextmanager
-def _quiet_failed_reads():
-    """Around restore attempts: the failed reads' leftover tasks are dropped silently, and
-    collected now (at exit they would print 'sys.meta_path is None' tracebacks)."""
-    quiet = _UnretrievedTasks()
-    logging.getLogger("asyncio").addFilter(quiet)
-    try:
-        yield
-    finally:
-        gc.collect()
-        logging.getLogger("asyncio").removeFilter(quiet)
-
-
 def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_target):
     """``(step, params, opt_state, meta)`` of the newest step that is complete, restores
     and verifies; None when there is no complete step.
@@ -258,13 +223,13 @@ def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_ta
     bad = []
     for step in complete_steps(mgr, discard=True):
         try:
-            with _quiet_failed_reads():
+            with orbax_faults.quiet_failed_reads():
                 params, opt_state, meta = _restore_verified(mgr, step, params_target,
                                                             opt_state_target)
         except _BUGS:
             raise
         except Exception as e:  # noqa: BLE001  orbax raises bare Exceptions
-            bad.append((step, _one_line(e)))
+            bad.append((step, orbax_faults.one_line(e)))
             continue
         for s, why in bad:
             moved = _set_aside(mgr, s)
@@ -277,69 +242,18 @@ def restore_latest_valid(mgr: ocp.CheckpointManager, params_target, opt_state_ta
     return None
 
 
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (a full disk...); the last complete one is kept."""
-
-
-class SaveFailures(logging.Filter):
-    """Catches what orbax's background save threads fail with.
-
-    Orbax logs such an error (with a traceback, several times) and swallows it while
-    finalizing the step, so the training loop would never hear of it. Installed on the
-    ``absl`` logger, this keeps the exception for ``raise_if_save_failed`` and drops the
-    tracebacks: the run then stops with the cause on one line.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.errors: list[BaseException] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and f"{os.sep}orbax{os.sep}" in record.pathname:
-            self.errors.append(exc)
-            return False
-        return True
-
-    def _unraisable(self, unraisable):
-        # After a failed write orbax closes its event loop while tensorstore still holds
-        # callbacks into it; each would print a traceback of "Event loop is closed".
-        value = unraisable.exc_value
-        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
-            return
-        self._previous_hook(unraisable)
-
-    def __enter__(self):
-        logging.getLogger("absl").addFilter(self)
-        self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("absl").removeFilter(self)
-        if sys.unraisablehook == self._unraisable:
-            sys.unraisablehook = self._previous_hook
-
-
-def _drain(mgr: ocp.CheckpointManager, failures: SaveFailures) -> None:
-    """Wait for the saves in flight; what they fail with goes to ``failures``."""
-    try:
-        mgr.wait_until_finished()
-    except Exception as e:  # noqa: BLE001  a background save's error, raised here
-        failures.errors.append(e)
-
-
-def raise_if_save_failed(mgr: ocp.CheckpointManager, failures: SaveFailures,
+def raise_if_save_failed(mgr: ocp.CheckpointManager, failures: orbax_faults.SaveFailures,
                          wait: bool = False) -> None:
     """``CheckpointWriteError`` naming the cause if a (background) save failed since the
     last call; with ``wait``, after the saves in flight are done."""
     if wait:
-        _drain(mgr, failures)
+        orbax_faults.drain(mgr, failures)
     if not failures.errors:
         return
-    _drain(mgr, failures)  # then the last complete step is the one on disk
-    cause = _one_line(failures.errors[0])
+    orbax_faults.drain(mgr, failures)  # then the last complete step is the one on disk
+    cause = orbax_faults.one_line(failures.errors[0])
     failures.errors.clear()
-    raise CheckpointWriteError(
+    raise orbax_faults.CheckpointWriteError(
         f"a checkpoint could not be written to {mgr.directory} ({cause}); the last "
         f"complete checkpoint (step {latest_complete_step(mgr)}) is kept")
 
@@ -444,15 +358,16 @@ def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, 
             try:
                 if not is_complete(step_dir):
                     raise IntegrityError("incomplete (interrupted save?)")
-                with _quiet_failed_reads():
+                with orbax_faults.quiet_failed_reads():
                     return model_config, _restore_params_on_host(mgr, s), s
             except _BUGS:
                 raise
             except Exception as e:  # noqa: BLE001  orbax raises bare Exceptions
                 if step is not None:
                     raise IntegrityError(f"checkpoint {step_dir} is unusable: "
-                                         f"{_one_line(e)}") from None
-                log.warning("checkpoint %s is unusable (%s): skipped", step_dir, _one_line(e))
+                                         f"{orbax_faults.one_line(e)}") from None
+                log.warning("checkpoint %s is unusable (%s): skipped", step_dir,
+                            orbax_faults.one_line(e))
         raise NoValidCheckpointError(f"{checkpoint_dir(workdir)}: no complete and valid "
                                      f"checkpoint")
     finally:

@@ -28,8 +28,9 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
     import jax
 
     from linkbert_jax import checkpoints, trainer
-    from linkbert_jax.checkpoints import CheckpointWriteError, IntegrityError
+    from linkbert_jax.checkpoints import IntegrityError
     from linkbert_jax.errors import ConfigError, CorruptDataError, NonFiniteLossError
+    from linkbert_jax.orbax_faults import CheckpointWriteError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import (checkpoints, metrics_log, objectives, optimizer, sharding,
-                          step_costs, steps)
+from linkbert_jax import (checkpoints, metrics_log, objectives, optimizer, orbax_faults,
+                          sharding, step_costs, steps)
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
 from linkbert_jax.preemption import StopSignal
@@ -344,7 +344,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
                                    config.seq_length * config.global_batch_size, peak,
                                    start, total)
     stop = StopSignal()
-    failures = checkpoints.SaveFailures().__enter__()  # background save errors
+    failures = orbax_faults.SaveFailures().__enter__()  # background save errors
     pending: list = []  # (step, device metrics) since the last log point
     step = start
     if start >= total and config.eval_at_end:  # a finished run: its final eval may have

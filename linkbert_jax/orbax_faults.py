@@ -1,0 +1,100 @@
+"""What orbax does when something fails, turned into one line and no noise.
+
+Orbax wraps tensorstore's errors in a bare ``Exception`` whose message is a page of
+spec; logs and swallows the errors of its background save threads; leaves asyncio tasks
+of failed reads whose errors are "never retrieved"; and after a failed write tensorstore
+calls back into orbax's closed event loop. The trainer and ``checkpoints`` use these to
+report the cause once and keep the output readable.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import sys
+
+import orbax.checkpoint as ocp
+
+
+def one_line(e: BaseException) -> str:
+    """The innermost cause of ``e`` on one line (orbax wraps tensorstore's errors in a
+    bare ``Exception`` whose message is a page of spec)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = " ".join(str(e).split())
+    if len(text) > 320:  # the cause is often at the end (tensorstore: "[OS error 28: ...]")
+        text = f"{text[:150]} ... {text[-150:]}"
+    return f"{type(e).__name__}: {text}"
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk...); the last complete one is kept."""
+
+
+class SaveFailures(logging.Filter):
+    """Catches what orbax's background save threads fail with.
+
+    Orbax logs such an error (with a traceback, several times) and swallows it while
+    finalizing the step, so the training loop would never hear of it. Installed on the
+    ``absl`` logger, this keeps the exception for ``raise_if_save_failed`` and drops the
+    tracebacks: the run then stops with the cause on one line.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and f"{os.sep}orbax{os.sep}" in record.pathname:
+            self.errors.append(exc)
+            return False
+        return True
+
+    def _unraisable(self, unraisable):
+        # After a failed write orbax closes its event loop while tensorstore still holds
+        # callbacks into it; each would print a traceback of "Event loop is closed".
+        value = unraisable.exc_value
+        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+            return
+        self._previous_hook(unraisable)
+
+    def __enter__(self):
+        logging.getLogger("absl").addFilter(self)
+        self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("absl").removeFilter(self)
+        if sys.unraisablehook == self._unraisable:
+            sys.unraisablehook = self._previous_hook
+
+
+def drain(mgr: ocp.CheckpointManager, failures: SaveFailures) -> None:
+    """Wait for the saves in flight; what they fail with goes to ``failures``."""
+    try:
+        mgr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001  a background save's error, raised here
+        failures.errors.append(e)
+
+
+class _UnretrievedTasks(logging.Filter):
+    """Orbax reads arrays in asyncio tasks; when one read fails the others' errors are
+    never retrieved, and asyncio logs each with a page of tensorstore spec."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Task exception was never retrieved")
+
+
+@contextlib.contextmanager
+def quiet_failed_reads():
+    """Around restore attempts: the failed reads' leftover tasks are dropped silently, and
+    collected now (at exit they would print 'sys.meta_path is None' tracebacks)."""
+    quiet = _UnretrievedTasks()
+    logging.getLogger("asyncio").addFilter(quiet)
+    try:
+        yield
+    finally:
+        gc.collect()
+        logging.getLogger("asyncio").removeFilter(quiet)
