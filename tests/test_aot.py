@@ -18,8 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLICE = "v4:2x2x1"  # one v4 host: 4 chips
 # Small shapes keep the TPU compile short; dropout off so the step is pure matmuls and
 # the elementwise ops the analytic count leaves out.
-TINY = {"global_batch_size": 32, "seq_length": 128, "eval_batch_size": 4,
-        "masking.max_predictions": 20, "model.scan_layers": False}
+TINY = {"global_batch_size": 16, "seq_length": 64, "eval_batch_size": 4,
+        "masking.max_predictions": 10, "model.scan_layers": False}
 
 
 def _config(name: str, overrides: dict):
@@ -29,7 +29,8 @@ def _config(name: str, overrides: dict):
 @pytest.mark.parametrize("name, grid, chips", [
     ("v4-8", "v4:2x2x1", 4), ("v4-32", "v4:2x2x4", 16), ("v4-64", "v4:2x4x4", 32),
     ("v4-128", "v4:4x4x4", 64), ("v5p-128", "v5:4x4x4", 64), ("v5litepod-64", "v5e:8x8", 64),
-    ("v5e-256", "v5e:16x16", 256), ("v6e-64", "v6e:8x8", 64), ("v5p:2x2x4", "v5:2x2x4", 16)])
+    ("v5e-256", "v5e:16x16", 256), ("v6e-64", "v6e:8x8", 64), ("v5p:2x2x4", "v5:2x2x4", 16),
+    ("h100:8", "", 8), ("cpu:4", "", 4)])
 def test_topology_names(name, grid, chips):
     t = topology.parse(name)
     assert (t.grid, t.num_devices) == (grid, chips)

@@ -42,7 +42,7 @@ BUILD_SHRINK = ["--num_shards", "2", "--workers", "2", "--max_seq_length", "64",
 TRAIN_SHRINK = ["--config.num_train_steps=2", "--config.global_batch_size=8",
                 "--config.seq_length=64", "--config.masking.max_predictions=10",
                 "--config.log_every_steps=1", "--config.eval_max_batches=1",
-                "--config.model.num_hidden_layers=1",
+                "--config.model.num_hidden_layers=1", "--config.microbatches=1",
                 "--config.peak_flops_per_device=1e12"]  # skip the start-up matmul timing
 # The stand-in for bert-base/large-cased: a tiny random BertForMaskedLM with MiniLM's
 # (uncased, 30,522) WordPiece tokenizer; configs/base.py and large.py are shrunk to it.
@@ -342,8 +342,8 @@ def test_tpu_pod_multi_gpu_and_several_hosts(tmp_path, places, continued):
             "hosts": os.path.join(places["/shared/"], "runs", "large")}
     for workdir in runs.values():
         assert_trained(workdir)
-    # --config.mesh.fsdp=-1 --config.mesh.data=1; all local devices; both processes.
-    assert saved_mesh(runs["tpu"]) == [1, 2, 1]
+    # base's default mesh (data parallel); all local devices; both processes.
+    assert saved_mesh(runs["tpu"]) == [2, 1, 1]
     assert saved_mesh(runs["gpu"]) == [n_gpus, 1, 1]
     assert saved_mesh(runs["hosts"]) == [2, 1, 1]
 
