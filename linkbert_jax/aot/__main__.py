@@ -44,8 +44,10 @@ def main(argv=None) -> None:
 
 def console() -> None:
     """Console-script entry point (``linkbert-aot``)."""
+    from linkbert_jax import runtime
+    runtime.setup_environment(huge_pages=False, tensorflow=False)  # compiles only
     app.run(main)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console()
