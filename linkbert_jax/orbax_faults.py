@@ -53,12 +53,8 @@ class SaveFailures(logging.Filter):
         return True
 
     def _unraisable(self, unraisable):
-        # After a failed write orbax closes its event loop while tensorstore still holds
-        # callbacks into it; each would print a traceback of "Event loop is closed".
-        value = unraisable.exc_value
-        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
-            return
-        self._previous_hook(unraisable)
+        if not is_leftover(unraisable):
+            self._previous_hook(unraisable)
 
     def __enter__(self):
         logging.getLogger("absl").addFilter(self)
@@ -87,14 +83,31 @@ class _UnretrievedTasks(logging.Filter):
         return not record.getMessage().startswith("Task exception was never retrieved")
 
 
+def is_leftover(unraisable) -> bool:
+    """An error of what a failed orbax read or write left behind: its coroutines, closed
+    when collected, or tensorstore's callbacks into orbax's event loop, closed after the
+    failure ("Event loop is closed"). Each would print a traceback."""
+    value, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
+    return (isinstance(value, RuntimeError) and str(value) == "Event loop is closed") or (
+        code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename)
+
+
 @contextlib.contextmanager
 def quiet_failed_reads():
-    """Around restore attempts: the failed reads' leftover tasks are dropped silently, and
-    collected now (at exit they would print 'sys.meta_path is None' tracebacks)."""
+    """Around restore attempts: the failed reads' leftover tasks and coroutines are
+    collected now, silently (else asyncio logs each, and at exit they print 'sys.meta_path
+    is None' tracebacks)."""
     quiet = _UnretrievedTasks()
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not is_leftover(unraisable):
+            previous(unraisable)
     logging.getLogger("asyncio").addFilter(quiet)
+    sys.unraisablehook = hook
     try:
         yield
     finally:
         gc.collect()
+        sys.unraisablehook = previous
         logging.getLogger("asyncio").removeFilter(quiet)

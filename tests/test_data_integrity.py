@@ -111,12 +111,3 @@ def test_data_of_another_vocabulary_than_the_weights(data, tmp_path, capsys):
     rc = main.run(_config(data, init_from_hf=str(other)), str(tmp_path / "wd"))
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"init_from_hf '{other}' has another vocabulary than the data" in line
-
-
-def test_a_finished_run_runs_its_final_eval(data, tmp_path):
-    wd = tmp_path / "wd"
-    assert main.run(_config(data), str(wd)) == 0  # trained, no eval (as if it failed)
-    assert main.run(_config(data, eval_at_end=True), str(wd)) == 0
-    rows = [json.loads(line) for line in open(wd / "metrics.jsonl")]
-    assert [r["step"] for r in rows if "loss" in r] == [1]  # not trained again
-    assert [r["step"] for r in rows if "eval_loss" in r] == [1]

@@ -13,9 +13,15 @@ import time
 
 from helpers import TESTS
 from helpers.synthetic import SyntheticSource
-from helpers.training import (OVERRIDES, SOURCE, config_path, driver, metric_rows,
+from helpers.training import (OVERRIDES, config_path, driver, metric_rows,
                               small_config, wait_for)
 from linkbert_jax import checkpoints, main
+
+
+# small_config's model, as overrides for a subprocess run of configs/cpu_small.py
+SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
+               "model.num_attention_heads": 2, "model.intermediate_size": 64,
+               "model.vocab_size": 2048}
 
 
 def _one_error_line(err: str) -> str:
@@ -65,7 +71,7 @@ def _can_mount_tmpfs(where) -> bool:
 
 def _on_a_full_tmpfs(workdir) -> tuple[int, str, str]:
     """(exit status, stderr, latest valid step) of a run that fills its tmpfs workdir."""
-    over = {**OVERRIDES, "model.vocab_size": 2048, "num_train_steps": 12,
+    over = {**OVERRIDES, **SMALL_MODEL, "num_train_steps": 12,
             "checkpoint_every_steps": 2, "async_checkpointing": True,
             "log_every_steps": 1000}  # metrics at step 1 only: the checkpoint meets the full disk
     spec = {"config": config_path("cpu_small"), "workdir": str(workdir), "overrides": over,
@@ -110,7 +116,7 @@ def test_full_disk_stops_the_run_with_the_cause(tmp_path, monkeypatch, capsys):
     assert valid == "2"  # restores and verifies
 
 
-def test_ctrl_c_saves_and_exits_zero(tmp_path):
+def test_ctrl_c_saves_and_exits_zero_then_a_finished_run_runs_its_final_eval(tmp_path):
     c = small_config(num_train_steps=500, checkpoint_every_steps=1000, eval_at_end=False)
     source = SyntheticSource(vocab_size=2048, max_seq_length=32, step_sleep=0.1)
 
@@ -123,12 +129,20 @@ def test_ctrl_c_saves_and_exits_zero(tmp_path):
     saved = checkpoints.latest_valid_step(str(tmp_path))
     assert saved is not None and 3 <= saved < 500
     assert max(r["step"] for r in metric_rows(tmp_path) if "loss" in r) == saved
+    # The run, finished at that step (as if its final eval had failed), run again with
+    # the eval asked for: it evaluates, and trains no further.
+    c.update(num_train_steps=saved, eval_at_end=True)
+    assert main.run(c, str(tmp_path), source) == 0
+    rows = metric_rows(tmp_path)
+    assert max(r["step"] for r in rows if "loss" in r) == saved
+    assert [r["step"] for r in rows if "eval_loss" in r] == [saved]
 
 
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
-    over = {**OVERRIDES, "num_train_steps": 500, "checkpoint_every_steps": 2}
+    over = {**OVERRIDES, **SMALL_MODEL, "num_train_steps": 500, "checkpoint_every_steps": 2}
     spec = {"config": config_path("cpu_small"), "workdir": str(tmp_path), "overrides": over,
-            "source": {**SOURCE, "step_sleep": 3.0}}  # the signals land in a step
+            "source": {"vocab_size": 2048, "max_seq_length": 32,
+                       "step_sleep": 2.0}}  # the signals land in a step
     proc = driver(spec, 1)
     wait_for(lambda: checkpoints.is_complete(str(tmp_path / "checkpoints" / "2")), proc)
     proc.send_signal(signal.SIGINT)
