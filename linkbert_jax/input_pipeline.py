@@ -23,7 +23,8 @@ batches consumed.
   whose keys name cls, sep, pad and mask (``cls``, ``cls_id``, ``cls_token_id``, ``[CLS]``
   ... all accepted; other entries such as unk are treated as special too), or the same
   keys at top level,
-  ``files: {split: [{"name": "train-00000-of-00004.tfrecord", "num_examples": N}, ...]}``.
+  ``files: {split: [{"name": "train-00000-of-00004.tfrecord", "num_examples": N}, ...]}``
+  (and ``"bytes"``, the file's size, which ``check_files`` compares at start-up).
 """
 from __future__ import annotations
 
