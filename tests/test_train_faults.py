@@ -112,8 +112,10 @@ def test_full_disk_stops_the_run_with_the_cause(tmp_path, monkeypatch, capsys):
     line = _one_error_line(err)
     assert rc == 2, err[-3000:]
     assert "could not be written" in line and "No space left on device" in line
-    assert "last complete checkpoint (step 2) is kept" in line
-    assert valid == "2"  # restores and verifies
+    kept = re.search(r"the last complete checkpoint \(step (\d+)\) is kept", line)
+    # step 2, unless a loaded machine let step 4's save in before the disk was full
+    assert kept and int(kept.group(1)) >= 2, line
+    assert valid == kept.group(1)  # that step restores and verifies
 
 
 def test_ctrl_c_saves_and_exits_zero_then_a_finished_run_runs_its_final_eval(tmp_path):
