@@ -40,38 +40,39 @@ tf.config.threading.set_intra_op_parallelism_threads(ARGS.cores)
 tf.config.threading.set_inter_op_parallelism_threads(ARGS.cores)
 
 from linkbert_jax import input_pipeline as ip  # noqa: E402
+from linkbert_jax.data import features, writer  # noqa: E402
 
 VOCAB = 30522
 SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
 NUM_FILES = 8
 
 
+def _pairs(rng, n, seq_length):
+    """Near-full-length pairs (total length uniform in [0.9 L, L], A about half) in the
+    sampler's tuple form."""
+    for _ in range(n):
+        total = int(rng.integers(int(0.9 * seq_length), seq_length + 1))
+        a = int(rng.integers((total - 3) // 4, 3 * (total - 3) // 4))
+        body = rng.integers(999, VOCAB, size=total - 3)
+        yield (body[:a], body[a:], int(rng.integers(features.NUM_RELATIONS)),
+               *(int(x) for x in rng.integers(1 << 20, size=4)))
+
+
 def write_shards(data_dir, seq_length, num_records, seed=0):
-    """Near-full-length pairs: total length uniform in [0.9 L, L], A about half."""
+    """Shards and manifest written by the corpus builder's own writer."""
     rng = np.random.default_rng(seed)
     os.makedirs(data_dir, exist_ok=True)
     files = []
     per_file = -(-num_records // NUM_FILES)
     for i in range(NUM_FILES):
-        name = f"train-{i:05d}-of-{NUM_FILES:05d}.tfrecord"
         n = min(per_file, num_records - i * per_file)
-        with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as w:
-            for _ in range(n):
-                total = int(rng.integers(int(0.9 * seq_length), seq_length + 1))
-                a = int(rng.integers((total - 3) // 4, 3 * (total - 3) // 4))
-                body = rng.integers(999, VOCAB, size=total - 3)
-                ids = np.concatenate([[101], body[:a], [102], body[a:], [102]])
-                i64 = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
-                feats = {"input_ids": i64(ids), "a_length": i64([a]),
-                         "relation": i64([int(rng.integers(3))])}
-                feats.update({k: i64([int(rng.integers(1 << 20))])
-                              for k in ("doc_a", "doc_b", "seg_a", "seg_b")})
-                w.write(tf.train.Example(features=tf.train.Features(feature=feats))
-                        .SerializeToString())
-        files.append({"name": name, "num_examples": n})
-    manifest = {"max_seq_length": seq_length, "vocab_size": VOCAB,
-                "special_ids": SPECIAL_IDS, "files": {"train": files}}
-    with open(os.path.join(data_dir, "manifest.json"), "w") as f:
+        path = os.path.join(data_dir, writer.shard_name("train", i, NUM_FILES))
+        entry = writer.write_shard(path, _pairs(rng, n, seq_length), SPECIAL_IDS["cls"],
+                                   SPECIAL_IDS["sep"])
+        files.append({"name": entry["name"], "num_examples": n})
+    manifest = {"format_version": features.MANIFEST_VERSION, "max_seq_length": seq_length,
+                "vocab_size": VOCAB, "special_ids": SPECIAL_IDS, "files": {"train": files}}
+    with open(os.path.join(data_dir, features.MANIFEST_NAME), "w") as f:
         json.dump(manifest, f)
 
 
@@ -101,7 +102,7 @@ def main():
           f"batch_size={ARGS.batch_size}, {ARGS.records} records per length")
     for L in lengths:
         d = os.path.join(tmp, f"seq{L}")
-        if not os.path.exists(os.path.join(d, "manifest.json")):
+        if not os.path.exists(os.path.join(d, features.MANIFEST_NAME)):
             t = time.perf_counter()
             write_shards(d, L, ARGS.records)
             print(f"wrote {ARGS.records} records of ~{L} tokens in "

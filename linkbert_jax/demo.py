@@ -34,6 +34,7 @@ import sys
 import time
 
 from linkbert_jax import hostmem, samples
+from linkbert_jax.data import features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
@@ -103,8 +104,7 @@ def stage_data(args, data_dir: str) -> dict:
          "--input", locate(samples.wikipedia_sample), "--format", "wikipedia",
          "--output_dir", data_dir, *vocab, "--max_seq_length", str(args.seq_length),
          "--num_shards", "2", "--eval_fraction", "0.1", "--workers", "2", "--seed", "0"])
-    with open(os.path.join(data_dir, "manifest.json")) as f:
-        return json.load(f)
+    return features.read_manifest(data_dir)
 
 
 def latest_step(train_dir: str) -> int:
@@ -175,14 +175,12 @@ def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
 def eval_pairs(data_dir: str) -> dict:
     """One eval example per relation (the first of each in the eval shards)."""
     from linkbert_jax.data import records
-    from linkbert_jax.data.features import RELATIONS
-    with open(os.path.join(data_dir, "manifest.json")) as f:
-        files = json.load(f)["files"]["eval"]
+    files = features.read_manifest(data_dir)["files"]["eval"]
     found = {}
     for entry in files:
         for ex in records.iterate_examples(os.path.join(data_dir, entry["name"])):
-            found.setdefault(RELATIONS[ex["relation"]], ex)
-            if len(found) == len(RELATIONS):
+            found.setdefault(features.RELATIONS[ex[features.RELATION]], ex)
+            if len(found) == len(features.RELATIONS):
                 return found
     return found
 
@@ -193,7 +191,6 @@ def stage_show(data_dir: str, export_dir: str) -> dict:
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    from linkbert_jax.data.features import RELATIONS
     from linkbert_jax.hf_torch import quiet_transformers
     tok = AutoTokenizer.from_pretrained(export_dir)
     with quiet_transformers():  # its load report lists the pooler/drp.* keys it skips
@@ -217,18 +214,18 @@ def stage_show(data_dir: str, export_dir: str) -> dict:
                          "bias": weights["drp.bias"].float()})
     print("\nAutoModel (the encoder) + the exported drp.weight/drp.bias as a torch Linear")
     print("document relation prediction on eval pairs (probabilities of "
-          + " / ".join(RELATIONS) + "):")
+          + " / ".join(features.RELATIONS) + "):")
     shown = {}
     for rel, ex in eval_pairs(data_dir).items():
-        ids = torch.tensor([ex["input_ids"]])
-        n0 = ex["a_length"] + 2
-        types = torch.tensor([[0] * n0 + [1] * (ids.shape[1] - n0)])
+        ids = torch.tensor([ex[features.INPUT_IDS]])
+        types = torch.tensor([features.token_type_ids(ids.shape[1], ex[features.A_LENGTH])])
+        n0 = types[0].tolist().index(1)  # [CLS] A [SEP] | B [SEP]
         with torch.no_grad():
             p = drp(encoder(input_ids=ids, token_type_ids=types).pooler_output).softmax(-1)[0]
-        a = tok.decode(ex["input_ids"][1:n0 - 1])
-        b = tok.decode(ex["input_ids"][n0:-1])
+        a = tok.decode(ex[features.INPUT_IDS][1:n0 - 1])
+        b = tok.decode(ex[features.INPUT_IDS][n0:-1])
         shown[rel] = p.tolist()
-        print(f"  gold {rel:10s} predicted {RELATIONS[int(p.argmax())]:10s} "
+        print(f"  gold {rel:10s} predicted {features.RELATIONS[int(p.argmax())]:10s} "
               + " / ".join(f"{x:.2f}" for x in p.tolist()))
         print(f"    A: {a[:110]}...\n    B: {b[:110]}...")
     return shown

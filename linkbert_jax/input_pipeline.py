@@ -17,19 +17,14 @@ batch index):
 serialized records, before any parsing. The data position to checkpoint is the number of
 batches consumed.
 
-``manifest.json`` (written by the corpus builder) must hold:
-  ``max_seq_length``, ``vocab_size``,
-  the special ids: a dict under ``special_ids`` / ``special_token_ids`` / ``special_tokens``
-  whose keys name cls, sep, pad and mask (``cls``, ``cls_id``, ``cls_token_id``, ``[CLS]``
-  ... all accepted; other entries such as unk are treated as special too), or the same
-  keys at top level,
-  ``files: {split: [{"name": "train-00000-of-00004.tfrecord", "num_examples": N}, ...]}``
-  (and ``"bytes"``, the file's size, which ``check_files`` compares at start-up).
+The records, their parse spec, token types and the manifest (``max_seq_length``,
+``vocab_size``, ``special_ids``, per-file counts under ``files``, and ``"bytes"``, each
+file's size, which ``check_files`` compares at start-up) are defined by
+``linkbert_jax.data.features``, the contract with the corpus builder.
 """
 from __future__ import annotations
 
 import functools
-import json
 import os
 from typing import Iterator
 
@@ -38,6 +33,7 @@ import tensorflow as tf
 
 from linkbert_jax import runtime
 from linkbert_jax.data import features, records
+from linkbert_jax.data.features import read_manifest, special_ids
 from linkbert_jax.errors import CorruptDataError
 from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
 
@@ -46,7 +42,6 @@ __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
 
 CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
 SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's definition)
-_REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
 
 
 class CorruptShardError(CorruptDataError):
@@ -60,56 +55,6 @@ def _remote(path: str) -> bool:
 def is_data_dir(data_dir) -> bool:
     path = os.fspath(data_dir)
     return tf.io.gfile.isdir(path) if _remote(path) else os.path.isdir(path)
-
-
-def read_manifest(data_dir) -> dict:
-    path = os.path.join(os.fspath(data_dir), features.MANIFEST_NAME)
-    try:
-        if _remote(path) and not tf.io.gfile.exists(path):
-            raise FileNotFoundError(path)
-        with (tf.io.gfile.GFile(path) if _remote(path) else open(path)) as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no manifest at {path}: is {data_dir} a data directory "
-                                "written by the corpus builder?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"corrupt manifest {path}: {e}") from None
-    if not isinstance(manifest, dict):
-        raise ValueError(f"corrupt manifest {path}: expected a JSON object")
-    for key in ("max_seq_length", "vocab_size", "files"):
-        if key not in manifest:
-            raise ValueError(f"manifest {path} lacks {key!r}")
-    return manifest
-
-
-def _special_name(key: str) -> str:
-    k = key.lower().strip("[]<>")
-    for suffix in ("_token_id", "_id", "_token"):
-        if k.endswith(suffix):
-            k = k[: -len(suffix)]
-    return k
-
-
-def special_ids(manifest: dict) -> dict[str, int]:
-    """``{"cls": .., "sep": .., "pad": .., "mask": .., <other specials>}`` from a manifest."""
-    table = None
-    for key in ("special_ids", "special_token_ids", "special_tokens"):
-        if isinstance(manifest.get(key), dict):
-            table = manifest[key]
-            break
-    if table is None:
-        table = manifest
-    out = {}
-    for key, value in table.items():
-        name = _special_name(key)
-        if isinstance(value, int) and not isinstance(value, bool) and (
-                table is not manifest or name in _REQUIRED_SPECIALS):
-            out[name] = int(value)
-    missing = [n for n in _REQUIRED_SPECIALS if n not in out]
-    if missing:
-        raise ValueError(f"manifest lacks special ids {missing} (looked in 'special_ids', "
-                         "'special_token_ids', 'special_tokens' and the top level)")
-    return out
 
 
 def process_files(data_dir, manifest: dict, split: str, process_index: int,
@@ -127,9 +72,7 @@ def process_files(data_dir, manifest: dict, split: str, process_index: int,
             raise ValueError(f"manifest file entry {e!r} needs 'name' and 'num_examples' "
                              "(exact resume needs per-file counts)")
         files.append((os.path.join(os.fspath(data_dir), e["name"]), int(e["num_examples"])))
-    if len(files) < process_count:
-        raise ValueError(f"split {split!r} has {len(files)} files, fewer than the "
-                         f"{process_count} processes: rebuild with more shards")
+    features.check_enough_files(manifest, split, process_count)
     return files[process_index::process_count]
 
 
@@ -173,22 +116,19 @@ def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
 
 def _parse_and_mask(index, serialized, *, batch_size, seq_length, masking, base_seed,
                     ids, vocab_size):
-    spec = {"input_ids": tf.io.RaggedFeature(tf.int64),
-            "a_length": tf.io.FixedLenFeature([], tf.int64),
-            "relation": tf.io.FixedLenFeature([], tf.int64)}
-    parsed = tf.io.parse_example(serialized, spec)
+    parsed = tf.io.parse_example(serialized, features.feature_spec(features.TRAINING_FEATURES))
     n = tf.shape(serialized)[0]
     pad_rows = batch_size - n  # > 0 only for the last batch of a non-repeating stream
-    ragged = tf.cast(parsed["input_ids"], tf.int32)
+    ragged = tf.cast(parsed[features.INPUT_IDS], tf.int32)
     lengths_B = tf.pad(tf.cast(ragged.row_lengths(), tf.int32), [[0, pad_rows]])
     tf.debugging.assert_less_equal(lengths_B, seq_length,
                                    message="record longer than seq_length")
     ids_BxL = ragged.to_tensor(default_value=ids["pad"], shape=[batch_size, seq_length])
-    a_len_B = tf.pad(tf.cast(parsed["a_length"], tf.int32), [[0, pad_rows]])
-    relation_B = tf.pad(tf.cast(parsed["relation"], tf.int32), [[0, pad_rows]])
+    a_len_B = tf.pad(tf.cast(parsed[features.A_LENGTH], tf.int32), [[0, pad_rows]])
+    relation_B = tf.pad(tf.cast(parsed[features.RELATION], tf.int32), [[0, pad_rows]])
     pos_L = tf.range(seq_length)[None, :]
     attention_BxL = pos_L < lengths_B[:, None]
-    type_BxL = (pos_L >= a_len_B[:, None] + 2) & attention_BxL
+    type_BxL = features.token_types(pos_L, a_len_B[:, None]) & attention_BxL
     ids_BxL, positions, orig, weights = mask_batch(
         ids_BxL, lengths_B, _fold(base_seed, 3, index), config=masking, mask_id=ids["mask"],
         special_ids=list(ids.values()),
@@ -227,9 +167,7 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     """
     runtime.hide_accelerators_from_tensorflow()  # TF is only the input library
     manifest = read_manifest(data_dir)
-    if seq_length < int(manifest["max_seq_length"]):
-        raise ValueError(f"seq_length {seq_length} < the data's max_seq_length "
-                         f"{manifest['max_seq_length']}: records would not fit")
+    features.check_fits(manifest, seq_length)
     if masking.max_predictions > seq_length:
         raise ValueError("max_predictions > seq_length")
     if batch_size < 1 or start_batch < 0:

@@ -22,7 +22,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-NUM_RELATIONS = 3
+from linkbert_jax.data.features import NUM_RELATIONS  # the DRP head's size (the labels')
 
 
 @dataclasses.dataclass(frozen=True)

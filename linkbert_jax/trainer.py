@@ -17,6 +17,7 @@ import numpy as np
 
 from linkbert_jax import (checkpoints, metrics_log, objectives, optimizer, orbax_faults,
                           sharding, step_costs, steps)
+from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
 from linkbert_jax.preemption import StopSignal
@@ -100,22 +101,19 @@ def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
             f"the data's vocabulary has {mv} tokens but the model's has "
             f"{model_cfg.vocab_size}; set --config.model.vocab_size={mv} or use data "
             f"tokenized with the model's vocabulary")
-    data_len = manifest.get("max_seq_length")
-    if data_len is not None and config.seq_length < int(data_len):
-        raise ConfigError(f"seq_length {config.seq_length} < the data's max_seq_length "
-                          f"{data_len}: its pairs would not fit; set --config.seq_length="
-                          f"{data_len} or build the data with --max_seq_length "
-                          f"{config.seq_length}")
+    try:
+        features.check_fits(manifest, config.seq_length)
+    except ValueError as e:
+        raise ConfigError(f"{e}; set --config.seq_length={manifest['max_seq_length']} or "
+                          f"build the data with --max_seq_length {config.seq_length}") from None
     evals = bool(config.eval_every_steps or config.eval_at_end)
     for split in [config.train_split] + ([config.eval_split] if evals else []):
-        files = manifest.get("files", {}).get(split)
-        if files is not None and len(files) < n_proc:
-            raise ConfigError(
-                f"split {split!r} of the data has {len(files)} file(s), fewer than the "
-                f"{n_proc} processes (each reads its own files): rebuild with at least "
-                f"{n_proc} shards (--num_shards / --num_eval_shards)"
-                + ("" if split == config.train_split else ", or set --config.eval_every_steps=0 "
-                   "--config.eval_at_end=False"))
+        try:
+            features.check_enough_files(manifest, split, n_proc)
+        except ValueError as e:
+            raise ConfigError(str(e) + ("" if split == config.train_split else
+                                        ", or set --config.eval_every_steps=0 "
+                                        "--config.eval_at_end=False")) from None
     if config.seq_length > model_cfg.max_position_embeddings:
         raise ConfigError(f"seq_length {config.seq_length} > max_position_embeddings "
                           f"{model_cfg.max_position_embeddings}")

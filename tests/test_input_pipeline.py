@@ -241,14 +241,25 @@ def test_manifest_errors(tmp_path):
         ip.read_manifest(tmp_path)
 
 
-def test_special_id_key_spellings():
+def test_special_id_key_spellings(tmp_path):
+    """One spelling (the builder's); older manifests load through features.upgrade_manifest."""
     base = {"max_seq_length": 8, "vocab_size": 10, "files": {}}
     want = {"cls": 1, "sep": 2, "pad": 0, "mask": 3}
+    current = {**base, "format_version": features.MANIFEST_VERSION, "special_ids": want}
+    assert features.upgrade_manifest(current) is current
+    assert ip.special_ids(current) == want
     for m in ({"special_ids": {"cls": 1, "sep": 2, "pad": 0, "mask": 3}},
               {"special_token_ids": {"[CLS]": 1, "[SEP]": 2, "[PAD]": 0, "[MASK]": 3}},
               {"special_tokens": {"cls_token_id": 1, "sep_token_id": 2, "pad_token_id": 0,
                                   "mask_token_id": 3}},
               {"cls_id": 1, "sep_id": 2, "pad_id": 0, "mask_id": 3}):
-        assert ip.special_ids({**base, **m}) == want
+        (tmp_path / features.MANIFEST_NAME).write_text(json.dumps({**base, **m}))
+        upgraded = ip.read_manifest(tmp_path)
+        assert upgraded["format_version"] == features.MANIFEST_VERSION
+        assert ip.special_ids(upgraded) == want
+    with pytest.raises(ValueError, match="lacks special ids"):  # only through the upgrade
+        ip.special_ids({**base, "format_version": features.MANIFEST_VERSION,
+                        "special_tokens": {"cls_id": 1, "sep_id": 2, "pad_id": 0, "mask_id": 3}})
     with pytest.raises(ValueError, match="mask"):
-        ip.special_ids({**base, "special_ids": {"cls": 1, "sep": 2, "pad": 0}})
+        ip.special_ids(features.upgrade_manifest(
+            {**base, "special_ids": {"cls": 1, "sep": 2, "pad": 0}}))

@@ -24,7 +24,8 @@ import numpy as np
 from linkbert_jax.data import graph, index, keyed, outdir, readers, sampler
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data import writer
-from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME, RELATIONS
+from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
+                                        NUM_RELATIONS, RELATIONS)
 
 log = logging.getLogger("linkbert_jax.data.build")
 WORK = ".work"
@@ -327,7 +328,7 @@ def make_manifest(opts, stats: dict, counters: dict, tok_info, shards, inputs) -
     """The manifest from corpus ``stats``, reader ``counters``, ``shards`` ((split, shard
     result) in file order) and input fingerprints: the local and the Beam builder's."""
     files = {"train": [], "eval": []}
-    rel = {"train": [0, 0, 0], "eval": [0, 0, 0]}
+    rel = {split: [0] * NUM_RELATIONS for split in writer.SPLITS}
     ex_tokens = {"train": 0, "eval": 0}
     for split, s in shards:
         files[split].append({"name": s["name"], "num_examples": s["num_examples"],
@@ -335,7 +336,7 @@ def make_manifest(opts, stats: dict, counters: dict, tok_info, shards, inputs) -
         rel[split] = [a + b for a, b in zip(rel[split], s["relations"])]
         ex_tokens[split] += s["num_tokens"]
     return {
-        "format_version": 1,
+        "format_version": MANIFEST_VERSION,
         "num_examples": {k: sum(f["num_examples"] for f in v) for k, v in files.items()},
         "relations": dict(zip(RELATIONS, rel["train"])),
         "relations_eval": dict(zip(RELATIONS, rel["eval"])),

@@ -1,4 +1,6 @@
-"""The TFRecord contract between the corpus builder and the input pipeline.
+"""The TFRecord contract between the corpus builder and the input pipeline: the one place
+that says what a pair record and its manifest hold. Builder, input pipeline, model, demo
+and tests import these names; nothing else spells them.
 
 One ``tf.train.Example`` per segment pair ``[CLS] A [SEP] B [SEP]``:
 
@@ -7,8 +9,8 @@ feature            type       meaning
 =================  =========  ===============================================
 ``input_ids``      int64[n]   token ids, unpadded, ``n <= max_seq_length``
 ``a_length``       int64      number of tokens of segment A (specials excluded);
-                              token type 0 covers ``a_length + 2`` positions
-``relation``       int64      0 contiguous, 1 random, 2 linked
+                              token type 0 covers ``[CLS] A [SEP]`` (``token_types``)
+``relation``       int64      index into ``RELATIONS``: 0 contiguous, 1 random, 2 linked
 ``doc_a``          int64      index of A's document in ``documents.jsonl``
 ``doc_b``          int64      index of B's document in ``documents.jsonl``
 ``seg_a``          int64      index of segment A within its document
@@ -17,30 +19,153 @@ feature            type       meaning
 
 Token type ids are derived from ``a_length`` (no second id list on disk) and masking
 is dynamic (done by the input pipeline), so one file serves any number of epochs.
+
+``manifest.json`` next to the shards: ``max_seq_length``, ``vocab_size``,
+``special_ids`` (``{"cls": .., "sep": .., "pad": .., "mask": .., other specials}``),
+``files: {split: [{"name": .., "num_examples": N, ...}, ...]}`` and, for people, the
+options, counters and relation counts of the build, and ``format_version``.
+``read_manifest`` reads one through ``upgrade_manifest``, the one place that knows older
+spellings.
 """
 from __future__ import annotations
 
-RELATIONS = ("contiguous", "random", "linked")
-CONTIGUOUS, RANDOM, LINKED = 0, 1, 2
+import json
+import os
 
-SCALAR_FEATURES = ("a_length", "relation", "doc_a", "doc_b", "seg_a", "seg_b")
-MANIFEST_NAME = "manifest.json"
-DOCUMENTS_NAME = "documents.jsonl"
+# --- the pair record ---------------------------------------------------------------------
+INPUT_IDS = "input_ids"
+A_LENGTH = "a_length"
+RELATION = "relation"
+DOC_A, DOC_B, SEG_A, SEG_B = "doc_a", "doc_b", "seg_a", "seg_b"
+SCALAR_FEATURES = (A_LENGTH, RELATION, DOC_A, DOC_B, SEG_A, SEG_B)  # one int64 each
+FEATURES = (INPUT_IDS,) + SCALAR_FEATURES  # every feature is int64
+TRAINING_FEATURES = (INPUT_IDS, A_LENGTH, RELATION)  # what the input pipeline parses
+
+RELATIONS = ("contiguous", "random", "linked")  # names of the relation labels, in order
+NUM_RELATIONS = len(RELATIONS)
+CONTIGUOUS, RANDOM, LINKED = range(NUM_RELATIONS)
 
 
-def feature_spec():
-    """``tf.io.parse_example`` spec for the features above."""
+def feature_spec(names=FEATURES) -> dict:
+    """``tf.io.parse_example`` spec for ``names`` (default: every feature)."""
     import tensorflow as tf
 
-    spec = {"input_ids": tf.io.RaggedFeature(tf.int64)}
-    spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in SCALAR_FEATURES})
-    return spec
+    return {name: tf.io.RaggedFeature(tf.int64) if name == INPUT_IDS
+            else tf.io.FixedLenFeature([], tf.int64) for name in names}
+
+
+def token_types(positions, a_length):
+    """Token type of each position, True (1) for ``B [SEP]``: type 0 covers ``[CLS] A
+    [SEP]``, the first ``a_length + 2`` positions. Elementwise on ints, numpy arrays and
+    TensorFlow tensors alike (broadcasting)."""
+    return positions >= a_length + 2
 
 
 def token_type_ids(input_len: int, a_length: int) -> list[int]:
-    """Token type ids of one pair: 0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]``."""
-    n0 = a_length + 2
-    return [0] * n0 + [1] * (input_len - n0)
+    """Token type ids of one pair of ``input_len`` tokens."""
+    return [int(token_types(i, a_length)) for i in range(input_len)]
+
+
+# --- the manifest ------------------------------------------------------------------------
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1  # the manifest's "format_version", as the builder writes it
+DOCUMENTS_NAME = "documents.jsonl"
+REQUIRED_KEYS = ("max_seq_length", "vocab_size", "files")
+REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
+_LEGACY_SPECIAL_TABLES = ("special_token_ids", "special_tokens")
+
+
+def _open(path: str):
+    """A local file, or a ``scheme://`` path (gs://, s3://, ram://) through tf.io.gfile."""
+    if "://" not in path:
+        return open(path)
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    return tf.io.gfile.GFile(path)
+
+
+def read_manifest(data_dir) -> dict:
+    """The manifest of a data directory (upgraded); errors name the file."""
+    path = os.path.join(os.fspath(data_dir), MANIFEST_NAME)
+    try:
+        with _open(path) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no manifest at {path}: is {data_dir} a data directory "
+                                "written by the corpus builder?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"corrupt manifest {path}: {e}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"corrupt manifest {path}: expected a JSON object")
+    for key in REQUIRED_KEYS:
+        if key not in manifest:
+            raise ValueError(f"manifest {path} lacks {key!r}")
+    return upgrade_manifest(manifest)
+
+
+def special_ids(manifest: dict) -> dict[str, int]:
+    """``{"cls": .., "sep": .., "pad": .., "mask": .., <other specials>}``."""
+    table = manifest.get("special_ids")
+    ids = {k: v for k, v in (table if isinstance(table, dict) else {}).items()
+           if isinstance(v, int) and not isinstance(v, bool)}
+    missing = [n for n in REQUIRED_SPECIALS if n not in ids]
+    if missing:
+        raise ValueError(f"manifest lacks special ids {missing} under 'special_ids'")
+    return ids
+
+
+def check_fits(manifest: dict, seq_length: int) -> None:
+    """ValueError unless the data's pairs fit in ``seq_length`` tokens."""
+    data_len = manifest.get("max_seq_length")
+    if data_len is not None and seq_length < int(data_len):
+        raise ValueError(f"seq_length {seq_length} < the data's max_seq_length {data_len}: "
+                         "its pairs would not fit")
+
+
+def check_enough_files(manifest: dict, split: str, process_count: int) -> None:
+    """ValueError unless ``split`` has a file for each process (each reads its own)."""
+    files = manifest.get("files", {}).get(split)
+    if files is not None and len(files) < process_count:
+        raise ValueError(f"split {split!r} of the data has {len(files)} file(s), fewer than "
+                         f"the {process_count} processes (each reads its own files): rebuild "
+                         f"with at least {process_count} shards (--num_shards / "
+                         "--num_eval_shards)")
+
+
+def _legacy_special_name(key: str) -> str:
+    k = key.lower().strip("[]<>")
+    for suffix in ("_token_id", "_id", "_token"):
+        if k.endswith(suffix):
+            return k[: -len(suffix)]
+    return k
+
+
+def upgrade_manifest(manifest: dict) -> dict:
+    """``manifest`` in the current schema (``format_version`` ``MANIFEST_VERSION``).
+
+    A current manifest comes back as it is. One without ``format_version`` was written
+    by hand or by a tool for the input pipeline before the builder existed, and may
+    spell the special ids other ways: a table under ``special_token_ids`` or
+    ``special_tokens`` (or, with no table, ``cls_id`` ... at the top level), with keys
+    such as ``cls_id``, ``cls_token_id`` or ``[CLS]``. Its copy has them under
+    ``special_ids`` as ``{"cls": .., ...}``.
+    """
+    if manifest.get("format_version") == MANIFEST_VERSION:
+        return manifest
+    table, top_level = manifest, True
+    for key in ("special_ids",) + _LEGACY_SPECIAL_TABLES:
+        if isinstance(manifest.get(key), dict):
+            table, top_level = manifest[key], False
+            break
+    ids = {}
+    for key, value in table.items():
+        name = _legacy_special_name(key)
+        if not top_level or name in REQUIRED_SPECIALS:
+            ids[name] = value
+    out = {k: v for k, v in manifest.items() if k not in _LEGACY_SPECIAL_TABLES}
+    out.update(special_ids=ids, format_version=MANIFEST_VERSION)
+    return out
 
 
 # --- Fast hand-encoded serialisation (parses with ``feature_spec()``; see tests). -------
@@ -72,7 +197,7 @@ def _len_field(field_number: int, payload: bytes) -> bytes:
     return _varint((field_number << 3) | 2) + _varint(len(payload)) + payload
 
 
-_KEYS = {name: _len_field(1, name.encode()) for name in ("input_ids",) + SCALAR_FEATURES}
+_KEYS = {name: _len_field(1, name.encode()) for name in FEATURES}
 
 
 def _int64_entry(name: str, packed_values: bytes) -> bytes:
@@ -98,6 +223,6 @@ def serialize_example(input_ids, a_length: int, relation: int, doc_a: int, doc_b
                       seg_a: int, seg_b: int) -> bytes:
     """A serialized ``tf.train.Example`` with the features above (no TensorFlow needed)."""
     vals = (a_length, relation, doc_a, doc_b, seg_a, seg_b)
-    body = [_int64_entry("input_ids", _varints(input_ids))]
+    body = [_int64_entry(INPUT_IDS, _varints(input_ids))]
     body += [_scalar_entry(k, int(v)) for k, v in zip(SCALAR_FEATURES, vals)]
     return _len_field(1, b"".join(body))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkbert_jax.data.features import CONTIGUOUS, LINKED, RANDOM, RELATIONS
+from linkbert_jax.data.features import CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM, RELATIONS
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "eval")
@@ -120,7 +120,7 @@ def relation_rates(counts, num_split_docs: int, probs, examples_per_segment: flo
     if num_split_docs < 2:
         eligible[RANDOM] = 0
     p = np.asarray(probs, dtype=np.float64).copy()
-    for r in range(3):
+    for r in range(NUM_RELATIONS):
         if p[r] > 0 and eligible[r] == 0:
             log.warning("%s split: no anchor can serve relation '%s'; its probability "
                         "%.3f is spread over the others", SPLIT_NAMES[split], RELATIONS[r], p[r])
@@ -129,9 +129,10 @@ def relation_rates(counts, num_split_docs: int, probs, examples_per_segment: flo
     if p.sum() == 0:
         if n > 0:
             raise ValueError(f"{SPLIT_NAMES[split]} split: no relation can be sampled")
-        return np.zeros(3)
+        return np.zeros(NUM_RELATIONS)
     p = p / p.sum()
-    return np.array([n * p[r] / eligible[r] if eligible[r] else 0.0 for r in range(3)])
+    return np.array([n * p[r] / eligible[r] if eligible[r] else 0.0
+                     for r in range(NUM_RELATIONS)])
 
 
 def link_weights(in_degree) -> np.ndarray:
@@ -153,8 +154,8 @@ class Anchors:
 
 
 def _anchor_counts(seed, split, doc, seg, eligible, rates) -> np.ndarray:
-    counts = np.zeros((len(doc), 3), np.int64)
-    for r in range(3):
+    counts = np.zeros((len(doc), NUM_RELATIONS), np.int64)
+    for r in range(NUM_RELATIONS):
         whole, frac = divmod(float(rates[r]), 1.0)
         extra = uniform(mix(seed, split, doc, seg, r, TAG_COUNT)) < frac
         counts[:, r] = np.where(eligible[:, r], int(whole) + extra, 0)

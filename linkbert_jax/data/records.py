@@ -11,7 +11,7 @@ from typing import Iterator
 
 import google_crc32c
 
-from linkbert_jax.data.features import SCALAR_FEATURES
+from linkbert_jax.data.features import INPUT_IDS, SCALAR_FEATURES
 
 
 class RecordError(Exception):
@@ -109,7 +109,7 @@ def parse_example(data: bytes) -> dict:
             for n3, _, lst in _fields(value):
                 if n3 == 3:
                     feats[key] = _int64_list(lst)
-    out = {"input_ids": feats.get("input_ids", [])}
+    out = {INPUT_IDS: feats.get(INPUT_IDS, [])}
     for k in SCALAR_FEATURES:
         out[k] = feats[k][0]
     return out

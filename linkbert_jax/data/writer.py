@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from linkbert_jax.data import files, records, sampler
-from linkbert_jax.data.features import MANIFEST_NAME, serialize_example
+from linkbert_jax.data.features import MANIFEST_NAME, NUM_RELATIONS, serialize_example
 
 SPLITS = ("train", "eval")
 TMP_SUFFIX = ".tmp"
@@ -28,7 +28,7 @@ class ShardStats:
     """Examples, tokens and relation counts of one shard (its manifest entry)."""
 
     def __init__(self):
-        self.num_examples, self.num_tokens, self.relations = 0, 0, [0, 0, 0]
+        self.num_examples, self.num_tokens, self.relations = 0, 0, [0] * NUM_RELATIONS
         self.num_bytes = 0
 
     def add(self, relation: int, num_tokens: int, num_bytes: int) -> None:
