@@ -47,13 +47,14 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     # Configs that take the vocabulary from the data (vocab_size 0) get BERT's 30,522.
     model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 30522})
     mesh = sharding.make_mesh(c.mesh)
-    rules, schedule, tx, abstract, state_sh = trainer.components(c, model_cfg, mesh)
+    parts = trainer.components(c, model_cfg, mesh)
     # Warm up JAX itself (backend, tracing machinery) on a trivial jit, not timed.
     jax.jit(lambda x: x + 1).lower(jnp.zeros(2)).compile()
 
     t0 = time.perf_counter()
-    train, _ = steps.compile_steps(model_cfg, c, tx, schedule, mesh, rules, state_sh)
-    data_sh = sharding.batch_sharding(mesh, rules)
+    train, _ = steps.compile_steps(model_cfg, c, parts.tx, parts.schedule, mesh, parts.rules,
+                                   parts.state_shardings)
+    data_sh = sharding.batch_sharding(mesh, parts.rules)
     P = int(c.masking.max_predictions)
     i32, f32 = jnp.int32, jnp.float32
     shapes = {"input_ids": ((batch, seq_length), i32),
@@ -66,7 +67,7 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
                  for k, (s, d) in shapes.items()}
     rng = jax.random.key(0)
     with jax.set_mesh(mesh):
-        lowered = train.lower(abstract, batch_abs, rng)
+        lowered = train.lower(parts.abstract_state, batch_abs, rng)
     t1 = time.perf_counter()
     lowered.compile()
     t2 = time.perf_counter()

@@ -87,11 +87,12 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
     c.masking.max_predictions = NUM_PREDICTIONS
     model_cfg = trainer.model_config_from(c)
     mesh = sharding.make_mesh(c.mesh)
-    rules, schedule, tx, _, state_sh = trainer.components(c, model_cfg, mesh)
-    train, _ = steps.compile_steps(model_cfg, c, tx, schedule, mesh, rules, state_sh)
-    box = {"state": steps.init_state(model_cfg, seq_length, tx, jax.random.key(0), state_sh,
-                                     rules)}
-    batch = sharding.global_batch(batch_np, sharding.batch_sharding(mesh, rules))
+    parts = trainer.components(c, model_cfg, mesh)
+    train, _ = steps.compile_steps(model_cfg, c, parts.tx, parts.schedule, mesh, parts.rules,
+                                   parts.state_shardings)
+    box = {"state": steps.init_state(model_cfg, seq_length, parts.tx, jax.random.key(0),
+                                     parts.state_shardings, parts.rules)}
+    batch = sharding.global_batch(batch_np, sharding.batch_sharding(mesh, parts.rules))
     rng = jax.random.key(1)
 
     def fn():

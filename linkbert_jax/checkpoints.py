@@ -258,6 +258,17 @@ def raise_if_save_failed(mgr: ocp.CheckpointManager, failures: orbax_faults.Save
         f"complete checkpoint (step {latest_complete_step(mgr)}) is kept")
 
 
+def latest_checkpoint(workdir: str) -> Optional[int]:
+    """The newest complete checkpoint step of a workdir, read-only; None if there is none."""
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        return None
+    mgr = manager(workdir, read_only=True, async_save=False)
+    try:
+        return latest_complete_step(mgr)
+    finally:
+        mgr.close()
+
+
 def write_config(workdir: str, config_dict: dict) -> None:
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_NAME)

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from linkbert_jax import hostmem, samples
+from linkbert_jax import checkpoints, hostmem, samples
 from linkbert_jax.data import features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,15 +107,6 @@ def stage_data(args, data_dir: str) -> dict:
     return features.read_manifest(data_dir)
 
 
-def latest_step(train_dir: str) -> int:
-    """The newest *complete* checkpoint (the trainer's own test), 0 if none."""
-    from linkbert_jax.checkpoints import checkpoint_dir, is_complete
-    ckpt = checkpoint_dir(train_dir)
-    names = os.listdir(ckpt) if os.path.isdir(ckpt) else []
-    steps = [int(d) for d in names if d.isdigit() and is_complete(os.path.join(ckpt, d))]
-    return max(steps, default=0)
-
-
 def train_overrides(args, data_dir: str) -> dict:
     """The ``--config.KEY=VALUE`` overrides the demo passes on top of its config file."""
     init = {} if args.from_scratch else {"init_from_hf": locate(samples.minilm_dir)}
@@ -131,10 +122,9 @@ def train_overrides(args, data_dir: str) -> dict:
 def changed_since(train_dir: str, config_file: str, overrides: dict) -> list[str]:
     """How the config this run would train with differs from the one ``train_dir`` was
     trained with (the model section and paths aside: the trainer resolves those)."""
-    from linkbert_jax.checkpoints import config_changes
     from linkbert_jax.config_defaults import load_config_file
     planned = load_config_file(config_file, overrides)
-    return config_changes(train_dir, planned.to_dict(),
+    return checkpoints.config_changes(train_dir, planned.to_dict(),
                           ignore=("model.", "data_dir", "init_from_hf"))
 
 
@@ -144,7 +134,7 @@ def stage_train(args, data_dir: str, train_dir: str) -> None:
     banner(f"2/4 train: {what} on the CPU (MLM + document relation prediction)")
     config_file = os.path.join(REPO, "configs", MODES[args.mode]["config"])
     overrides = train_overrides(args, data_dir)
-    done = latest_step(train_dir)
+    done = checkpoints.latest_checkpoint(train_dir) or 0
     if done >= args.steps:
         print(f"training already finished ({done} steps) in {train_dir}: reusing it")
         changes = changed_since(train_dir, config_file, overrides)
@@ -160,7 +150,7 @@ def stage_train(args, data_dir: str, train_dir: str) -> None:
 
 def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
     banner("3/4 export: Hugging Face (PyTorch) directory, verified against transformers")
-    step = latest_step(train_dir)
+    step = checkpoints.latest_checkpoint(train_dir) or 0
     stamp = os.path.join(export_dir, "linkbert_export.json")  # written by the export
     if os.path.exists(stamp):
         with open(stamp) as f:
@@ -188,10 +178,9 @@ def eval_pairs(data_dir: str) -> dict:
 def stage_show(data_dir: str, export_dir: str) -> dict:
     banner("4/4 show: the export in PyTorch transformers")
     import torch
-    from safetensors.torch import load_file
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    from linkbert_jax.hf_torch import quiet_transformers
+    from linkbert_jax.hf_torch import load_drp_head_torch, quiet_transformers
     tok = AutoTokenizer.from_pretrained(export_dir)
     with quiet_transformers():  # its load report lists the pooler/drp.* keys it skips
         mlm = AutoModelForMaskedLM.from_pretrained(export_dir).eval()
@@ -208,10 +197,7 @@ def stage_show(data_dir: str, export_dir: str) -> dict:
 
     with quiet_transformers():  # its load report lists the cls.*/drp.* keys it skips
         encoder = AutoModel.from_pretrained(export_dir).eval()
-    weights = load_file(os.path.join(export_dir, "model.safetensors"))
-    drp = torch.nn.Linear(encoder.config.hidden_size, weights["drp.weight"].shape[0])
-    drp.load_state_dict({"weight": weights["drp.weight"].float(),
-                         "bias": weights["drp.bias"].float()})
+    drp = load_drp_head_torch(export_dir)
     print("\nAutoModel (the encoder) + the exported drp.weight/drp.bias as a torch Linear")
     print("document relation prediction on eval pairs (probabilities of "
           + " / ".join(features.RELATIONS) + "):")

@@ -34,11 +34,12 @@ import tensorflow as tf
 from linkbert_jax import runtime
 from linkbert_jax.data import features, records
 from linkbert_jax.data.features import read_manifest, special_ids
-from linkbert_jax.errors import CorruptDataError
+from linkbert_jax.errors import ConfigError, CorruptDataError
 from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
 
 __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
-           "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard"]
+           "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard",
+           "TFRecordSource"]
 
 CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
 SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's definition)
@@ -334,3 +335,37 @@ def batches(data_dir, *, split: str, batch_size: int, seq_length: int,
                 f"split {split!r} gave {seen} examples where the manifest of "
                 f"{data_dir} promises {expected}: a shard is truncated or the manifest is "
                 "stale")
+
+
+class TFRecordSource:
+    """The trainer's data source: a TFRecord directory written by the corpus builder
+    (local or ``scheme://``).
+
+    Any object with ``manifest`` and ``batches`` serves (tests pass a synthetic one;
+    ``check`` is optional); problems with the directory are ``ConfigError``s, one line
+    each."""
+
+    def __init__(self, data_dir: str):
+        if not data_dir:
+            raise ConfigError("config.data_dir is not set: pass --config.data_dir=DIR "
+                              "(a TFRecord directory written by the corpus builder)")
+        if not is_data_dir(data_dir):
+            raise ConfigError(f"data_dir {data_dir!r} does not exist or is not a directory")
+        self.data_dir = data_dir
+
+    def manifest(self) -> dict:
+        try:
+            return read_manifest(self.data_dir)
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"data_dir {self.data_dir!r}: cannot read its manifest ({e})")
+
+    def batches(self, *, masking, **kwargs) -> Iterator[dict[str, np.ndarray]]:
+        """``batches(data_dir, ...)`` with the config's masking section."""
+        return batches(self.data_dir, masking=MaskingConfig(**dict(masking)), **kwargs)
+
+    def check(self, manifest: dict, train_split: str, eval_split: str | None) -> None:
+        """At start-up: the files are those of the manifest (sizes; the eval split read in
+        full, CRC checked), so damage shows now and not after hours of training."""
+        check_files(self.data_dir, manifest, train_split)
+        if eval_split is not None:
+            check_files(self.data_dir, manifest, eval_split, read_all=True)

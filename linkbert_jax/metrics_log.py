@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -147,10 +146,3 @@ def console_line(step: int, total: int, m: dict) -> str:
 def mean_of(rows: list[dict]) -> dict:
     keys = rows[0].keys()
     return {k: float(np.mean([np.asarray(r[k], np.float64) for r in rows])) for k in keys}
-
-
-def first_nonfinite(rows: list[dict], steps: list[int]) -> Optional[int]:
-    for s, r in zip(steps, rows):
-        if not math.isfinite(float(r["loss"])):
-            return s
-    return None

@@ -2,63 +2,30 @@
 (update, log, checkpoint, eval, preemption).
 
 ``train_and_evaluate(config, workdir, source=None)`` is the whole run; tests inject a
-``source`` (any object with ``manifest()`` and ``batches(**kw)``, see ``TFRecordSource``).
+``source`` (any object with ``manifest()`` and ``batches(**kw)``, see
+``linkbert_jax.input_pipeline.TFRecordSource``, the default).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import (checkpoints, metrics_log, objectives, optimizer, orbax_faults,
-                          sharding, step_costs, steps)
+from linkbert_jax import (checkpoints, metrics_log, optimizer, orbax_faults, sharding,
+                          step_costs, steps)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
+from linkbert_jax.evaluation import eval_batch_size, evaluate
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
 from linkbert_jax.preemption import StopSignal
 
 log = logging.getLogger("linkbert_jax")
-
-
-# ---------------------------------------------------------------------------- data
-
-class TFRecordSource:
-    """Batches from the corpus builder's TFRecord directory (``linkbert_jax.input_pipeline``)."""
-
-    def __init__(self, data_dir: str):
-        if not data_dir:
-            raise ConfigError("config.data_dir is not set: pass --config.data_dir=DIR "
-                              "(a TFRecord directory written by the corpus builder)")
-        from linkbert_jax import input_pipeline
-
-        if not input_pipeline.is_data_dir(data_dir):
-            raise ConfigError(f"data_dir {data_dir!r} does not exist or is not a directory")
-        self.data_dir = data_dir
-
-    def manifest(self) -> dict:
-        from linkbert_jax import input_pipeline
-        try:
-            return input_pipeline.read_manifest(self.data_dir)
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"data_dir {self.data_dir!r}: cannot read its manifest ({e})")
-
-    def batches(self, *, masking, **kwargs) -> Iterator[dict]:
-        from linkbert_jax import input_pipeline
-        m = input_pipeline.MaskingConfig(**dict(masking))
-        return input_pipeline.batches(self.data_dir, masking=m, **kwargs)
-
-    def check(self, manifest: dict, train_split: str, eval_split: Optional[str]) -> None:
-        """At start-up: the files are those of the manifest (sizes; the eval split read in
-        full, CRC checked), so damage shows now and not after hours of training."""
-        from linkbert_jax import input_pipeline
-        input_pipeline.check_files(self.data_dir, manifest, train_split)
-        if eval_split is not None:
-            input_pipeline.check_files(self.data_dir, manifest, eval_split, read_all=True)
 
 
 # ---------------------------------------------------------------------------- checks
@@ -154,10 +121,6 @@ def check_vocabulary(hf_dir: str, manifest: dict) -> None:
                           f"--tokenizer {hf_dir}")
 
 
-def eval_batch_size(config) -> int:
-    return config.eval_batch_size or config.global_batch_size
-
-
 # ---------------------------------------------------------------------------- model init
 
 def load_hf_params(path: str, model_cfg: ModelConfig):
@@ -178,67 +141,48 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
     return loaded.params
 
 
-def restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules):
+def restore_or_init(config, mgr, setup: Setup) -> tuple[steps.TrainState, Optional[dict]]:
     """(state, meta): the latest complete and valid checkpoint, else HF weights, else
     from scratch."""
-    restored = checkpoints.restore_latest_valid(mgr, abstract.params, abstract.opt_state)
+    parts = setup.parts
+    restored = checkpoints.restore_latest_valid(mgr, parts.abstract_state.params,
+                                                parts.abstract_state.opt_state)
     if restored is not None:
         step, params, opt_state, meta = restored
-        st = jax.device_put(jnp.asarray(meta["step"], jnp.int32), state_sh.step)
+        st = jax.device_put(jnp.asarray(meta["step"], jnp.int32), parts.state_shardings.step)
         log.info("resumed from checkpoint at step %d", step)
         return steps.TrainState(step=st, params=params, opt_state=opt_state), meta
     if config.init_from_hf:
-        params = load_hf_params(config.init_from_hf, model_cfg)
+        params = load_hf_params(config.init_from_hf, setup.model_cfg)
         log.info("initialized from Hugging Face %s", config.init_from_hf)
-        return steps.state_from_params(params, tx, state_sh), None
+        return steps.state_from_params(params, parts.tx, parts.state_shardings), None
     rng = jax.random.fold_in(jax.random.key(config.seed), 0)
-    return steps.init_state(model_cfg, config.seq_length, tx, rng, state_sh, rules), None
+    return steps.init_state(setup.model_cfg, config.seq_length, parts.tx, rng,
+                            parts.state_shardings, parts.rules), None
 
 
-# ---------------------------------------------------------------------------- eval
-
-def _padded(batch: dict, size: int) -> dict:
-    n = len(batch["relation"])
-    if n == size:
-        return batch
-    out = {k: np.concatenate([v, np.zeros((size - n,) + v.shape[1:], v.dtype)])
-           for k, v in batch.items()}
-    out["example_weight"][n:] = 0
-    return out
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Where the loop starts: the state, the base rng, and the step and data position
+    (batches consumed) it resumes at."""
+    state: steps.TrainState
+    base_rng: Any
+    step: int
+    data_position: int
 
 
-def _any_process(flag: bool) -> bool:
-    if jax.process_count() == 1:
-        return flag
-    from jax.experimental import multihost_utils
-    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
-
-
-def evaluate(config, source, eval_fn, params, data_sh) -> dict:
-    """The eval split, each example once (or ``eval_max_batches``); sums then means."""
-    per_proc = eval_batch_size(config) // jax.process_count()
-    it = source.batches(split=config.eval_split, batch_size=per_proc,
-                        seq_length=config.seq_length, masking=config.masking,
-                        seed=config.seed, process_index=jax.process_index(),
-                        process_count=jax.process_count(), repeat=False, shuffle=False)
-    totals, template, n = {}, None, 0
-    while not config.eval_max_batches or n < config.eval_max_batches:
-        batch = next(it, None)
-        if not _any_process(batch is not None):
-            break
-        if batch is None:  # this process is done, others are not: a zero-weight batch
-            batch = dict(template, example_weight=np.zeros_like(template["example_weight"]))
-        batch = _padded(batch, per_proc)
-        template = batch
-        stats = jax.device_get(eval_fn(params, sharding.global_batch(batch, data_sh)))
-        for k, v in stats.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-        n += 1
-    if not totals:
-        return {}
-    out = {k: float(v) for k, v in objectives.summarize(totals, config.drp_weight).items()}
-    out["examples"] = totals["drp_weight"]
-    return out
+def start_run(config, mgr, setup: Setup) -> Run:
+    """Restores or initialises the state, with the rng and data position saved with it."""
+    state, meta = restore_or_init(config, mgr, setup)
+    base_rng = jax.random.key(config.seed)
+    if meta is not None:
+        base_rng = jax.random.wrap_key_data(np.asarray(meta["rng"], np.uint32))
+        if meta.get("process_count", jax.process_count()) != jax.process_count():
+            log.warning("checkpoint written by %d processes, resumed by %d: the data stream "
+                        "is split differently from here on (not an exact resume)",
+                        meta["process_count"], jax.process_count())
+    return Run(state=state, base_rng=base_rng, step=int(jax.device_get(state.step)),
+               data_position=int(meta["data_position"]) if meta else 0)
 
 
 # ---------------------------------------------------------------------------- loop
@@ -262,20 +206,40 @@ def _check_finite(pending: list, mgr) -> None:
                 f"checkpoint (step {good}) is kept; lower the learning rate or check the data.")
 
 
-def components(config, model_cfg: ModelConfig, mesh):
-    """``(rules, schedule, tx, abstract_state, state_shardings)`` of a config on a mesh:
-    what the trainer, the benchmarks and compile checks all build the step from."""
+@dataclasses.dataclass(frozen=True)
+class Components:
+    """What a config's train step is built from on a mesh (the trainer, the benchmarks
+    and compile checks all use ``components``)."""
+    rules: tuple
+    schedule: Any  # step -> learning rate
+    tx: Any  # the optax optimizer
+    abstract_state: Any  # TrainState of ShapeDtypeStructs
+    state_shardings: Any  # TrainState of NamedShardings
+
+
+def components(config, model_cfg: ModelConfig, mesh) -> Components:
     rules = sharding.rules_from_config(config)
-    schedule = optimizer.learning_rate_schedule(config)
     tx = optimizer.make_optimizer(config)
     abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
-    return rules, schedule, tx, abstract, state_sh
+    return Components(rules=rules, schedule=optimizer.learning_rate_schedule(config), tx=tx,
+                      abstract_state=abstract, state_shardings=state_sh)
 
 
-def _run_setup(config, workdir: str, source):
-    """Sections data, mesh, model, shard: everything checked before compiling."""
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Sections data, mesh, model, shard of a run."""
+    source: Any  # manifest() and batches(**kw), e.g. input_pipeline.TFRecordSource
+    model_cfg: ModelConfig
+    mesh: Any
+    parts: Components
+
+
+def setup_run(config, workdir: str, source=None) -> Setup:
+    """Everything checked before compiling; writes the resolved config to the workdir."""
     check_counts(config)
-    source = source if source is not None else TFRecordSource(config.data_dir)
+    if source is None:
+        from linkbert_jax.input_pipeline import TFRecordSource  # TensorFlow only when used
+        source = TFRecordSource(config.data_dir)
     manifest = source.manifest()
     model_cfg = model_config_from(config, manifest)
     mesh = sharding.make_mesh(config.mesh)
@@ -283,7 +247,7 @@ def _run_setup(config, workdir: str, source):
     if hasattr(source, "check"):  # optional in the source protocol
         evals = bool(config.eval_every_steps or config.eval_at_end)
         source.check(manifest, config.train_split, config.eval_split if evals else None)
-    rules, schedule, tx, abstract, state_sh = components(config, model_cfg, mesh)
+    parts = components(config, model_cfg, mesh)
     if jax.process_index() == 0:  # with the resolved model (read back by export tools)
         resolved = {**config.to_dict(), "model": model_cfg.to_dict()}
         changes = checkpoints.config_changes(workdir, resolved)
@@ -291,56 +255,69 @@ def _run_setup(config, workdir: str, source):
             log.warning("%s: the config differs from the one this workdir was trained with "
                         "(the run goes on with the new one): %s", workdir, "; ".join(changes))
         checkpoints.write_config(workdir, resolved)
-    return source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh
+    return Setup(source=source, model_cfg=model_cfg, mesh=mesh, parts=parts)
 
 
-def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
-    source, model_cfg, mesh, rules, schedule, tx, abstract, state_sh = _run_setup(
-        config, workdir, source)
-    train_fn, eval_fn = steps.compile_steps(model_cfg, config, tx, schedule, mesh, rules,
-                                            state_sh)
-    data_sh = sharding.batch_sharding(mesh, rules)
+def compile_train_step(config, setup: Setup):
+    """``(train_fn, eval_fn)``: the train step compiled ahead of time, its per-device
+    memory and FLOP ratio logged (docs/aot.md)."""
+    parts, mesh = setup.parts, setup.mesh
+    train_fn, eval_fn = steps.compile_steps(setup.model_cfg, config, parts.tx, parts.schedule,
+                                            mesh, parts.rules, parts.state_shardings)
+    flops = metrics_log.flops_per_sequence(setup.model_cfg, config.seq_length,
+                                           config.masking.max_predictions)
+    train_fn = step_costs.compile_logged(
+        train_fn, parts.abstract_state, step_costs.abstract_batch(
+            config.global_batch_size, config.seq_length, config.masking.max_predictions,
+            sharding.batch_sharding(mesh, parts.rules)),
+        step_costs.abstract_key(sharding.replicated(mesh)),
+        analytic_flops=flops * config.global_batch_size, devices=jax.devices())
+    return train_fn, eval_fn
+
+
+def _train_batches(config, source, data_position: int) -> Iterator[dict]:
+    """This process's shard of the training stream, resumed at ``data_position``."""
+    n_proc = jax.process_count()
+    return source.batches(split=config.train_split,
+                          batch_size=config.global_batch_size // n_proc,
+                          seq_length=config.seq_length, masking=config.masking,
+                          seed=config.seed, process_index=jax.process_index(),
+                          process_count=n_proc, start_batch=data_position, repeat=True,
+                          shuffle=True)
+
+
+def _throughput(config, model_cfg: ModelConfig, start: int) -> metrics_log.Throughput:
     flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
                                            config.masking.max_predictions)
-    # --- compile ahead of time; log per-device memory and the FLOP ratio (docs/aot.md)
-    train_fn = step_costs.compile_logged(
-        train_fn, abstract, step_costs.abstract_batch(
-            config.global_batch_size, config.seq_length, config.masking.max_predictions,
-            data_sh), step_costs.abstract_key(sharding.replicated(mesh)),
-        analytic_flops=flops * config.global_batch_size, devices=jax.devices())
-
-    # --- restore: latest complete checkpoint, else HF weights, else from scratch
-    mgr = checkpoints.manager(workdir, max_to_keep=config.keep_checkpoints,
-                              async_save=config.async_checkpointing)
-    state, meta = restore_or_init(config, mgr, model_cfg, tx, abstract, state_sh, rules)
-    base_rng = jax.random.key(config.seed)
-    if meta is not None:
-        base_rng = jax.random.wrap_key_data(np.asarray(meta["rng"], np.uint32))
-    start = int(jax.device_get(state.step))
-    data_pos = int(meta["data_position"]) if meta else 0
-    if meta and meta.get("process_count", jax.process_count()) != jax.process_count():
-        log.warning("checkpoint written by %d processes, resumed by %d: the data stream is "
-                    "split differently from here on (not an exact resume)",
-                    meta["process_count"], jax.process_count())
-
-    # --- input: this process's shard of the stream, resumed at the saved position
-    n_proc = jax.process_count()
-    it = source.batches(split=config.train_split, batch_size=config.global_batch_size // n_proc,
-                        seq_length=config.seq_length, masking=config.masking, seed=config.seed,
-                        process_index=jax.process_index(), process_count=n_proc,
-                        start_batch=data_pos, repeat=True, shuffle=True)
-
-    # --- metrics
-    total = config.num_train_steps
-    writer = metrics_log.MetricsWriter(workdir, enabled=jax.process_index() == 0)
     peak = metrics_log.peak_flops_total(jax.devices(), config.peak_flops_per_device)
     logging.info("MFU against a peak of %.1f TFLOP/s (%d %s devices%s)", peak / 1e12,
                  jax.device_count(), jax.devices()[0].device_kind,
                  ", measured 2048^3 matmul" if jax.devices()[0].device_kind.lower() == "cpu"
                  and not config.peak_flops_per_device else "")
-    meter = metrics_log.Throughput(flops * config.global_batch_size,
-                                   config.seq_length * config.global_batch_size, peak,
-                                   start, total)
+    return metrics_log.Throughput(flops * config.global_batch_size,
+                                  config.seq_length * config.global_batch_size, peak,
+                                  start, config.num_train_steps)
+
+
+def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
+    setup = setup_run(config, workdir, source)
+    train_fn, eval_fn = compile_train_step(config, setup)
+    data_sh = sharding.batch_sharding(setup.mesh, setup.parts.rules)
+
+    # --- restore: latest complete checkpoint, else HF weights, else from scratch
+    mgr = checkpoints.manager(workdir, max_to_keep=config.keep_checkpoints,
+                              async_save=config.async_checkpointing)
+    run = start_run(config, mgr, setup)
+    state, base_rng, start = run.state, run.base_rng, run.step
+
+    # --- input: this process's shard of the stream, resumed at the saved position
+    source = setup.source
+    it = _train_batches(config, source, run.data_position)
+
+    # --- metrics
+    total = config.num_train_steps
+    writer = metrics_log.MetricsWriter(workdir, enabled=jax.process_index() == 0)
+    meter = _throughput(config, setup.model_cfg, start)
     stop = StopSignal()
     failures = orbax_faults.SaveFailures().__enter__()  # background save errors
     pending: list = []  # (step, device metrics) since the last log point

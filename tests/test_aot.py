@@ -51,7 +51,7 @@ def test_fsdp_shards_the_state_and_data_parallel_replicates_it():
         config, _ = analysis.prepared(_config("tiny", dict(TINY, **mesh)))
         mesh_ = analysis.mesh_for(config, target, devices)
         model_cfg = trainer.model_config_from(config)
-        abstract = trainer.components(config, model_cfg, mesh_)[3]
+        abstract = trainer.components(config, model_cfg, mesh_).abstract_state
         b = step_costs.state_bytes(abstract)
         device = b["params"]["device"] + b["opt_state"]["device"]
         per_device[mesh["mesh.data"]] = (device, b["params"]["total"] + b["opt_state"]["total"])

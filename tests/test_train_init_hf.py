@@ -22,10 +22,9 @@ def _config(**model):
 def test_state_starts_from_the_hf_weights(tmp_path):
     c = _config()
     source = SyntheticSource(vocab_size=30522, max_seq_length=32)
-    _, model_cfg, _, rules, _, tx, abstract, state_sh = trainer._run_setup(
-        c, str(tmp_path), source)
+    setup = trainer.setup_run(c, str(tmp_path), source)
     mgr = checkpoints.manager(str(tmp_path), async_save=False)
-    state, meta = trainer.restore_or_init(c, mgr, model_cfg, tx, abstract, state_sh, rules)
+    state, meta = trainer.restore_or_init(c, mgr, setup)
     mgr.close()
     assert meta is None and int(state.step) == 0
     hf = convert.load_hf(minilm_dir()).params

@@ -151,10 +151,11 @@ def analyze(config, target: Target, devices: list, usable: float) -> Result:
     model_cfg = trainer.model_config_from(config)
     mesh = mesh_for(config, target, devices)
     trainer.validate(config, {}, model_cfg, mesh)
-    rules, schedule, tx, abstract, state_sh = trainer.components(config, model_cfg, mesh)
-    train, evaluate = steps.compile_steps(model_cfg, config, tx, schedule, mesh, rules,
-                                          state_sh)
-    data_sh = sharding.batch_sharding(mesh, rules)
+    parts = trainer.components(config, model_cfg, mesh)
+    abstract = parts.abstract_state
+    train, evaluate = steps.compile_steps(model_cfg, config, parts.tx, parts.schedule, mesh,
+                                          parts.rules, parts.state_shardings)
+    data_sh = sharding.batch_sharding(mesh, parts.rules)
     p = int(config.masking.max_predictions)
     batch = step_costs.abstract_batch(config.global_batch_size, config.seq_length, p,
                                       data_sh)

@@ -34,6 +34,7 @@ TOKENIZER = "tokenizer"
 _RUNTIME_ONLY = ("workers", "overwrite", "progress", "output_dir", "explicit_fields")
 _FIELD_FLAGS = {"id": "id_field", "title": "title_field", "text": "text_fields",
                 "links": "links_field"}
+_CORPORA: dict = {}  # worker cache of opened corpora for its shard tasks
 
 
 def make_parser(prog: str = "python -m linkbert_jax.data.build",
@@ -153,10 +154,10 @@ def _shard_task(task):
     """Worker: writes one shard. ``task`` = (work_dir, out_dir, split, shard, n, cfg)."""
     work_dir, out_dir, split, shard, num_shards, cfg = task
     st = os.stat(os.path.join(work_dir, "tokens.i32"))
-    key = ("corpus", work_dir, st.st_ino, st.st_mtime_ns)  # not a previous build's
-    if key not in index._STATE:
-        index._STATE[key] = writer.open_corpus(work_dir)
-    corpus = index._STATE[key]
+    key = (work_dir, st.st_ino, st.st_mtime_ns)  # not a previous build's
+    if key not in _CORPORA:  # once per worker process
+        _CORPORA[key] = writer.open_corpus(work_dir)
+    corpus = _CORPORA[key]
     path = _plan_path(work_dir, split, shard)
     rec = np.fromfile(path, sampler.PLAN_DTYPE) if os.path.exists(path) else \
         np.zeros(0, sampler.PLAN_DTYPE)

@@ -14,6 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
+from linkbert_jax.data import features
+
 CLS, SEP, MASK, FIRST = 101, 102, 103, 1000
 NUM_TOPICS, BLOCK = 4, 16
 
@@ -23,19 +25,18 @@ def _pair(rng: np.random.Generator, seq_length: int, num_topics: int, block: int
     lb = int(rng.integers(seq_length // 4, seq_length - la - 3))
     t = int(rng.integers(num_topics))
     start = int(rng.integers(block))
-    rel = int(rng.integers(3))
+    rel = int(rng.integers(features.NUM_RELATIONS))
     a = FIRST + t * block + (start + np.arange(la)) % block
-    if rel == 0:
+    if rel == features.CONTIGUOUS:
         tb, sb = t, start + la
-    elif rel == 2:
+    elif rel == features.LINKED:
         tb, sb = (t + 1) % num_topics, int(rng.integers(block))
     else:
         tb = (t + int(rng.integers(2, num_topics))) % num_topics
         sb = int(rng.integers(block))
     b = FIRST + tb * block + (sb + np.arange(lb)) % block
     ids = np.concatenate([[CLS], a, [SEP], b, [SEP]])
-    types = np.concatenate([np.zeros(la + 2), np.ones(lb + 1)])
-    return ids, types, rel
+    return ids, features.token_types(np.arange(len(ids)), la), rel
 
 
 def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_predictions: int,
@@ -71,7 +72,7 @@ def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_pred
 
 
 class SyntheticSource:
-    """Stands in for ``linkbert_jax.trainer.TFRecordSource`` (same two methods)."""
+    """Stands in for ``linkbert_jax.input_pipeline.TFRecordSource`` (same two methods)."""
 
     def __init__(self, vocab_size: int = 28996, max_seq_length: int | None = None,
                  eval_batches: int = 3, step_sleep: float = 0.0):
