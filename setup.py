@@ -7,6 +7,12 @@ setup(
     description="Pretrain LinkBERT-style encoders (MLM + document relation prediction) "
                 "in JAX/Flax on TPU/GPU/CPU and export Hugging Face checkpoints.",
     packages=find_packages(include=["linkbert_jax", "linkbert_jax.*"]),
+    # The user commands, also as `python -m linkbert_jax.<module>` (the README's form).
+    entry_points={"console_scripts": [
+        "linkbert-build = linkbert_jax.data.build:main",
+        "linkbert-train = linkbert_jax.main:cli",
+        "linkbert-demo = linkbert_jax.demo:main",
+    ]},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.6",

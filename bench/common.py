@@ -5,13 +5,10 @@ The scripts import it as a sibling module (``python bench/x.py`` puts ``bench/``
 """
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 from linkbert_jax import hostmem, runtime
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def setup() -> None:

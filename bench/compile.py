@@ -1,6 +1,6 @@
 """Compile time of the train step for base and large, scanned and unscanned layers.
 
-The step is the trainer's (``steps.compile_steps`` on ``configs/{base,large}.py``: bf16
+The step is the trainer's (``steps.compile_steps`` on the ``base`` and ``large`` configs: bf16
 compute, seq 512, AdamW, clipping), lowered and compiled ahead of time from abstract
 inputs (``jax.ShapeDtypeStruct`` with shardings), so no parameters are allocated. Times:
 trace+lower, XLA compile, and their sum; each case in a fresh subprocess so that no cache
@@ -41,7 +41,7 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     from linkbert_jax import sharding, steps, trainer
     from linkbert_jax.config_defaults import load_config_file
 
-    c = load_config_file(os.path.join(common.REPO, "configs", f"{arch}.py"),
+    c = load_config_file(arch,
                          {"global_batch_size": batch, "seq_length": seq_length,
                           "model.scan_layers": scan})
     # Configs that take the vocabulary from the data (vocab_size 0) get BERT's 30,522.
@@ -89,7 +89,7 @@ def main():
         print(json.dumps(compile_once(arch, bool(int(scan)), args.batch, args.seq_length)))
         return 0
     print(f"{len(os.sched_getaffinity(0))} CPU threads, load {os.getloadavg()[0]:.2f}; "
-          f"batch {args.batch} x seq {args.seq_length}, configs/<arch>.py (bf16)")
+          f"batch {args.batch} x seq {args.seq_length}, config <arch> (bf16)")
     archs = args.archs.split(",")
     res = {}
     for scan in (True, False):

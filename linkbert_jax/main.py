@@ -1,4 +1,6 @@
-r"""Pretrain LinkBERT: ``python -m linkbert_jax.main --config configs/NAME.py --workdir DIR``.
+r"""Pretrain LinkBERT: ``python -m linkbert_jax.main --config NAME --workdir DIR`` (or the
+console script ``linkbert-train``). ``NAME`` is a packaged config (``linkbert_jax/configs``:
+tiny, base, large, ...) or the path of a config file.
 
 Any config key can be overridden, e.g. ``--config.data_dir=DIR --config.mesh.fsdp=-1``.
 On TPU pods and SLURM/GPU clusters ``jax.distributed.initialize()`` finds its peers by
@@ -14,8 +16,9 @@ from ml_collections import config_flags
 
 from linkbert_jax import runtime
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Training config: a packaged name (tiny, base, ...) or a file.",
+    lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
 _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
 flags.mark_flags_as_required(["config", "workdir"])
@@ -58,6 +61,13 @@ def main(argv):
                  command=sys.orig_argv))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The entry point (``python -m linkbert_jax.main``, console script ``linkbert-train``)."""
+    from linkbert_jax import config_defaults
     runtime.setup_environment()  # huge pages (re-executes once), TF off accelerators
-    app.run(main, flags_parser=runtime.parse_flags)
+    app.run(main, argv=config_defaults.with_config_files(sys.argv),
+            flags_parser=runtime.parse_flags)
+
+
+if __name__ == "__main__":
+    cli()

@@ -26,7 +26,7 @@ def _one_error_line(err: str) -> str:
 ])
 def test_bad_config_flag_is_one_line(tmp_path, flag, message):
     p = subprocess.run([sys.executable, "-m", "linkbert_jax.main", "--config",
-                        "configs/cpu_small.py", "--workdir", str(tmp_path / "wd"), flag],
+                        "cpu_small", "--workdir", str(tmp_path / "wd"), flag],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr[-3000:]
     assert message in _one_error_line(p.stderr)

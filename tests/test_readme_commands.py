@@ -45,7 +45,7 @@ TRAIN_SHRINK = ["--config.num_train_steps=2", "--config.global_batch_size=8",
                 "--config.model.num_hidden_layers=1", "--config.microbatches=1",
                 "--config.peak_flops_per_device=1e12"]  # skip the start-up matmul timing
 # The stand-in for bert-base/large-cased: a tiny random BertForMaskedLM with MiniLM's
-# (uncased, 30,522) WordPiece tokenizer; configs/base.py and large.py are shrunk to it.
+# (uncased, 30,522) WordPiece tokenizer; configs base and large are shrunk to it.
 TINY_BERT = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
                  num_attention_heads=2, intermediate_size=64)
 TINY_BERT_OVERRIDES = [f"--config.model.{k}={v}" for k, v in TINY_BERT.items()]
@@ -191,7 +191,7 @@ def run(argv, cwd, log, devices: int = 1) -> str:
 def repo_like(path) -> str:
     """A scratch dir that serves as the repository root of the README's commands."""
     os.makedirs(path, exist_ok=True)
-    for name in ("configs", "tools"):
+    for name in ("tools",):
         os.symlink(os.path.join(ROOT, name), os.path.join(path, name))
     return str(path)
 

@@ -1,4 +1,4 @@
-"""The entry point: configs/tiny.py on a CPU with the bar overrides alone (real TFRecord
+"""The entry point: config tiny on a CPU with the bar overrides alone (real TFRecord
 input pipeline), and one clear line (no traceback) for configuration errors."""
 import json
 import os
@@ -19,7 +19,7 @@ def test_tiny_config_runs_on_cpu_with_bar_overrides(tmp_path):
     data = str(tmp_path / "data")
     write_shards(data, None)
     work = str(tmp_path / "work")
-    args = ["--config", "configs/tiny.py", "--workdir", work, f"--config.data_dir={data}",
+    args = ["--config", "tiny", "--workdir", work, f"--config.data_dir={data}",
             "--config.num_train_steps=2", "--config.global_batch_size=8",
             "--config.checkpoint_every_steps=1", "--config.seed=0", "--config.mesh.data=-1",
             "--config.mesh.fsdp=1", "--config.mesh.tensor=1"]
@@ -35,7 +35,7 @@ def test_tiny_config_runs_on_cpu_with_bar_overrides(tmp_path):
 
 
 def test_config_errors_are_one_line(tmp_path):
-    r = _main("--config", "configs/tiny.py", "--workdir", str(tmp_path),
+    r = _main("--config", "tiny", "--workdir", str(tmp_path),
               "--config.data_dir=/nonexistent/tfrecords")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr

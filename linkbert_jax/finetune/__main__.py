@@ -5,7 +5,7 @@ r"""Fine-tune and evaluate a linkbert-jax workdir or any Hugging Face BERT direc
         --workdir ft/mytask [--seeds 1,2,3] [--config.learning_rate=3e-5 ...]
 
 ``--task`` is a family (seqcls, multilabel, regression; the defaults of
-``linkbert_jax/finetune/config.py``) or ``--config configs/finetune/<file>.py:<task>`` a
+``linkbert_jax/finetune/config.py``) or ``--config finetune/<file>:<task>`` a
 task of the LinkBERT paper with its run scripts' hyperparameters; ``--config.key=value``
 overrides either. ``--init`` is a pretraining workdir (latest complete checkpoint, or
 ``--step``) or a Hugging Face BERT directory.
@@ -67,4 +67,5 @@ def main(argv):
 
 if __name__ == "__main__":
     runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
-    app.run(main, argv=with_default_config(sys.argv))
+    from linkbert_jax.config_defaults import with_config_files
+    app.run(main, argv=with_config_files(with_default_config(sys.argv)))

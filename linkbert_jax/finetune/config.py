@@ -1,4 +1,5 @@
-"""Fine-tuning defaults for each task family (one place; ``configs/finetune/*.py`` state
+"""Fine-tuning defaults for each task family (one place; the task tables in
+``linkbert_jax/configs/finetune/*.py`` state
 only the differences: the LinkBERT paper's per-task hyperparameters).
 
 ``get_config(task, **overrides)`` returns the full ``ml_collections.ConfigDict`` with every
@@ -73,8 +74,8 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
 
 
 def from_table(tables: dict, arg: str) -> ml_collections.ConfigDict:
-    """The config of a row of a task table (``configs/finetune/*.py``): ``tables`` maps
-    ``base``/``large`` to ``{task: (family, metric, learning rate, epochs,
+    """The config of a row of a task table (``linkbert_jax/configs/finetune/*.py``):
+    ``tables`` maps ``base``/``large`` to ``{task: (family, metric, learning rate, epochs,
     max_seq_length, batch, warmup, {other keys})}``, warmup an int (steps) or a float (a
     fraction); ``arg`` is ``task`` or ``task,large``."""
     name, _, size = (arg or "").partition(",")

@@ -2,7 +2,7 @@
 
     cd tests && python -m helpers.train_driver SPEC_JSON     (helpers.training.driver)
 
-SPEC: {"config": "/path/to/configs/cpu_small.py", "workdir": DIR, "overrides": {"a.b": value},
+SPEC: {"config": "cpu_small" (a packaged name or a path), "workdir": DIR, "overrides": {"a.b": value},
        "source": {SyntheticSource kwargs}, "distributed": {coordinator, num_processes,
        process_id}, "mode": "train" | "meshes",
        "meshes": [{"mesh": {data, fsdp, tensor}, "overrides": {...}}, ...]}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from helpers import REPO, TESTS
+from helpers import TESTS
 from linkbert_jax import config_defaults
 
 # cpu_small (tiny architecture, real 28,996 vocabulary), a few short steps.
@@ -20,8 +20,8 @@ SOURCE = {"vocab_size": 28996, "max_seq_length": 32}
 
 
 def config_path(name: str) -> str:
-    """The path of ``configs/<name>.py``."""
-    return os.path.join(REPO, "configs", f"{name}.py")
+    """The path of the packaged config ``name`` (``linkbert_jax/configs/<name>.py``)."""
+    return config_defaults.config_file(name)
 
 
 def load(name: str):

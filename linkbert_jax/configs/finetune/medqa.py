@@ -8,7 +8,7 @@ decay 0.01, evaluation every 100 steps); max_seq_length 512; fp16 there, float32
 The large script then evaluates the MedQA model on MMLU professional medicine
 (``--init`` the exported ``model/`` directory of this run, zero epochs).
 
-    python -m linkbert_jax.finetune --config configs/finetune/medqa.py:medqa_usmle \
+    python -m linkbert_jax.finetune --config finetune/medqa:medqa_usmle \
         --init /models/BioLinkBERT-base --train_file data/mc/medqa_usmle_hf/train.json \
         --validation_file data/mc/medqa_usmle_hf/dev.json \
         --test_file data/mc/medqa_usmle_hf/test.json --workdir ft/medqa --seeds 1,2,3

@@ -9,7 +9,7 @@ v5p-64``; docs/aot.md).
 
 Launch (every host of a pod slice runs the same command)::
 
-    python -m linkbert_jax.main --config configs/bio_base.py --workdir $WORKDIR \
+    python -m linkbert_jax.main --config bio_base --workdir $WORKDIR \
         --config.data_dir=$TFRECORD_DIR
 """
 from linkbert_jax import config_defaults

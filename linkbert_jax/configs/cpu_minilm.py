@@ -9,7 +9,7 @@ the eval relation accuracy passes 0.6 after 300-400 steps, measured).
 
 Launch (the demo passes the checkpoint directory)::
 
-    python -m linkbert_jax.main --config configs/cpu_minilm.py --workdir /tmp/linkbert_minilm \
+    python -m linkbert_jax.main --config cpu_minilm --workdir /tmp/linkbert_minilm \
         --config.data_dir=$TFRECORD_DIR --config.init_from_hf=$MINILM_DIR
 """
 from linkbert_jax import config_defaults

@@ -4,7 +4,7 @@ fp32 (bf16 matmuls are slow on CPUs), short warmup, frequent logs and checkpoint
 
 Launch::
 
-    python -m linkbert_jax.main --config configs/cpu_small.py --workdir /tmp/linkbert_cpu \
+    python -m linkbert_jax.main --config cpu_small --workdir /tmp/linkbert_cpu \
         --config.data_dir=$TFRECORD_DIR
 """
 from linkbert_jax import config_defaults

@@ -9,7 +9,7 @@ docs/aot.md).
 
 Launch (every host of a pod slice runs the same command)::
 
-    python -m linkbert_jax.main --config configs/large.py --workdir $WORKDIR \
+    python -m linkbert_jax.main --config large --workdir $WORKDIR \
         --config.data_dir=$TFRECORD_DIR \
         --config.init_from_hf=$BERT_LARGE_CASED_DIR
 """

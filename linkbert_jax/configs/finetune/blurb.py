@@ -8,7 +8,7 @@ Relation extraction (chemprot, DDI, GAD) is scored there by ``PRF1``: micro P/R/
 label id 0 as the negative class; set ``--config.negative_label=<that label>`` to match.
 HoC is scored there per document (``utils_hoc.py``); here by micro F1 over labels.
 
-    python -m linkbert_jax.finetune --config configs/finetune/blurb.py:chemprot \
+    python -m linkbert_jax.finetune --config finetune/blurb:chemprot \
         --init /models/BioLinkBERT-base --train_file data/seqcls/chemprot_hf/train.json \
         --validation_file data/seqcls/chemprot_hf/dev.json \
         --test_file data/seqcls/chemprot_hf/test.json --workdir ft/chemprot --seeds 1,2,3

@@ -4,12 +4,12 @@ Peak LR 4e-4, 62.5k steps, 20% warmup, 8192 x 512, AdamW (0.9, 0.98), bf16.
 
 Default slice: **TPU v5p-128** (64 chips, 128 sequences per chip). These defaults (data
 parallel, 4 microbatches, scanned layers) fit it with 38% of HBM to spare as the compiler
-reports it (``python -m linkbert_jax.aot --config configs/bio_large.py --topology
+reports it (``python -m linkbert_jax.aot --config bio_large --topology
 v5p-128``; docs/aot.md).
 
 Launch (every host of a pod slice runs the same command)::
 
-    python -m linkbert_jax.main --config configs/bio_large.py --workdir $WORKDIR \
+    python -m linkbert_jax.main --config bio_large --workdir $WORKDIR \
         --config.data_dir=$TFRECORD_DIR
 """
 from linkbert_jax import config_defaults

@@ -6,7 +6,7 @@ Facts from LinkBERT's run scripts (github.com/michiyasunaga/LinkBERT, commit 6b6
 doc_stride 128, evaluation every 1,000 steps; batch = per-device batch x gradient
 accumulation (base: 12 x 2, SQuAD 12 x 1; large: 16 x 1); fp16 there, float32 here.
 
-    python -m linkbert_jax.finetune --config configs/finetune/mrqa.py:squad \
+    python -m linkbert_jax.finetune --config finetune/mrqa:squad \
         --init /models/LinkBERT-base --train_file data/qa/squad_hf/train.json \
         --validation_file data/qa/squad_hf/dev.json --workdir ft/squad --seeds 1,2,3
 """

@@ -1,0 +1,1 @@
+"""Fine-tuning task tables: ``--config finetune/NAME:TASK`` (see linkbert_jax/finetune)."""
