@@ -12,6 +12,9 @@ setup(
         "linkbert-build = linkbert_jax.data.build:main",
         "linkbert-train = linkbert_jax.main:cli",
         "linkbert-demo = linkbert_jax.demo:main",
+        "linkbert-export = linkbert_jax.export:main",
+        "linkbert-finetune = linkbert_jax.finetune.__main__:cli",
+        "linkbert-aot = linkbert_jax.aot.__main__:console",
     ]},
     python_requires=">=3.10",
     install_requires=[

@@ -1,6 +1,6 @@
 """Cost of checkpoint verification next to the restore it guards (issue 11, acceptance 4).
 
-A training state of ``configs/<arch>.py`` (params + AdamW moments, fp32, random values:
+A training state of the config ``<arch>`` (params + AdamW moments, fp32, random values:
 they compress like trained weights do, i.e. hardly) is saved once through
 ``checkpoints.save`` (which computes the checksums), then restored and verified in
 alternating rounds: ``checkpoints.restore`` into the trainer's own sharded targets vs
@@ -27,7 +27,7 @@ import common  # bench/common.py (this script's directory is first on sys.path)
 
 def _args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", default="base", help="configs/<arch>.py")
+    p.add_argument("--arch", default="base", help="a packaged config name")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--dir", default=None, help="where to save (default: a temp dir)")
     p.add_argument("--quick", action="store_true", help="tiny arch, 1 round (smoke test)")
@@ -41,7 +41,7 @@ def random_state(arch: str):
     from linkbert_jax import sharding, trainer
     from linkbert_jax.config_defaults import load_config_file
 
-    c = load_config_file(os.path.join(common.REPO, "configs", f"{arch}.py"))
+    c = load_config_file(arch)
     model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 28996})
     mesh = sharding.make_mesh(c.mesh)
     _, _, _, abstract, state_sh = trainer.components(c, model_cfg, mesh)

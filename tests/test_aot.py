@@ -14,7 +14,6 @@ from linkbert_jax.aot import analysis, command, topology
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLICE = "v4:2x2x1"  # one v4 host: 4 chips
 # Small shapes keep the TPU compile short; dropout off so the step is pure matmuls and
 # the elementwise ops the analytic count leaves out.
@@ -23,7 +22,7 @@ TINY = {"global_batch_size": 16, "seq_length": 64, "eval_batch_size": 4,
 
 
 def _config(name: str, overrides: dict):
-    return load_config_file(os.path.join(ROOT, "configs", f"{name}.py"), overrides)
+    return load_config_file(name, overrides)
 
 
 @pytest.mark.parametrize("name, grid, chips", [
@@ -114,9 +113,9 @@ def test_bad_topology_or_mesh_is_one_line_exit_2():
     cases = {"valid forms: an accelerator type": ["--topology", "v9-64"],
              "valid meshes multiply to 4": ["--topology", SLICE, "--config.mesh.data=3"]}
     procs = {message: subprocess.Popen(
-        [sys.executable, "-m", "linkbert_jax.aot", "--config",
-         os.path.join(ROOT, "configs", "tiny.py"), *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+        [sys.executable, "-m", "linkbert_jax.aot", "--config", "tiny", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"))
         for message, args in cases.items()}
     for message, p in procs.items():
         _, stderr = p.communicate(timeout=300)

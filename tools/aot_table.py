@@ -34,7 +34,7 @@ def _args():
 
 
 def command(config: str, slice_: str, json_path: str) -> list[str]:
-    return [sys.executable, "-m", "linkbert_jax.aot", "--config", f"configs/{config}.py",
+    return [sys.executable, "-m", "linkbert_jax.aot", "--config", config,
             "--topology", slice_, "--suggest", "--json", json_path]
 
 

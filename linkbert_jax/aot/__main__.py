@@ -1,7 +1,7 @@
 r"""Compile a config's train and eval steps ahead of time for a TPU slice (or this host)
 and say whether they fit, what they cost and what to change::
 
-    python -m linkbert_jax.aot --config configs/base.py --topology v4-64 \
+    python -m linkbert_jax.aot --config base --topology v4-64 \
         [--config.microbatches=2 ...] [--suggest] [--json out.json]
 
 Exit status: 0 when the train and eval steps fit the target's memory, 1 when they do not
@@ -43,10 +43,12 @@ def main(argv=None) -> None:
 
 
 def console() -> None:
-    """Console-script entry point (``linkbert-aot``)."""
+    """The entry point (``python -m linkbert_jax.aot``, console script ``linkbert-aot``);
+    ``--config`` takes a packaged config name or a path."""
     from linkbert_jax import runtime
+    from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(huge_pages=False, tensorflow=False)  # compiles only
-    app.run(main)
+    app.run(main, argv=with_config_files(sys.argv))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,13 @@ def main(argv):
                      num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
 
 
-if __name__ == "__main__":
-    runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
+def cli() -> None:
+    """The entry point (``python -m linkbert_jax.finetune``, console script
+    ``linkbert-finetune``)."""
     from linkbert_jax.config_defaults import with_config_files
+    runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
     app.run(main, argv=with_config_files(with_default_config(sys.argv)))
+
+
+if __name__ == "__main__":
+    cli()
