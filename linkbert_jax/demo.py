@@ -36,7 +36,6 @@ import time
 from linkbert_jax import checkpoints, hostmem, samples
 from linkbert_jax.data import features
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
 # (measured on a 2-core VM, end to end: MiniLM 500 steps of 32 x 64 ~6 min; scratch 1500
 # steps of 64 x 64 ~3.3 min).
@@ -156,7 +155,7 @@ def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
             if json.load(f).get("step") == step:
                 print(f"{export_dir} already holds the export of step {step}: reusing it")
                 return
-    run([sys.executable, os.path.join(REPO, "tools", "convert_to_pytorch.py"), "export",
+    run([sys.executable, "-m", "linkbert_jax.export",
          "--workdir", train_dir, "--output_dir", export_dir,
          "--tokenizer", os.path.join(data_dir, "tokenizer")])
 

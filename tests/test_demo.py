@@ -1,28 +1,31 @@
 """The newcomer's command, shrunk: every stage runs for real (build from the gensim
 Wikipedia sample with MiniLM's vocabulary, continue MiniLM as a LinkBERT, export, PyTorch
-fill-mask and DRP), then a re-run reuses them."""
+fill-mask and DRP), then a re-run reuses them. It runs from the package installed in a
+fresh venv (not editable), in a directory outside the checkout: ``python -m
+linkbert_jax.demo`` first, then the console script ``linkbert-demo``."""
 import json
 import os
 import subprocess
-import sys
 
 import transformers
 
+from helpers import installed
 from linkbert_jax.demo import FILL_MASK_SENTENCES, eval_pairs
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1"]
 
 
-def _demo(workdir):
-    cmd = [sys.executable, "-m", "linkbert_jax.demo", "--workdir", str(workdir),
-           "--steps", "12", "--batch_size", "8", "--evals", "1"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+def _demo(command: list, workdir, python: str):
+    out = subprocess.run([*command, "--workdir", str(workdir), *SHRINK], cwd=workdir.parent,
+                         env=installed.env(python), capture_output=True, text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
 
-def test_demo_end_to_end_then_reuses(tmp_path):
-    text = _demo(tmp_path)
+def test_demo_end_to_end_then_reuses(tmp_path, installed_python):
+    workdir = tmp_path / "demo"
+    text = _demo([installed_python, "-m", "linkbert_jax.demo"], workdir, installed_python)
     for stage in ("1/4 data", "2/4 train", "3/4 export", "4/4 show", "summary"):
         assert stage in text
     assert "fill-mask" in text and "The capital of France is [MASK]." in text
@@ -30,12 +33,13 @@ def test_demo_end_to_end_then_reuses(tmp_path):
     for rel in ("contiguous", "random", "linked"):
         assert f"gold {rel}" in text
     assert "DRP accuracy" in text and "106 Wikipedia articles" in text
-    png = tmp_path / "train" / "training_curves.png"
+    png = workdir / "train" / "training_curves.png"
     assert png.exists() and png.stat().st_size > 10_000
-    assert (tmp_path / "export" / "model.safetensors").exists()
-    check_export(tmp_path)
+    assert (workdir / "export" / "model.safetensors").exists()
+    check_export(workdir)
 
-    again = _demo(tmp_path)
+    script = os.path.join(os.path.dirname(installed_python), "linkbert-demo")
+    again = _demo([script], workdir, installed_python)
     assert "reusing" in again.split("2/4 train")[0]  # the builder's "already built"
     assert "training already finished" in again
     assert "already holds the export of step 12" in again
@@ -75,3 +79,33 @@ def check_export(workdir):
         assert f"| pairs, {split} | {m['num_examples'][split]:,} ({counts}) |" in card
     assert "python -m linkbert_jax.main --config" in card  # the training command, recorded
     assert "python -m linkbert_jax.export --workdir" in card
+
+
+PROBE = """
+import ast, importlib.util, json
+from importlib.metadata import entry_points
+found = {}
+for e in entry_points(group="console_scripts"):
+    if e.module.split(".")[0] == "linkbert_jax":
+        origin = importlib.util.find_spec(e.module).origin
+        tree = ast.parse(open(origin).read())
+        defined = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
+        found[e.name] = (origin, e.attr in defined)
+print(json.dumps(found))
+"""
+
+
+def test_console_scripts_are_installed(installed_python, tmp_path):
+    """Every console script is in the fresh venv's bin/ and names a function of the
+    installed package's own copy (found without importing: the commands' modules each
+    define absl flags, which one process cannot hold twice)."""
+    env = installed.env(installed_python)
+    found = json.loads(subprocess.run([installed_python, "-c", PROBE], cwd=tmp_path,
+                                      env=env, check=True, capture_output=True,
+                                      text=True).stdout)
+    assert sorted(found) == ["linkbert-aot", "linkbert-build", "linkbert-demo",
+                             "linkbert-export", "linkbert-finetune", "linkbert-train"]
+    venv = os.path.dirname(os.path.dirname(installed_python))
+    for name, (origin, defined) in found.items():
+        assert origin.startswith(venv) and defined, (name, origin)
+        assert os.access(os.path.join(venv, "bin", name), os.X_OK), name
