@@ -1,21 +1,23 @@
 """The newcomer's command, shrunk: every stage runs for real (build from the gensim
 Wikipedia sample with MiniLM's vocabulary, continue MiniLM as a LinkBERT, export, PyTorch
-fill-mask and DRP), then a re-run reuses them. It runs from the package installed in a
-fresh venv (not editable), in a directory outside the checkout: ``python -m
-linkbert_jax.demo`` first, then the console script ``linkbert-demo``."""
+fill-mask and DRP), then a re-run reuses them. The two runs are the README's block
+``demo`` (``python -m linkbert_jax.demo``, then ``linkbert-demo``), from the package
+installed in a fresh venv (not editable), in a directory outside the checkout."""
 import json
 import os
 import subprocess
 
 import transformers
 
-from helpers import installed
+from helpers import installed, readme
 from linkbert_jax.demo import FILL_MASK_SENTENCES, eval_pairs
 
 SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1"]
 
 
 def _demo(command: list, workdir, python: str):
+    """``command`` (``python`` is the fresh venv's; a console script is on its PATH)."""
+    command = [python, *command[1:]] if command[0] == "python" else command
     out = subprocess.run([*command, "--workdir", str(workdir), *SHRINK], cwd=workdir.parent,
                          env=installed.env(python), capture_output=True, text=True,
                          timeout=600)
@@ -24,8 +26,10 @@ def _demo(command: list, workdir, python: str):
 
 
 def test_demo_end_to_end_then_reuses(tmp_path, installed_python):
+    first, second = readme.commands("demo")
+    assert (first, second) == (["python", "-m", "linkbert_jax.demo"], ["linkbert-demo"])
     workdir = tmp_path / "demo"
-    text = _demo([installed_python, "-m", "linkbert_jax.demo"], workdir, installed_python)
+    text = _demo(first, workdir, installed_python)
     for stage in ("1/4 data", "2/4 train", "3/4 export", "4/4 show", "summary"):
         assert stage in text
     assert "fill-mask" in text and "The capital of France is [MASK]." in text
@@ -38,8 +42,7 @@ def test_demo_end_to_end_then_reuses(tmp_path, installed_python):
     assert (workdir / "export" / "model.safetensors").exists()
     check_export(workdir)
 
-    script = os.path.join(os.path.dirname(installed_python), "linkbert-demo")
-    again = _demo([script], workdir, installed_python)
+    again = _demo(second, workdir, installed_python)
     assert "reusing" in again.split("2/4 train")[0]  # the builder's "already built"
     assert "training already finished" in again
     assert "already holds the export of step 12" in again

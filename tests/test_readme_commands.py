@@ -1,40 +1,34 @@
-"""The README's commands work as written: each ```bash command (and each inline
-``python ...`` command) of the sections below is parsed out of README.md and run.
+"""The README's commands work as written: each block of README.md tagged
+``<!-- test: NAME -->`` is parsed (helpers/readme.py) and its commands are run.
 
-Placeholders are swapped for small local stand-ins (the gensim Wikipedia sample, generated
-JSONL and Parquet corpora, a tiny random BERT with MiniLM's tokenizer, temporary dirs for
-gs:// and /shared), every flag the README gives is kept, and flags that only shrink the
-run are appended (argparse and absl take the last value). A renamed or removed flag, a
-moved file or a changed output layout makes these tests fail.
-
-Each command runs in a scratch directory that looks like the repository root (``configs``
-and ``tools`` linked in), so the README's relative paths (``data/mine``, ``runs/base``,
-``export/linkbert-base``) are used unchanged.
+They run the way a user has them: with the package installed in a fresh venv (not
+editable; helpers/installed.py) and from scratch directories outside the checkout, so
+the README's relative paths (``data/mine``, ``runs/base``, ``export/linkbert-base``) are
+used unchanged and nothing may come from the checkout. Placeholders are swapped for small
+local stand-ins (the gensim Wikipedia sample, generated JSONL and Parquet corpora, a tiny
+random BERT with MiniLM's tokenizer, temporary dirs for gs:// and /shared), every flag the
+README gives is kept, and flags that only shrink the run are appended (argparse and absl
+take the last value). A renamed or removed flag or config, a module that is not shipped or
+a changed output layout makes these tests fail; the README's prose is never read.
 """
 from __future__ import annotations
 
 import json
 import os
 import random
-import re
 import shlex
+import shutil
 import subprocess
-import sys
-import time
 
 import pytest
 
-from helpers import REPO as ROOT
+from helpers import installed, processes
 from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.readme import block, commands, flag, substitute
 from helpers.training import free_port
 from linkbert_jax.samples import minilm_dir, wikipedia_sample
 
 pytestmark = pytest.mark.slow
-
-PRETRAIN = "Pretrain on your own corpus"
-CONTINUE = "Continue from a BERT checkpoint"
-PARALLEL = "The same config on a TPU pod slice and on a multi-GPU host"
-EXPORT = "Export and use the model in PyTorch"
 
 # Appended to the README's flags: only make the run small (last value wins).
 BUILD_SHRINK = ["--num_shards", "2", "--workers", "2", "--max_seq_length", "64",
@@ -50,150 +44,42 @@ TINY_BERT = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
                  num_attention_heads=2, intermediate_size=64)
 TINY_BERT_OVERRIDES = [f"--config.model.{k}={v}" for k, v in TINY_BERT.items()]
 STEPS = 2
-
-
-# --------------------------------------------------------------------------- README
-
-def readme_sections() -> dict[str, str]:
-    """``## heading`` -> the section's markdown."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    parts = re.split(r"^## +(.+?) *$", text, flags=re.M)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
-
-
-def fenced(section: str, lang: str) -> list[str]:
-    return re.findall(rf"^```{lang}\n(.*?)^```", readme_sections()[section], re.M | re.S)
-
-
-def shell_commands(section: str) -> list[tuple[str, list[str]]]:
-    """``(comment above it, argv)`` for each command of the section's ```bash blocks:
-    backslash-newlines joined (as the shell does, inside quotes too), commands spanning
-    lines in an open quote kept whole, ``#`` comments dropped."""
-    out = []
-    for block in fenced(section, "bash"):
-        comment, pending = "", ""
-        for line in block.replace("\\\n", "").splitlines():
-            if not pending and (not line.strip() or line.strip().startswith("#")):
-                comment = line.strip().lstrip("# ") if line.strip() else ""
-                continue
-            pending = f"{pending}\n{line}" if pending else line
-            try:
-                argv = shlex.split(pending, comments=True)
-            except ValueError:  # an open quote: the command goes on
-                continue
-            out.append((comment, argv))
-            pending = ""
-        assert not pending, f"unterminated command in {section!r}: {pending}"
-    return out
-
-
-def inline_commands(section: str) -> list[list[str]]:
-    """Inline code spans of the prose that are commands (``python ...``)."""
-    prose = re.sub(r"^```.*?^```", "", readme_sections()[section], flags=re.M | re.S)
-    return [shlex.split(" ".join(span.split()))
-            for span in re.findall(r"`([^`]+)`", prose) if span.startswith("python ")]
-
-
-def flag(argv: list[str], name: str) -> str:
-    """Last value of ``--name value`` or ``--name=value``."""
-    value = None
-    for i, a in enumerate(argv):
-        if a == name and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif a.startswith(name + "="):
-            value = a.split("=", 1)[1]
-    assert value is not None, f"{name} not in {argv}"
-    return value
-
-
-def substitute(argv: list[str], places: dict[str, str]) -> list[str]:
-    """Each placeholder replaced by its stand-in (one pass: stand-ins are not rescanned)."""
-    pattern = re.compile("|".join(map(re.escape, places)))
-    return [pattern.sub(lambda m: places[m.group(0)], a) for a in argv]
-
-
-def shrunk(argv: list[str]) -> list[str]:
-    """The README's argv with the shrinking flags appended and ``python`` = this venv's."""
-    assert argv[0] == "python", argv
-    if argv[1:3] == ["-m", "linkbert_jax.data.build"]:
-        extra = BUILD_SHRINK
-    elif argv[1:3] == ["-m", "linkbert_jax.main"]:
-        extra = TRAIN_SHRINK + (TINY_BERT_OVERRIDES if any(
-            a.startswith("--config.init_from_hf=") for a in argv) else [])
-    elif argv[1] == "tools/convert_to_pytorch.py":
-        extra = []
-    else:
-        raise AssertionError(f"a README command this test does not know: {argv}")
-    return [sys.executable, *argv[1:], *extra]
-
-
-# --------------------------------------------------------------------------- running
-
-_STARTED: list[subprocess.Popen] = []
-
-
-def _kill(procs) -> list:
-    """Kills those still running; returns them."""
-    killed = [p for p in procs if p.poll() is None]
-    for p in killed:
-        p.kill()
-        p.wait()
-    return killed
+GPUS = 8  # the multi-GPU host, as CPU devices
 
 
 @pytest.fixture(autouse=True)
 def _no_leftover_processes():
     """A failed or timed-out test leaves none of its commands running."""
     yield
-    _kill(_STARTED)
-    _STARTED.clear()
+    processes.kill_started()
 
 
-def start(argv: list[str], cwd, log, devices: int = 1) -> subprocess.Popen:
-    """Starts a command (output to ``log``) with the installed package, CPU-only JAX
-    with ``devices`` devices, and no model hub."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               JAX_NUM_CPU_DEVICES=str(devices), HF_HUB_OFFLINE="1")
-    with open(log, "w") as f:
-        f.write(shlex.join(argv) + "\n")
-        f.flush()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
-    proc.log = log
-    _STARTED.append(proc)
-    return proc
+def shrunk(argv: list[str], python: str) -> list[str]:
+    """The README's argv with the shrinking flags appended, ``python`` the fresh venv's."""
+    assert argv[0] == "python", argv
+    if argv[1:3] == ["-m", "linkbert_jax.data.build"]:
+        extra = BUILD_SHRINK
+    elif argv[1:3] == ["-m", "linkbert_jax.main"]:
+        extra = TRAIN_SHRINK + (TINY_BERT_OVERRIDES if any(
+            a.startswith("--config.init_from_hf=") for a in argv) else [])
+    elif argv[1:3] == ["-m", "linkbert_jax.export"]:
+        extra = []
+    else:
+        raise AssertionError(f"a README command this test does not know: {argv}")
+    return [python, *argv[1:], *extra]
 
 
-def finish(*procs, timeout: float = 300) -> list[str]:
-    """Waits for all; on the first failure the others are killed (a lone peer of a
-    distributed run would wait for its coordinator). Returns each one's output."""
-    deadline = time.monotonic() + timeout
-    killed = []
-    try:
-        while any(p.poll() is None for p in procs):
-            if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
-                break
-            time.sleep(0.2)
-    finally:
-        killed = _kill(procs)
-    outs = [open(p.log).read() for p in procs]
-    # Those that failed by themselves first, then those killed (deadline or a peer failed).
-    for p, out in sorted(zip(procs, outs), key=lambda po: po[0] in killed):
-        assert p.returncode == 0, (f"exit {p.returncode}" + (" (killed)" if p in killed else "")
-                                   + f": {out[-4000:]}")
-    return outs
+def start(argv, cwd, log, python: str, devices: int = 1):
+    """A command as a user of the fresh venv runs it: CPU-only JAX with ``devices``
+    devices, no model hub."""
+    os.makedirs(cwd, exist_ok=True)
+    env = installed.env(python, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(devices),
+                        HF_HUB_OFFLINE="1")
+    return processes.start(argv, cwd, log, env)
 
 
-def run(argv, cwd, log, devices: int = 1) -> str:
-    return finish(start(argv, cwd, log, devices))[0]
-
-
-def repo_like(path) -> str:
-    """A scratch dir that serves as the repository root of the README's commands."""
-    os.makedirs(path, exist_ok=True)
-    for name in ("tools",):
-        os.symlink(os.path.join(ROOT, name), os.path.join(path, name))
-    return str(path)
+def run(argv, cwd, log, python: str) -> str:
+    return processes.finish(start(argv, cwd, log, python))[0]
 
 
 def link(target, path) -> None:
@@ -236,8 +122,6 @@ def saved_mesh(workdir) -> list[int]:
 def places(tmp_path_factory) -> dict[str, str]:
     """README placeholder -> local stand-in (absolute paths; relative ones are made in
     each command's working directory)."""
-    import shutil
-
     from transformers import BertConfig, BertForMaskedLM
 
     root = tmp_path_factory.mktemp("standins")
@@ -252,55 +136,58 @@ def places(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def continued(tmp_path_factory, places):
-    """Runs "Continue from a BERT checkpoint" in its own repo-like dir; later sections
-    use its data and run (as a reader following the README would)."""
-    cwd = repo_like(tmp_path_factory.mktemp("continue"))
+def continued(tmp_path_factory, places, installed_python):
+    """Runs the block ``continue`` in a scratch dir; later tests use its data and run (as
+    a reader following the README would)."""
+    cwd = str(tmp_path_factory.mktemp("continue"))
     link(wikipedia_sample(), os.path.join(cwd, "enwiki.xml.bz2"))
-    commands = [argv for _, argv in shell_commands(CONTINUE)]
-    inline = inline_commands(CONTINUE)
-    assert [a[:3] for a in commands] == [["python", "-m", "linkbert_jax.data.build"],
-                                          ["python", "-m", "linkbert_jax.main"]]
-    assert inline == []
-    build, train = (shrunk(substitute(a, places)) for a in commands)
-    logs = [run(build, cwd, os.path.join(cwd, "build.log")),
-            run(train, cwd, os.path.join(cwd, "train.log"))]
-    return cwd, commands, logs
+    argvs = commands("continue")
+    assert [a[:3] for a in argvs] == [["python", "-m", "linkbert_jax.data.build"],
+                                      ["python", "-m", "linkbert_jax.main"]]
+    build, train = (shrunk(substitute(a, places), installed_python) for a in argvs)
+    logs = [run(build, cwd, os.path.join(cwd, "build.log"), installed_python),
+            run(train, cwd, os.path.join(cwd, "train.log"), installed_python)]
+    return cwd, argvs, logs
 
 
-# --------------------------------------------------------------------------- tests
-
-@pytest.mark.timeout(120)
-def test_pretrain_on_your_own_corpus(tmp_path, places):
+def _corpora(tmp_path) -> None:
+    """The inputs of the block ``pretrain-build``: a Wikipedia dump, JSONL with links by
+    id and by title (some dangling), a directory of Parquet files with citations by pmid."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cwd = repo_like(tmp_path)
     link(wikipedia_sample(), tmp_path / "enwiki-latest-pages-articles.xml.bz2")
     rng = random.Random(0)
-    n = 40  # JSONL with links by id and by title (some dangling)
+    n = 40
     write_jsonl(tmp_path / "docs.jsonl", [
         {"id": f"d{i}", "title": f"Doc {i}", "text": synthetic_doc_text(rng, 12),
          "links": [f"d{(i + 1) % n}", f"Doc {(i + 7) % n}", "nowhere"]} for i in range(n)])
     os.makedirs(tmp_path / "pubmed")
-    for part in range(2):  # a directory of Parquet files, citations by pmid
+    for part in range(2):
         rows = [{"pmid": 1000 + i, "title": f"Paper {i}", "abstract": synthetic_doc_text(rng, 10),
                  "references": [1000 + (i + 3) % n, 1000 + (i + 5) % n]}
                 for i in range(part * n // 2, (part + 1) * n // 2)]
         pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pubmed" / f"part-{part}.parquet")
 
-    commands = [argv for _, argv in shell_commands(PRETRAIN)]
-    assert [a[:3] for a in commands] == [["python", "-m", "linkbert_jax.data.build"]] * 3 + [
-        ["python", "-m", "linkbert_jax.main"]]
-    commands = [shrunk(substitute(a, places)) for a in commands]
-    finish(*(start(a, cwd, tmp_path / f"build{i}.log") for i, a in enumerate(commands[:3])))
-    for argv in commands[:3]:
-        assert assert_built(cwd, argv)["num_links_resolved"] > 0
-    run(commands[3], cwd, tmp_path / "train.log")
-    assert_trained(os.path.join(cwd, flag(commands[3], "--workdir")))
+
+# --------------------------------------------------------------------------- tests
+
+@pytest.mark.timeout(300)
+def test_pretrain_on_your_own_corpus(tmp_path, places, installed_python):
+    _corpora(tmp_path)
+    builds, [train] = commands("pretrain-build"), commands("pretrain-train")
+    assert [a[:3] for a in builds] == [["python", "-m", "linkbert_jax.data.build"]] * 3
+    assert train[:3] == ["python", "-m", "linkbert_jax.main"]
+    builds = [shrunk(substitute(a, places), installed_python) for a in builds]
+    processes.finish(*(start(a, tmp_path, tmp_path / f"build{i}.log", installed_python)
+                       for i, a in enumerate(builds)))
+    for argv in builds:
+        assert assert_built(tmp_path, argv)["num_links_resolved"] > 0
+    run(shrunk(substitute(train, places), installed_python), tmp_path, tmp_path / "train.log", installed_python)
+    assert_trained(os.path.join(tmp_path, flag(train, "--workdir")))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_continue_from_a_bert_checkpoint(continued):
     cwd, (build, train), logs = continued
     assert_built(cwd, build)
@@ -308,35 +195,35 @@ def test_continue_from_a_bert_checkpoint(continued):
     assert "initialized from Hugging Face" in logs[1]
 
 
-@pytest.mark.timeout(240)
-def test_tpu_pod_multi_gpu_and_several_hosts(tmp_path, places, continued):
+@pytest.mark.timeout(400)
+def test_tpu_pod_multi_gpu_and_several_hosts(tmp_path, places, continued, installed_python):
     data = os.path.join(continued[0], "data", "wiki512")
     link(data, os.path.join(places["gs://my-bucket"], "data", "wiki512"))
     link(data, os.path.join(places["/shared/"], "data", "wiki512"))
-    (_, tpu), (gpu_comment, gpu), (_, host) = shell_commands(PARALLEL)
+    tpu, gpu, host = commands("parallel")
+    py = installed_python
 
     # TPU pod slice: the --command each host runs, here on one host with 2 CPU devices.
     assert tpu[:4] == ["gcloud", "compute", "tpus", "tpu-vm"] and "--worker=all" in tpu
     inner = shlex.split(flag(tpu, "--command"))
     assert inner[:3] == ["cd", "linkbert-jax", "&&"], inner
-    pod = repo_like(tmp_path / "tpu-host" / "linkbert-jax")
-    procs = [start(shrunk(substitute(inner[3:], places)), pod, tmp_path / "tpu.log", devices=2)]
+    pod = tmp_path / "tpu-host" / "linkbert-jax"
+    procs = [start(shrunk(substitute(inner[3:], places), py), pod, tmp_path / "tpu.log", py,
+                   devices=2)]
 
-    # One host with N GPUs: N CPU devices.
-    n_gpus = int(re.search(r"(\d+) GPUs", gpu_comment).group(1))
-    gpu_host = repo_like(tmp_path / "gpu-host")
-    link(data, os.path.join(gpu_host, "data", "wiki512"))
-    procs.append(start(shrunk(substitute(gpu, places)), gpu_host, tmp_path / "gpu.log",
-                       devices=n_gpus))
+    # One host with GPUS GPUs: GPUS CPU devices.
+    gpu_host = tmp_path / "gpu-host"
+    link(data, gpu_host / "data" / "wiki512")
+    procs.append(start(shrunk(substitute(gpu, places), py), gpu_host, tmp_path / "gpu.log",
+                       py, devices=GPUS))
 
-    # Several hosts: two local processes, the coordinator on a free local port.
-    assert "--process_id=0" in host and "1 on host1" in readme_sections()[PARALLEL]
-    port = free_port()
-    host = substitute(host, {**places, "host0:1234": f"localhost:{port}"})
-    procs += [start(shrunk([a.replace("--process_id=0", f"--process_id={i}") for a in host]),
-                    repo_like(tmp_path / f"host{i}"), tmp_path / f"host{i}.log")
+    # Several hosts: process 0 and 1, the coordinator on a free local port.
+    assert "--process_id=0" in host
+    host = substitute(host, {**places, "host0:1234": f"localhost:{free_port()}"})
+    procs += [start(shrunk([a.replace("--process_id=0", f"--process_id={i}") for a in host],
+                           py), tmp_path / f"host{i}", tmp_path / f"host{i}.log", py)
               for i in range(2)]
-    finish(*procs)  # all four at once: mostly single-threaded start-up and compilation
+    processes.finish(*procs)  # all four at once: mostly single-threaded start-up
     runs = {"tpu": os.path.join(places["gs://my-bucket"], "runs", "base"),
             "gpu": os.path.join(gpu_host, "runs", "base"),
             "hosts": os.path.join(places["/shared/"], "runs", "large")}
@@ -344,26 +231,27 @@ def test_tpu_pod_multi_gpu_and_several_hosts(tmp_path, places, continued):
         assert_trained(workdir)
     # base's default mesh (data parallel); all local devices; both processes.
     assert saved_mesh(runs["tpu"]) == [2, 1, 1]
-    assert saved_mesh(runs["gpu"]) == [n_gpus, 1, 1]
+    assert saved_mesh(runs["gpu"]) == [GPUS, 1, 1]
     assert saved_mesh(runs["hosts"]) == [2, 1, 1]
 
 
-@pytest.mark.timeout(150)
-def test_export_and_use_in_pytorch(continued):
+@pytest.mark.timeout(300)
+def test_export_and_use_in_pytorch(continued, installed_python):
     cwd = continued[0]
-    [(_, export)] = shell_commands(EXPORT)
-    assert export[:3] == ["python", "tools/convert_to_pytorch.py", "export"]
-    out = run(shrunk(export), cwd, os.path.join(cwd, "export.log"))
+    [export] = commands("export")
+    assert export[:3] == ["python", "-m", "linkbert_jax.export"]
+    out = run(shrunk(export, installed_python), cwd, os.path.join(cwd, "export.log"),
+              installed_python)
     assert "verified:" in out
     hf = os.path.join(cwd, flag(export, "--output_dir"))
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+                 "tokenizer_config.json"):
         assert os.path.isfile(os.path.join(hf, name)), name
 
-    # The Python snippet, against that export, with no PYTHONPATH to this repository.
-    [snippet] = fenced(EXPORT, "python")
+    # The Python snippet, against that export (transformers only).
     check = "\nprint('loaded', *(type(m).__name__ for m in (encoder, mlm, clf)))\n"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", snippet + check], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([installed_python, "-c", block("export-python") + check], cwd=cwd,
+                       env=installed.env(installed_python), capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "loaded BertModel BertForMaskedLM BertForSequenceClassification" in r.stdout
