@@ -54,9 +54,10 @@ def finetune_dropout(train_config: dict, flag: Optional[float]) -> tuple[float, 
 
 def read_manifest(train_config: dict) -> tuple[Optional[dict], str]:
     """The training data's manifest (None when it is gone) and its path."""
-    from linkbert_jax import hf_files
-    path = os.path.join(train_config.get("data_dir") or "", "manifest.json")
-    return (hf_files.read_json(path) if os.path.isfile(path) else None), path
+    from linkbert_jax.data import features
+    data_dir = train_config.get("data_dir") or ""
+    path = os.path.join(data_dir, features.MANIFEST_NAME)
+    return (features.read_manifest(data_dir) if os.path.isfile(path) else None), path
 
 
 def default_tokenizer(manifest: Optional[dict], manifest_path: str) -> Optional[str]:
