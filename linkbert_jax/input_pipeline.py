@@ -153,6 +153,18 @@ def _parse_and_mask(index, serialized, *, batch_size, seq_length, masking, base_
     return out
 
 
+def _padding_batches(data_dir, manifest, split, process_count, batch_size, start_batch,
+                     num_examples) -> int:
+    """Empty batches to append to one pass so that every process yields as many batches
+    as the largest one (the others get rows of example_weight 0): a multi-process eval
+    loop never waits on a finished process."""
+    counts = [sum(n for _, n in process_files(data_dir, manifest, split, i, process_count))
+              for i in range(process_count)]
+    total = -(-max(counts) // batch_size)
+    own = max(0, -(-(num_examples - start_batch * batch_size) // batch_size))
+    return max(0, total - start_batch) - own
+
+
 def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
                  masking: MaskingConfig, seed: int, process_index: int = 0,
                  process_count: int = 1, start_batch: int = 0, repeat: bool = True,
@@ -192,15 +204,8 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     else:
         ds = epoch(tf.constant(0, tf.int64), skip=offset)
         ds = ds.batch(batch_size, drop_remainder=False)
-        # Every process yields as many batches as the largest one (the others get rows
-        # of example_weight 0), so a multi-process eval loop never waits on a finished
-        # process.
-        counts = [sum(n for _, n in process_files(data_dir, manifest, split, i,
-                                                  process_count))
-                  for i in range(process_count)]
-        total = -(-max(counts) // batch_size)
-        own = max(0, -(-(num_examples - offset) // batch_size))
-        extra = max(0, total - start_batch) - own
+        extra = _padding_batches(data_dir, manifest, split, process_count, batch_size,
+                                 start_batch, num_examples)
         if extra > 0:
             ds = ds.concatenate(
                 tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)).repeat(extra))
