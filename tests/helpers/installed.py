@@ -8,6 +8,7 @@ resolution (``make install`` checks that).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -38,9 +39,12 @@ def install(root: str) -> str:
                            "['purelib'])"], check=True, capture_output=True, text=True)
     with open(os.path.join(site.stdout.strip(), "test_venv_deps.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
+    # The test venv's setuptools builds it when it has one (Python < 3.12 venvs do);
+    # else pip fetches the build backend from the package index.
+    offline = ["--no-build-isolation", "--no-index"] if importlib.util.find_spec(
+        "setuptools") else []
     subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q",
-                    "--no-deps", "--no-build-isolation", "--no-index", src], check=True,
-                   capture_output=True)
+                    "--no-deps", *offline, src], check=True, capture_output=True)
     where = subprocess.run([python, "-c", "import linkbert_jax; print(linkbert_jax.__file__)"],
                            cwd=root, env=env(python), check=True, capture_output=True,
                            text=True).stdout
