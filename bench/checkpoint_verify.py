@@ -44,7 +44,8 @@ def random_state(arch: str):
     c = load_config_file(arch)
     model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 28996})
     mesh = sharding.make_mesh(c.mesh)
-    _, _, _, abstract, state_sh = trainer.components(c, model_cfg, mesh)
+    parts = trainer.components(c, model_cfg, mesh)
+    abstract, state_sh = parts.abstract_state, parts.state_shardings
     rng = np.random.default_rng(0)
 
     def fill(a, s):

@@ -36,7 +36,7 @@ def finished(tmp_path_factory):
 
 def _abstract_state(c):
     mesh = sharding.make_mesh(c.mesh)
-    return trainer.components(c, trainer.model_config_from(c), mesh)[3]
+    return trainer.components(c, trainer.model_config_from(c), mesh).abstract_state
 
 
 def _copy(finished, tmp_path) -> str:
