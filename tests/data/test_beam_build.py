@@ -99,7 +99,7 @@ def test_jsonl_corpus_same_as_local_at_two_parallelism_settings(tmp_path):
 def _trains_on(data, work):
     """The trainer's CLI runs two steps (and its eval) on the Beam builder's output."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    p = subprocess.run([sys.executable, "-m", "linkbert_jax.main", "--config", "configs/tiny.py",
+    p = subprocess.run([sys.executable, "-m", "linkbert_jax.main", "--config", "tiny",
                         "--workdir", str(work), f"--config.data_dir={data}",
                         "--config.seq_length=64", "--config.masking.max_predictions=10",
                         "--config.num_train_steps=2",
