@@ -1,28 +1,24 @@
-"""configs/finetune/*.py: every task row builds a full config, with the LinkBERT run
-scripts' values (a few spot checks against the scripts), and documents its command."""
-import os
+"""linkbert_jax/configs/finetune/*.py: every task row builds a full config, with the
+LinkBERT run scripts' values (a few spot checks against the scripts), and documents its
+command."""
+import importlib
 
 import pytest
 
 from linkbert_jax import config_defaults
 from linkbert_jax.finetune.config import FAMILIES
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _module(name):
-    import importlib.util
-    path = os.path.join(ROOT, "configs", "finetune", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"ft_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, open(path).read()
+    module = importlib.import_module(f"linkbert_jax.configs.finetune.{name}")
+    with open(module.__file__) as f:
+        return module, f.read()
 
 
 @pytest.mark.parametrize("name", ["blurb", "mrqa", "medqa"])
 def test_every_task_row_builds(name):
     module, text = _module(name)
-    assert f"python -m linkbert_jax.finetune --config configs/finetune/{name}.py:" in text
+    assert f"python -m linkbert_jax.finetune --config finetune/{name}:" in text
     for size, table in (("", module.BASE), (",large", module.LARGE)):
         for task in table:
             c = module.get_config(task + size)
@@ -33,7 +29,7 @@ def test_every_task_row_builds(name):
 
 def test_spot_checks_against_the_run_scripts():
     load = config_defaults.load_config_file
-    c = load(os.path.join(ROOT, "configs/finetune/blurb.py"))  # default task: chemprot
+    c = load("finetune/blurb")  # default task: chemprot
     assert (c.task, c.learning_rate, c.num_train_epochs, c.max_seq_length, c.batch_size) \
         == ("seqcls", 3e-5, 10.0, 256, 32)
     m, _ = _module("blurb")
