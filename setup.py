@@ -44,9 +44,6 @@ setup(
         "scipy>=1.10",
         "seqeval>=1.2",
     ],
-    entry_points={"console_scripts": [
-        "linkbert-aot = linkbert_jax.aot.__main__:console",
-    ]},
     extras_require={
         "test": [
             "pytest>=7",
