@@ -89,6 +89,8 @@ def parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError) as e:
         text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        if "Traceback (most recent call last)" in text:  # a config file's get_config raised
+            text = f"{text.split(': ', 1)[0]}: {text.strip().splitlines()[-1]}"
         name = getattr(e, "flagname", None) or re.sub(r"^\W*([\w.]+).*", r"\1", text,
                                                        flags=re.S)
         arg = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and (

@@ -42,3 +42,18 @@ def test_non_positive_counts_are_one_line(tmp_path, capsys, key, value):
     line = _one_error_line(capsys.readouterr().err)
     low = 0 if key == "eval_every_steps" else 1
     assert f"{key} is {value}: it must be at least {low} (--config.{key})" in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "bogus"], "ValueError: task must be one of ['mc', 'multilabel', 'qa'"),
+    (["--task", "seqcls", "--config.nokey=1"], "--config.nokey: the config has no such key"),
+])
+def test_finetune_bad_task_or_key_is_one_line(tmp_path, args, message):
+    """The fine-tuning entry point parses flags as the trainer's does."""
+    p = subprocess.run([sys.executable, "-m", "linkbert_jax.finetune", *args, "--init", "x",
+                        "--train_file", "a", "--validation_file", "b",
+                        "--workdir", str(tmp_path / "ft")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert message in _one_error_line(p.stderr)
+    assert not (tmp_path / "ft").exists()

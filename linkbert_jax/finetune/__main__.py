@@ -70,7 +70,8 @@ def cli() -> None:
     ``linkbert-finetune``)."""
     from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
-    app.run(main, argv=with_config_files(with_default_config(sys.argv)))
+    app.run(main, argv=with_config_files(with_default_config(sys.argv)),
+            flags_parser=runtime.parse_flags)
 
 
 if __name__ == "__main__":
