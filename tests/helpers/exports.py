@@ -21,6 +21,21 @@ TEXTS = ["The capital of France is [MASK].",
          "Héllo Wörld: naïve café, Zürich 1999-2024 (¿qué?) 東京!",
          "LinkBERT pretrains on documents and the hyperlinks between them."]
 
+# A small BERT whose sizes divide nothing evenly (odd vocabulary, 3 heads of 16).
+ODD = dict(vocab_size=1001, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+           intermediate_size=100)
+
+
+def assert_bitwise_equal(a, b):
+    """Same tree, and every leaf the same dtype, shape and bytes."""
+    la, ta = jax.tree_util.tree_flatten_with_path(a)
+    lb, tb = jax.tree_util.tree_flatten_with_path(b)
+    assert ta == tb
+    for (path, x), (_, y) in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, jax.tree_util.keystr(path)
+        assert x.tobytes() == y.tobytes(), jax.tree_util.keystr(path)
+
 
 def random_params(cfg: ModelConfig, seed: int = 0):
     """Every leaf random (the MLM bias too); vocabulary padding rows zero (not exported)."""
