@@ -322,9 +322,9 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     failures = orbax_faults.SaveFailures().__enter__()  # background save errors
     pending: list = []  # (step, device metrics) since the last log point
     step = start
-    if start >= total and config.eval_at_end:  # a finished run: its final eval may have
-        _eval_and_log(config, source, eval_fn, state, data_sh, writer, step)  # failed
-    try:
+    try:  # everything from here on is released by _close, a failing eval included
+        if start >= total and config.eval_at_end:  # a finished run: its final eval may
+            _eval_and_log(config, source, eval_fn, state, data_sh, writer, step)  # have failed
         while step < total:
             # --- update
             t0 = time.perf_counter()
