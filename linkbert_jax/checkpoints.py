@@ -253,6 +253,7 @@ def raise_if_save_failed(mgr: ocp.CheckpointManager, failures: orbax_faults.Save
     orbax_faults.drain(mgr, failures)  # then the last complete step is the one on disk
     cause = orbax_faults.one_line(failures.errors[0])
     failures.errors.clear()
+    orbax_faults.quiet_after_failed_write()
     raise orbax_faults.CheckpointWriteError(
         f"a checkpoint could not be written to {mgr.directory} ({cause}); the last "
         f"complete checkpoint (step {latest_complete_step(mgr)}) is kept")

@@ -13,6 +13,8 @@ import gc
 import logging
 import os
 import sys
+import traceback
+import warnings
 
 import orbax.checkpoint as ocp
 
@@ -81,6 +83,39 @@ class _UnretrievedTasks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Task exception was never retrieved")
+
+
+class _UnretrievedWrites(logging.Filter):
+    """The same for orbax's write tasks and the futures gathering them, told by orbax's
+    code in the message (a task's coroutine) or in the error's traceback, and for
+    tensorstore's futures, told by the orbax temporary directory they failed to write."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "exception was never retrieved" not in text.partition("\n")[0]:
+            return True
+        tb = record.exc_info[2] if record.exc_info else None
+        places = [text] + [frame.filename for frame in traceback.extract_tb(tb)]
+        return not (any(f"{os.sep}orbax{os.sep}" in place for place in places)
+                    or ".orbax-checkpoint-tmp" in text)
+
+
+def quiet_after_failed_write() -> None:
+    """Once a save has failed, for the rest of the process (which is stopping): the other
+    write tasks of that save fail too, and when collected, often only at exit, asyncio
+    logs each error with a traceback and Python warns of their never-awaited coroutines.
+    The cause is already on the one error line. Idempotent."""
+    asyncio_log = logging.getLogger("asyncio")
+    if any(isinstance(f, _UnretrievedWrites) for f in asyncio_log.filters):
+        return
+    asyncio_log.addFilter(_UnretrievedWrites())
+    warnings.filterwarnings("ignore", message=r"coroutine 'async_serialize", category=RuntimeWarning)
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not is_leftover(unraisable):
+            previous(unraisable)
+    sys.unraisablehook = hook
 
 
 def is_leftover(unraisable) -> bool:
