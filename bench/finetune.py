@@ -1,20 +1,35 @@
 """Fine-tuning throughput of our jitted task step (``linkbert_jax.finetune.train``, built
 exactly as the fine-tuning command builds it) against Hugging Face PyTorch ``Trainer``
 (``BertForSequenceClassification``, eager, ``trainer.train()``) in one process: same
-architecture, batch and sequence length, fp32, dropout 0.1 on both, AdamW with linear
-decay and clipping on both, the same CPU threads.
+architecture, batch and maximum sequence length, fp32, dropout 0.1 on both, AdamW with
+linear decay and clipping on both, the same CPU threads. Two data sets:
 
-Each side is timed from the end of one optimizer step to the end of the next (its data
-loading/collation included), in rounds that alternate ours and theirs; each round runs
-``--block`` + 1 steps per side and drops the first (the hand-over from the other library;
-for the Trainer also its per-``train()`` set-up). Medians over all timed steps.
+- ``full``: random tokens filling every row to the sequence length: both sides do the
+  same work. Each side is timed from the end of one optimizer step to the end of the
+  next (data included), in rounds alternating ours and theirs; each round runs
+  ``--block`` + 1 steps per side and drops the first (the hand-over from the other
+  library; for the Trainer also its per-``train()`` set-up). Medians over timed steps.
+- ``text``: real sentence pairs (consecutive sentences of the Wikipedia sample's
+  articles, MiniLM's WordPiece tokenizer, ``max_seq_length`` 128; half the second
+  sentences drawn from another article), as a sequence-classification task. Whole epochs,
+  alternating four sides each round:
+  - ours with ``--config.group_by_length=True`` (batches of similar lengths, cut to
+    their longest row rounded up to a multiple of 32 tokens: 128 / the default 4
+    ``length_buckets``);
+  - ours with the defaults (batches in random order, cut the same way);
+  - the Trainer as LinkBERT's ``run_seqcls.py`` runs it: every row padded to
+    ``max_seq_length`` (its ``pad_to_max_length`` default);
+  - the Trainer at its best on CPU: ``DataCollatorWithPadding`` (each batch padded to its
+    longest row) and ``group_by_length=True``.
+  Our step lengths are compiled before timing; their compile time is printed.
 
-    python bench/finetune.py [--shapes base,small] [--rounds 5] [--block 3]
+    python bench/finetune.py [--data full,text] [--shapes base,small] [--rounds 5] [--block 3]
 
-Shapes: BERT-base (L12/H768, vocabulary 30,522) at seq 128 x batch 16 and a small model
-(L4/H256) at seq 128 x batch 32, 2 labels. ``--quick`` shrinks everything (smoke test).
+Shapes: BERT-base (L12/H768, vocabulary 30,522) at batch 16 and a small model (L4/H256)
+at batch 32, seq 128, 2 labels. ``--quick`` shrinks everything (smoke test).
 
-Last line: ``finetune ratio_base=... ex_s_ours_base=... ex_s_theirs_base=...``.
+Last line: ``finetune ratio_full_base=... ratio_text_base=... ...`` (``ratio_text_*``: ours
+with ``group_by_length`` against the Trainer as LinkBERT runs it).
 """
 from __future__ import annotations
 
@@ -39,9 +54,11 @@ VOCAB, LABELS = 30522, 2
 
 def _args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="full,text")
     p.add_argument("--shapes", default="base,small")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--block", type=int, default=3)
+    p.add_argument("--text_steps", type=int, default=12, help="steps per text epoch")
     p.add_argument("--quick", action="store_true", help="tiny shape, one round (smoke test)")
     return p.parse_args()
 
@@ -57,10 +74,37 @@ def make_rows(n: int, seq_length: int, seed: int = 0) -> dict:
             "labels": rng.integers(0, LABELS, n).astype(np.int32)}
 
 
+def text_rows(n: int, seq_length: int, seed: int = 0):
+    """``(rows padded to seq_length, tokenizer)``: n sentence pairs of the Wikipedia
+    sample, the second sentence the next one (label 1) or another article's (label 0)."""
+    import random
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from linkbert_jax.samples import minilm_dir, wikipedia_articles
+    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    arts, rng, pairs = wikipedia_articles(), random.Random(seed), []
+    while len(pairs) < n:
+        _, sents, _ = rng.choice(arts)
+        i = rng.randrange(len(sents) - 1)
+        nxt = rng.random() < 0.5
+        other = sents[i + 1] if nxt else rng.choice(rng.choice(arts)[1])
+        pairs.append((sents[i], other, int(nxt)))
+    enc = tok([a for a, _, _ in pairs], [b for _, b, _ in pairs], truncation=True,
+              max_length=seq_length, padding="max_length", return_token_type_ids=True)
+    rows = {k: np.asarray(enc[k], np.int32) for k in ("input_ids", "attention_mask",
+                                                      "token_type_ids")}
+    rows["labels"] = np.asarray([y for _, _, y in pairs], np.int32)
+    return rows, tok
+
+
 # ------------------------------------------------------------------------------- ours
 
-def our_step(arch: dict, rows: dict, batch_size: int):
-    """``fn()``: one fine-tuning step (next batch, device put, jitted step, loss read)."""
+def our_step(arch: dict, rows: dict, batch_size: int, **config):
+    """``fn()``: one fine-tuning step (next batch, device put, jitted step, loss read);
+    ``fn.compile()`` compiles the step for each of the ``fn.widths`` lengths a batch can
+    be cut to. ``config``: fine-tuning config keys (``group_by_length``...)."""
     import jax
     from linkbert_jax import sharding, steps
     from linkbert_jax.finetune import config as ft_config
@@ -71,35 +115,53 @@ def our_step(arch: dict, rows: dict, batch_size: int):
     split = data.Split("synthetic", None, rows, True)
     task_data = tasks.TaskData(seqcls.SingleLabel(), list(range(LABELS)), {"train": split},
                                None)
+    L = rows["input_ids"].shape[1]
     c = ft_config.get_config("seqcls", batch_size=batch_size, num_train_epochs=1000.0,
-                             max_seq_length=rows["input_ids"].shape[1])
+                             max_seq_length=L, **config)
     train.resolve_steps(c, len(split))
     pre = pretrained.Pretrained(cfg, init_params(cfg, jax.random.key(0)), "", "random")
     setup = train.build(c, pre, task_data)
     train_fn, _ = train.compile_steps(setup, task_data.task.loss, c)
     params = train.initial_params(setup, pre, split, 0)
+    lengths = task_data.task.lengths(c)
     box = {"state": steps.state_from_params(params, setup.tx, setup.state_sh), "it": None,
            "epoch": 0}
     rng = jax.random.key(1)
 
-    def fn():
-        batch = next(box["it"], None) if box["it"] else None
-        if batch is None:
-            box["it"] = data.train_batches(split, batch_size, 0, box["epoch"])
-            box["epoch"] += 1
-            batch = next(box["it"])
+    def step(batch):
         box["state"], m = train_fn(box["state"], sharding.global_batch(batch, setup.data_sh),
                                    rng)
         return float(m["loss"])
 
+    def fn():
+        batch = next(box["it"], None) if box["it"] else None
+        if batch is None:
+            box["it"] = data.train_batches(split, batch_size, 0, box["epoch"], lengths=lengths)
+            box["epoch"] += 1
+            batch = next(box["it"])
+        return step(batch)
+
+    widths = sorted({min(L, w) for w in range(lengths.multiple, L + lengths.multiple,
+                                                  lengths.multiple)})
+
+    def compile_all():
+        first = next(data.train_batches(split, batch_size, 0, 0))
+        for w in widths:
+            step({k: (v[:, :w] if v.ndim == 2 and k != "labels" else v)
+                  for k, v in first.items()})
+
+    fn.compile, fn.widths = compile_all, len(widths)
     return fn
 
 
 # ------------------------------------------------------------------------------ theirs
 
-def hf_trainer(arch: dict, rows: dict, batch_size: int, threads: int, out_dir: str):
-    """``run(k) -> [seconds per step]``: ``Trainer.train()`` for k steps, timed between
-    consecutive step ends (the first step, with the set-up, is not in the list)."""
+def hf_trainer(arch: dict, rows: dict, batch_size: int, threads: int, out_dir: str,
+               tokenizer=None):
+    """``run(k) -> [seconds per step]``: ``Trainer.train()`` for k steps, the first timed
+    from the start of the epoch (batch loading included), each other from the end of the
+    step before. With a ``tokenizer``: rows unpadded, ``DataCollatorWithPadding`` and
+    ``group_by_length`` (the Trainer's own way to pad less); else rows as given."""
     import torch
     import transformers
     from transformers import BertConfig, BertForSequenceClassification
@@ -108,11 +170,16 @@ def hf_trainer(arch: dict, rows: dict, batch_size: int, threads: int, out_dir: s
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=VOCAB, num_labels=LABELS,
                                                      **arch))
-    data = [{k: torch.tensor(rows[k][i], dtype=torch.long) for k in rows}
+    real = rows["attention_mask"].sum(1) if tokenizer else [None] * len(rows["labels"])
+    data = [{k: torch.tensor(rows[k][i][:real[i]] if rows[k].ndim == 2 else rows[k][i],
+                             dtype=torch.long) for k in rows}
             for i in range(len(rows["labels"]))]
     ends: list = []
 
     class Clock(transformers.TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kw):
+            ends.append(time.perf_counter())
+
         def on_step_end(self, args, state, control, **kw):
             ends.append(time.perf_counter())
 
@@ -120,10 +187,13 @@ def hf_trainer(arch: dict, rows: dict, batch_size: int, threads: int, out_dir: s
         args = transformers.TrainingArguments(
             output_dir=out_dir, per_device_train_batch_size=batch_size, max_steps=k,
             learning_rate=5e-5, use_cpu=True, report_to=[], save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0)
+            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
+            train_sampling_strategy="group_by_length" if tokenizer else "random")
         ends.clear()
-        trainer = transformers.Trainer(model=model, args=args, train_dataset=data,
-                                       callbacks=[Clock()])
+        trainer = transformers.Trainer(
+            model=model, args=args, train_dataset=data, callbacks=[Clock()],
+            data_collator=transformers.DataCollatorWithPadding(tokenizer) if tokenizer
+            else None)
         trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
         trainer.train()
         return [b - a for a, b in zip(ends, ends[1:])]
@@ -131,7 +201,10 @@ def hf_trainer(arch: dict, rows: dict, batch_size: int, threads: int, out_dir: s
     return run
 
 
+# ------------------------------------------------------------------------------ timing
+
 def alternate(ours, theirs, rounds: int, block: int) -> dict:
+    """Median seconds per step of each side (``full``)."""
     times = {"ours": [], "theirs": []}
     ours(), theirs(2)  # warm-up: compile / first allocations
     for _ in range(rounds):
@@ -140,35 +213,94 @@ def alternate(ours, theirs, rounds: int, block: int) -> dict:
             t0 = time.perf_counter()
             ours()
             times["ours"].append(time.perf_counter() - t0)
-        times["theirs"] += theirs(block + 1)
+        times["theirs"] += theirs(block + 1)[1:]
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _epoch_of(fn, steps: int):
+    def run(k: int) -> list:
+        out, t0 = [], time.perf_counter()
+        for _ in range(k):
+            fn()
+            out.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+        return out
+    return run
+
+
+def epochs(sides: dict, rounds: int, steps: int) -> dict:
+    """Median seconds per whole epoch of ``steps`` steps of each side (``text``)."""
+    times = {k: [] for k in sides}
+    for run in sides.values():
+        run(2)  # warm-up: first allocations
+    for _ in range(rounds):
+        for k, run in sides.items():
+            times[k].append(sum(run(steps)))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_full(name, threads, rounds, block) -> dict:
+    import tempfile
+    arch, L, B = SHAPES[name]
+    rows = make_rows(4 * B, L)
+    ours = our_step(arch, rows, B)
+    with tempfile.TemporaryDirectory() as out:
+        sec = alternate(ours, hf_trainer(arch, rows, B, threads, out), rounds, block)
+    ex = {k: B / v for k, v in sec.items()}
+    ratio = ex["ours"] / ex["theirs"]
+    print(f"[full {name}] L{arch['num_hidden_layers']}/H{arch['hidden_size']} seq {L} x batch "
+          f"{B}: ours {sec['ours'] * 1e3:.0f} ms/step {ex['ours']:.1f} ex/s | Trainer "
+          f"{sec['theirs'] * 1e3:.0f} ms/step {ex['theirs']:.1f} ex/s | ratio {ratio:.2f}; "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    return {f"ratio_full_{name}": ratio, f"ex_s_ours_full_{name}": ex["ours"],
+            f"ex_s_theirs_full_{name}": ex["theirs"]}
+
+
+def bench_text(name, threads, rounds, steps) -> dict:
+    import tempfile
+    arch, L, B = SHAPES[name]
+    rows, tok = text_rows(steps * B, L)
+    grouped = our_step(arch, rows, B, group_by_length=True)
+    plain = our_step(arch, rows, B)
+    t0 = time.perf_counter()
+    grouped.compile(), plain.compile()
+    compile_s = (time.perf_counter() - t0) / 2
+    with tempfile.TemporaryDirectory() as out:
+        sides = {"ours_grouped": _epoch_of(grouped, steps), "ours": _epoch_of(plain, steps),
+                 "trainer_padded": hf_trainer(arch, rows, B, threads, out),
+                 "trainer_dynamic": hf_trainer(arch, rows, B, threads, out, tok)}
+        sec = epochs(sides, rounds, steps)
+    ex = {k: steps * B / v for k, v in sec.items()}
+    real = rows["attention_mask"].sum() / rows["attention_mask"].size
+    print(f"[text {name}] L{arch['num_hidden_layers']}/H{arch['hidden_size']} max seq {L} x "
+          f"batch {B}, {steps} steps an epoch, {real:.0%} of the padded tokens real; ex/s: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in ex.items())
+          + f"; ours compiled {grouped.widths} lengths in {compile_s:.0f} s; "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    ratios = {"ratio_text": ex["ours_grouped"] / ex["trainer_padded"],
+              "ratio_text_default": ex["ours"] / ex["trainer_padded"],
+              "ratio_text_vs_dynamic": ex["ours_grouped"] / ex["trainer_dynamic"]}
+    print(f"[text {name}] ours grouped / Trainer padded {ratios['ratio_text']:.2f}; ours "
+          f"default / Trainer padded {ratios['ratio_text_default']:.2f}; ours grouped / "
+          f"Trainer dynamic + grouped {ratios['ratio_text_vs_dynamic']:.2f}", flush=True)
+    return {**{f"{k}_{name}": v for k, v in ratios.items()},
+            **{f"ex_s_{k}_text_{name}": v for k, v in ex.items()}}
 
 
 def main():
     args = _args()
-    import tempfile
-
     import jax
     threads = len(os.sched_getaffinity(0))
     print(f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU threads; "
           f"load {os.getloadavg()[0]:.2f}; host memory: {common.host_memory()}")
     shapes = ["quick"] if args.quick else args.shapes.split(",")
-    rounds, figures = (1 if args.quick else args.rounds), {}
+    rounds, steps = (1, 3) if args.quick else (args.rounds, args.text_steps)
+    figures = {}
     for name in shapes:
-        arch, L, B = SHAPES[name]
-        rows = make_rows(4 * B, L)
-        ours = our_step(arch, rows, B)
-        with tempfile.TemporaryDirectory() as out:
-            theirs = hf_trainer(arch, rows, B, threads, out)
-            sec = alternate(ours, theirs, rounds, args.block)
-        ex = {k: B / v for k, v in sec.items()}
-        ratio = ex["ours"] / ex["theirs"]
-        print(f"[{name}] L{arch['num_hidden_layers']}/H{arch['hidden_size']} seq {L} x batch "
-              f"{B}: ours {sec['ours'] * 1e3:.0f} ms/step {ex['ours']:.1f} ex/s | Trainer "
-              f"{sec['theirs'] * 1e3:.0f} ms/step {ex['theirs']:.1f} ex/s | ratio "
-              f"{ratio:.2f}; load {os.getloadavg()[0]:.2f}", flush=True)
-        figures.update({f"ratio_{name}": ratio, f"ex_s_ours_{name}": ex["ours"],
-                        f"ex_s_theirs_{name}": ex["theirs"]})
+        if "full" in args.data:
+            figures.update(bench_full(name, threads, rounds, args.block))
+        if "text" in args.data:
+            figures.update(bench_text(name, threads, rounds, steps))
     common.summary("finetune", **figures)
 
 

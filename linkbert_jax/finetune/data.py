@@ -1,6 +1,6 @@
 """Fine-tuning data: JSON-lines splits read by ``datasets``' json loader, checked, tokenized
 once with the checkpoint's fast tokenizer (cached by ``datasets`` under a fingerprint of
-the inputs) and served as fixed-shape numpy batches.
+the inputs) and served as numpy batches, cut to their rows' length (:class:`Lengths`).
 
 Bad input is a :class:`DataError` naming the file and record (the CLI prints it as one
 line and exits 2): a missing file, a file that is not JSON, an empty split, a missing
@@ -135,23 +135,75 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
+@dataclasses.dataclass(frozen=True)
+class Lengths:
+    """How batches follow their rows' lengths. Every split is tokenized padded to
+    ``max_seq_length``; a batch is cut to its longest row rounded up to ``multiple``
+    (``keys``: the arrays whose last axis is the sequence; none, or ``multiple`` 0: never
+    cut), so a step computes no more padding than the rounding needs. Masked padding
+    changes no real position's output, so the cut changes the results only in the last
+    float bits, and each new length compiles once. With ``group``, training batches hold
+    rows of similar lengths (Hugging Face's ``group_by_length``)."""
+
+    keys: tuple = ()
+    multiple: int = 0
+    group: bool = False
+
+    def cut(self, batch: dict) -> dict:
+        if not self.keys or self.multiple <= 0:
+            return batch
+        mask = batch["attention_mask"]
+        L = mask.shape[-1]
+        real = np.flatnonzero(mask.reshape(-1, L).any(axis=0))
+        longest = int(real[-1]) + 1 if len(real) else 1
+        n = min(L, -(-longest // self.multiple) * self.multiple)
+        return batch if n == L else {k: (v[..., :n] if k in self.keys else v)
+                                     for k, v in batch.items()}
+
+
+def row_lengths(split: Split) -> np.ndarray:
+    """Real tokens per row (the longest choice's for multiple choice)."""
+    mask = split.arrays["attention_mask"]
+    return mask.reshape(len(mask), -1, mask.shape[-1]).sum(-1).max(-1)
+
+
+def _grouped(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng) -> np.ndarray:
+    """Hugging Face's ``LengthGroupedSampler``: the shuffled rows in megabatches of 50
+    batches, each sorted by length (longest first); then the batches in random order."""
+    mega = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), mega):
+        part = order[start:start + mega]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    full = [b for b in batches if len(b) == batch_size]
+    short = [b for b in batches if len(b) < batch_size]  # at most one: kept last
+    return np.concatenate([full[i] for i in rng.permutation(len(full))] + short)
+
+
 def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
-                  process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+                  process_index: int = 0, process_count: int = 1,
+                  lengths: Lengths = Lengths()) -> Iterator[dict]:
     """One epoch of shuffled global batches (the last one zero-weight padded, as a
-    PyTorch DataLoader's shorter last batch); each process gets its rows."""
+    PyTorch DataLoader's shorter last batch), cut to their length; each process gets its
+    rows."""
     arr = model_inputs(split.arrays)
-    order = np.random.default_rng([seed, epoch]).permutation(len(split))
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(split))
+    if lengths.group:
+        order = _grouped(order, row_lengths(split), batch_size, rng)
     per = batch_size // process_count
     for start in range(0, len(order), batch_size):
-        b = _take(arr, order[start:start + batch_size], batch_size)
+        b = lengths.cut(_take(arr, order[start:start + batch_size], batch_size))
         yield {k: v[process_index * per:(process_index + 1) * per] for k, v in b.items()}
 
 
 def eval_batches(split: Split, batch_size: int, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[dict]:
-    """Every row once, in order; the last batch zero-weight padded."""
+                 process_count: int = 1, lengths: Lengths = Lengths()) -> Iterator[dict]:
+    """Every row once, in order, cut to their length; the last batch zero-weight padded."""
     arr = {k: v for k, v in model_inputs(split.arrays).items() if k != "labels"}
     per = batch_size // process_count
     for start in range(0, len(split), batch_size):
-        b = _take(arr, np.arange(start, min(start + batch_size, len(split))), batch_size)
+        b = lengths.cut(_take(arr, np.arange(start, min(start + batch_size, len(split))),
+                              batch_size))
         yield {k: v[process_index * per:(process_index + 1) * per] for k, v in b.items()}

@@ -34,18 +34,22 @@ class _TaskModel(nn.Module):
         setattr(self, self.head_name,
                 _dense(self.config, self.num_outputs, -1, ("embed", None), self.head_name))
 
-    def _encode(self, input_ids, attention_mask, token_type_ids, deterministic):
+    def _encode(self, input_ids, attention_mask, token_type_ids, deterministic,
+                first_only=False):
         return self.bert.encode(input_ids, attention_mask, token_type_ids,
-                                deterministic=deterministic)
+                                deterministic=deterministic, first_only=first_only)
 
     def _head(self, x):
         return getattr(self, self.head_name)(x).astype(jnp.float32)
 
 
 class SequenceClassifier(_TaskModel):
+    """Reads the pooled [CLS] only: its last layer runs at [CLS] alone."""
+
     def __call__(self, input_ids, attention_mask, token_type_ids, *, deterministic=True):
-        h_BxLxD = self._encode(input_ids, attention_mask, token_type_ids, deterministic)
-        return self._head(self.drop(self.bert.pool(h_BxLxD), deterministic=deterministic))
+        h_Bx1xD = self._encode(input_ids, attention_mask, token_type_ids, deterministic,
+                               first_only=True)
+        return self._head(self.drop(self.bert.pool(h_Bx1xD), deterministic=deterministic))
 
 
 class MultipleChoice(SequenceClassifier):

@@ -29,7 +29,7 @@ class Evaluator:
 
     def __call__(self, params, split: data.Split):
         logits = train.logits_of(self.eval_fn, params, split, self.setup,
-                                 self.config.eval_batch_size)
+                                 self.config.eval_batch_size, self.td.task.lengths(self.config))
         preds = self.td.task.predict(logits, split, self.td.labels, self.config)
         scores = (self.td.task.score(preds, split, self.td.labels, self.config)
                   if split.has_labels else {})
@@ -93,7 +93,8 @@ def run_seed(config, pretrained, task_data, setup, compiled, workdir: str) -> di
     best, rng, step, pending = Selection(config.metric), jax.random.key(config.seed), 0, []
     for epoch in range(-(-total // per_epoch)):
         for batch in data.train_batches(splits["train"], config.batch_size, config.seed,
-                                        epoch, jax.process_index(), jax.process_count()):
+                                        epoch, jax.process_index(), jax.process_count(),
+                                        task_data.task.lengths(config)):
             state, m = train_fn(state, sharding.global_batch(batch, setup.data_sh), rng)
             step += 1
             pending.append((step, m))

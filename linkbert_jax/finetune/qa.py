@@ -61,6 +61,7 @@ class ExtractiveQA(Task):
     loss = losses.SPAN_CROSS_ENTROPY
     hf_class = "AutoModelForQuestionAnswering"
     label_fields = ("answers",)
+    length_keys = ()  # start/end softmaxes run over every position, padding too (as HF)
 
     def num_outputs(self, labels):
         return 2

@@ -9,7 +9,9 @@ A task (one instance per run: it may learn the label format from the training sp
 - ``predict(logits, split, labels, config)``: one JSON-able prediction per example;
 - ``score(predictions, split, labels, config)``: the metrics of a labelled split;
 - ``model_cls``, ``loss``, ``num_outputs(labels)``; for export ``hf_class`` and
-  ``problem_type`` (``transformers``' names).
+  ``problem_type`` (``transformers``' names);
+- ``length_keys``: the arrays a batch may be cut to its rows' length (``data.Lengths``):
+  the inputs, and token labels; none where padded positions count in the loss.
 """
 from __future__ import annotations
 
@@ -42,6 +44,12 @@ class Task:
     loss = None
     hf_class = ""
     problem_type = None
+    length_keys = data.INPUTS
+
+    def lengths(self, config) -> data.Lengths:
+        buckets = max(1, int(config.length_buckets))
+        multiple = -(-config.max_seq_length // (8 * buckets)) * 8
+        return data.Lengths(self.length_keys, multiple, config.group_by_length)
 
     def num_outputs(self, labels) -> int:
         return len(labels)

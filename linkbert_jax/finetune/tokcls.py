@@ -41,6 +41,7 @@ class TokenClassification(Task):
     loss = losses.TOKEN_CROSS_ENTROPY
     hf_class = "AutoModelForTokenClassification"
     label_fields = ("ner_tags",)
+    length_keys = data.INPUTS + ("labels",)  # -100 on padding: no loss there
 
     def check(self, ds, path, labelled):
         _checked(ds, path, labelled)

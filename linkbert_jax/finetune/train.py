@@ -154,13 +154,18 @@ def compile_steps(setup: Setup, loss, config):
     return steps.under_mesh(train, setup.mesh), steps.under_mesh(evaluate, setup.mesh)
 
 
-def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int):
-    """Logits of every row of ``split``, in order, on the host."""
-    out = []
+def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int,
+              lengths: data.Lengths = data.Lengths()):
+    """Logits of every row of ``split``, in order, on the host (per-token logits of
+    batches cut shorter padded back to the split's length with zeros)."""
+    out, L = [], split.arrays["input_ids"].shape[-1]
     for batch in data.eval_batches(split, batch_size, jax.process_index(),
-                                   jax.process_count()):
-        out.append(np.asarray(jax.device_get(
-            eval_fn(params, sharding.global_batch(batch, setup.data_sh)))))
+                                   jax.process_count(), lengths):
+        x = np.asarray(jax.device_get(eval_fn(params, sharding.global_batch(batch,
+                                                                            setup.data_sh))))
+        if x.ndim == 3 and x.shape[1] < L:  # [B, l, K]
+            x = np.pad(x, ((0, 0), (0, L - x.shape[1]), (0, 0)))
+        out.append(x)
     return np.concatenate(out)[:len(split)]
 
 

@@ -17,21 +17,10 @@ import re
 WORD = re.compile(r"\w+|[^\w\s]")
 
 
-@functools.lru_cache(maxsize=1)
 def articles() -> tuple:
     """``(title, [sentences], [linked titles])`` of the sample's longer articles."""
-    from linkbert_jax.data import readers, segment, wikipedia
-    from linkbert_jax.samples import wikipedia_sample
-
-    out = []
-    for doc in readers.read_wikipedia(wikipedia_sample(), readers.Counters(), {}):
-        text, links = wikipedia.wikitext_to_text(doc.text)
-        cuts = [0] + segment.sentence_starts(text) + [len(text)]
-        sents = [text[a:b].strip() for a, b in zip(cuts, cuts[1:])]
-        sents = [s for s in sents if 40 <= len(s) <= 300 and "\n" not in s]
-        if len(sents) >= 20:
-            out.append((doc.title, tuple(sents), tuple(sorted(set(links)))))
-    return tuple(out)
+    from linkbert_jax.samples import wikipedia_articles
+    return wikipedia_articles()
 
 
 def _split_articles(seed: int, dev_fraction: float = 0.3):
