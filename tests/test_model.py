@@ -163,6 +163,18 @@ def test_remat_equals_no_remat(odd, remat):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("scan,remat", [(False, "none"), (False, "full"), (True, "none")])
+def test_first_only_is_the_first_position_of_the_whole(odd, scan, remat):
+    """What the pooled task heads run: the last layer at [CLS] alone (the same values)."""
+    cfg, params, (ids, mask, types, _), ref = odd
+    cfg = cfg.replace(scan_layers=scan, remat=remat)
+    p = convert.stack_layers(params) if scan else params
+    first = LinkBert(cfg).apply({"params": p}, ids, mask, types, deterministic=True,
+                                first_only=True, method=LinkBert.encode)
+    assert first.shape == (ids.shape[0], 1, cfg.hidden_size)
+    assert max_diff(first, np.asarray(ref.last_hidden_state)[:, :1]) <= 1e-6
+
+
 def test_jit_equals_no_jit(odd):
     cfg, params, batch, ref = odd
     fn = jax.jit(lambda p, *b: LinkBert(cfg).apply({"params": p}, *b, deterministic=True))
