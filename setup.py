@@ -48,6 +48,7 @@ setup(
         "test": [
             "pytest>=7",
             "pytest-timeout",
+            "pytest-xdist>=3.5",  # make test runs the suite in TEST_WORKERS processes
             # torch is only used to verify against Hugging Face PyTorch. The CPU build
             # pinned here lies on the CI machine's disk.
             "torch==2.13.0",
