@@ -49,13 +49,9 @@ class CorruptShardError(CorruptDataError):
     """A TFRecord shard is truncated or corrupt; the message names the file."""
 
 
-def _remote(path: str) -> bool:
-    return "://" in path  # gs://, s3://, ram:// ...: read through tf.io.gfile
-
-
 def is_data_dir(data_dir) -> bool:
     path = os.fspath(data_dir)
-    return tf.io.gfile.isdir(path) if _remote(path) else os.path.isdir(path)
+    return tf.io.gfile.isdir(path) if features.is_remote(path) else os.path.isdir(path)
 
 
 def process_files(data_dir, manifest: dict, split: str, process_index: int,
@@ -239,7 +235,7 @@ def _count_records(path: str) -> int:
 
 
 def _file_size(path: str) -> int | None:
-    if _remote(path):
+    if features.is_remote(path):
         return tf.io.gfile.stat(path).length if tf.io.gfile.exists(path) else None
     return os.path.getsize(path) if os.path.isfile(path) else None
 
@@ -268,7 +264,7 @@ def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False)
             raise CorruptShardError(f"{path}: {size} bytes where the manifest says "
                                     f"{entry['bytes']}: truncated or replaced; rebuild the "
                                     f"data")
-        if _remote(path) and (read_all or "bytes" not in entry):
+        if features.is_remote(path) and (read_all or "bytes" not in entry):
             n = _count_remote(path)
         elif read_all:
             try:

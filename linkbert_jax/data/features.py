@@ -75,9 +75,14 @@ REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
 _LEGACY_SPECIAL_TABLES = ("special_token_ids", "special_tokens")
 
 
+def is_remote(path: str) -> bool:
+    """A ``scheme://`` path (gs://, s3://, ram://...): read through ``tf.io.gfile``."""
+    return "://" in path
+
+
 def _open(path: str):
-    """A local file, or a ``scheme://`` path (gs://, s3://, ram://) through tf.io.gfile."""
-    if "://" not in path:
+    """A local file, or a remote path (:func:`is_remote`) through tf.io.gfile."""
+    if not is_remote(path):
         return open(path)
     import tensorflow as tf
     if not tf.io.gfile.exists(path):
