@@ -37,6 +37,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import common  # bench/common.py (this script's directory is first on sys.path)
@@ -147,8 +148,7 @@ def our_step(arch: dict, rows: dict, batch_size: int, **config):
     def compile_all():
         first = next(data.train_batches(split, batch_size, 0, 0))
         for w in widths:
-            step({k: (v[:, :w] if v.ndim == 2 and k != "labels" else v)
-                  for k, v in first.items()})
+            step({k: (v[..., :w] if k in lengths.keys else v) for k, v in first.items()})
 
     fn.compile, fn.widths = compile_all, len(widths)
     return fn
@@ -217,7 +217,8 @@ def alternate(ours, theirs, rounds: int, block: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def _epoch_of(fn, steps: int):
+def _epoch_of(fn):
+    """Our side as the Trainer's ``run(k)``: seconds of each of k steps."""
     def run(k: int) -> list:
         out, t0 = [], time.perf_counter()
         for _ in range(k):
@@ -240,7 +241,6 @@ def epochs(sides: dict, rounds: int, steps: int) -> dict:
 
 
 def bench_full(name, threads, rounds, block) -> dict:
-    import tempfile
     arch, L, B = SHAPES[name]
     rows = make_rows(4 * B, L)
     ours = our_step(arch, rows, B)
@@ -257,7 +257,6 @@ def bench_full(name, threads, rounds, block) -> dict:
 
 
 def bench_text(name, threads, rounds, steps) -> dict:
-    import tempfile
     arch, L, B = SHAPES[name]
     rows, tok = text_rows(steps * B, L)
     grouped = our_step(arch, rows, B, group_by_length=True)
@@ -266,7 +265,7 @@ def bench_text(name, threads, rounds, steps) -> dict:
     grouped.compile(), plain.compile()
     compile_s = (time.perf_counter() - t0) / 2
     with tempfile.TemporaryDirectory() as out:
-        sides = {"ours_grouped": _epoch_of(grouped, steps), "ours": _epoch_of(plain, steps),
+        sides = {"ours_grouped": _epoch_of(grouped), "ours": _epoch_of(plain),
                  "trainer_padded": hf_trainer(arch, rows, B, threads, out),
                  "trainer_dynamic": hf_trainer(arch, rows, B, threads, out, tok)}
         sec = epochs(sides, rounds, steps)

@@ -54,13 +54,10 @@ class SaveFailures(logging.Filter):
             return False
         return True
 
-    def _unraisable(self, unraisable):
-        if not is_leftover(unraisable):
-            self._previous_hook(unraisable)
-
     def __enter__(self):
         logging.getLogger("absl").addFilter(self)
-        self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        self._previous_hook = sys.unraisablehook
+        self._unraisable = sys.unraisablehook = _without_leftovers(self._previous_hook)
         return self
 
     def __exit__(self, *exc):
@@ -110,12 +107,7 @@ def quiet_after_failed_write() -> None:
         return
     asyncio_log.addFilter(_UnretrievedWrites())
     warnings.filterwarnings("ignore", message=r"coroutine 'async_serialize", category=RuntimeWarning)
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if not is_leftover(unraisable):
-            previous(unraisable)
-    sys.unraisablehook = hook
+    sys.unraisablehook = _without_leftovers(sys.unraisablehook)
 
 
 def is_leftover(unraisable) -> bool:
@@ -127,6 +119,14 @@ def is_leftover(unraisable) -> bool:
         code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename)
 
 
+def _without_leftovers(previous):
+    """An ``unraisablehook`` that drops :func:`is_leftover` errors and passes on the rest."""
+    def hook(unraisable):
+        if not is_leftover(unraisable):
+            previous(unraisable)
+    return hook
+
+
 @contextlib.contextmanager
 def quiet_failed_reads():
     """Around restore attempts: the failed reads' leftover tasks and coroutines are
@@ -134,12 +134,8 @@ def quiet_failed_reads():
     is None' tracebacks)."""
     quiet = _UnretrievedTasks()
     previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if not is_leftover(unraisable):
-            previous(unraisable)
     logging.getLogger("asyncio").addFilter(quiet)
-    sys.unraisablehook = hook
+    sys.unraisablehook = _without_leftovers(previous)
     try:
         yield
     finally:

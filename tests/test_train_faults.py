@@ -162,9 +162,8 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 # directory named orbax, as orbax's own do.
 LEFTOVER_WRITE = r"""
 import asyncio, gc, sys
-sys.path.insert(0, sys.argv[1])
-from orbax_like.orbax import writer
-if sys.argv[2] == "quiet":
+from orbax_like.orbax import writer  # from the working directory (python -c)
+if sys.argv[1] == "quiet":
     from linkbert_jax import orbax_faults
     orbax_faults.quiet_after_failed_write()
 async def save():  # a task of the coroutine, a future gathering another, tensorstore's
@@ -185,7 +184,7 @@ def test_a_failed_saves_leftover_write_tasks_print_no_traceback(tmp_path):
         "async def write_fragment():\n    raise OSError(28, 'No space left on device')\n")
 
     def stderr_of(mode):
-        return subprocess.run([sys.executable, "-c", LEFTOVER_WRITE, str(tmp_path), mode],
+        return subprocess.run([sys.executable, "-c", LEFTOVER_WRITE, mode], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120).stderr
     loud = stderr_of("loud")
     for leftover in ("Task", "_GatheringFuture", "Future"):

@@ -14,17 +14,13 @@ import os
 import random
 import re
 
+from linkbert_jax.samples import wikipedia_articles
+
 WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def articles() -> tuple:
-    """``(title, [sentences], [linked titles])`` of the sample's longer articles."""
-    from linkbert_jax.samples import wikipedia_articles
-    return wikipedia_articles()
-
-
 def _split_articles(seed: int, dev_fraction: float = 0.3):
-    arts = list(articles())
+    arts = list(wikipedia_articles())  # (title, sentences, linked titles)
     random.Random(seed).shuffle(arts)
     k = int(len(arts) * dev_fraction)
     return arts[k:], arts[:k]
