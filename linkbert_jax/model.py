@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from linkbert_jax.data.features import NUM_RELATIONS  # the DRP head's size (the labels')
+from linkbert_jax.readout import Readout, at_positions, key_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,9 +162,9 @@ class Embeddings(nn.Module):
         self.layer_norm = _layer_norm(cfg, "LayerNorm")
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def __call__(self, ids_BxL, type_BxL, deterministic: bool):
-        pos_L = jnp.arange(ids_BxL.shape[1])
-        h_BxLxD = (self.word_embeddings(ids_BxL) + self.position_embeddings(pos_L)[None]
+    def __call__(self, ids_BxL, type_BxL, deterministic: bool, pos_BxL=None):
+        pos = jnp.arange(ids_BxL.shape[1])[None] if pos_BxL is None else pos_BxL
+        h_BxLxD = (self.word_embeddings(ids_BxL) + self.position_embeddings(pos)
                    + self.token_type_embeddings(type_BxL))
         h_BxLxD = self.layer_norm(h_BxLxD)
         return self.dropout(h_BxLxD, deterministic=deterministic)
@@ -173,11 +174,11 @@ class Embeddings(nn.Module):
         return self.word_embeddings.attend(x_BxPxD)
 
 
-def _attention_weights(q, k, mask_Bx1x1xL, dropout_rate, deterministic):
+def _attention_weights(q, k, mask_Bx1xQxL, dropout_rate, deterministic):
     """Explicit softmax attention, computed as Hugging Face does (fp32 softmax)."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     s_BxNxLxL = jnp.einsum("bqnh,bknh->bnqk", q, k).astype(jnp.float32) * scale
-    s_BxNxLxL = jnp.where(mask_Bx1x1xL, s_BxNxLxL, jnp.finfo(jnp.float32).min)
+    s_BxNxLxL = jnp.where(mask_Bx1xQxL, s_BxNxLxL, jnp.finfo(jnp.float32).min)
     p_BxNxLxL = jax.nn.softmax(s_BxNxLxL, axis=-1).astype(q.dtype)
     if dropout_rate > 0.0 and not deterministic:
         p_BxNxLxL = nn.Dropout(dropout_rate)(p_BxNxLxL, deterministic=False)
@@ -185,30 +186,28 @@ def _attention_weights(q, k, mask_Bx1x1xL, dropout_rate, deterministic):
 
 
 class SelfAttention(nn.Module):
-    """Queries at every position, or with ``first_only`` at the first ([CLS]) only."""
+    """Queries at every position, or at one per row (``at_B``); keys where ``mask``
+    (``[B, 1, 1|Q, L]`` bool: padding, or which tokens share a packed example)."""
 
     config: ModelConfig
     deterministic: bool
-    first_only: bool = False
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_BxL):
+    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_B=None):
         cfg = self.config
         shape = (cfg.num_attention_heads, cfg.head_dim)
-        source = {"query": h_BxLxD[:, :1] if self.first_only else h_BxLxD,
-                  "key": h_BxLxD, "value": h_BxLxD}
+        source = {"query": at_positions(h_BxLxD, at_B), "key": h_BxLxD, "value": h_BxLxD}
         qkv = {n: _dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(source[n])
                for n in ("query", "key", "value")}
         q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
                    for n in ("query", "key", "value"))
-        mask_Bx1x1xL = mask_BxL[:, None, None, :].astype(bool)
         if cfg.attention == "xla":
-            p = _attention_weights(q, k, mask_Bx1x1xL, cfg.attention_probs_dropout_prob,
+            p = _attention_weights(q, k, mask_Bx1xQxL, cfg.attention_probs_dropout_prob,
                                    self.deterministic)
             o_BxLxNxH = jnp.einsum("bnqk,bknh->bqnh", p, v)
         else:
             impl = "cudnn" if cfg.attention == "cudnn" else None
-            o_BxLxNxH = jax.nn.dot_product_attention(q, k, v, mask=mask_Bx1x1xL,
+            o_BxLxNxH = jax.nn.dot_product_attention(q, k, v, mask=mask_Bx1xQxL,
                                                      implementation=impl)
         o_BxLxNxH = nn.with_logical_constraint(o_BxLxNxH, ("batch", "length", "heads", "kv"))
         out = _dense(cfg, cfg.hidden_size, (-2, -1), ("heads", "kv", "embed"),
@@ -218,19 +217,18 @@ class SelfAttention(nn.Module):
 
 class Layer(nn.Module):
     """One post-LN transformer layer; ``(h, mask) -> (h, None)`` so it can be scanned.
-    With ``first_only`` its output is the first position's alone, ``[B, 1, D]``: the
-    same values, for a pooled head, without the other positions' queries and MLP."""
+    With ``at_B`` its output is one position per row, ``[B, 1, D]``: the same values,
+    for a pooled head, without the other positions' queries and MLP."""
 
     config: ModelConfig
     deterministic: bool
-    first_only: bool = False
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_BxL):
+    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_B=None):
         cfg = self.config
-        a = SelfAttention(cfg, self.deterministic, self.first_only, name="attention")(
-            h_BxLxD, mask_BxL)
-        h_BxLxD = h_BxLxD[:, :1] if self.first_only else h_BxLxD
+        a = SelfAttention(cfg, self.deterministic, name="attention")(h_BxLxD, mask_Bx1xQxL,
+                                                                     at_B)
+        h_BxLxD = at_positions(h_BxLxD, at_B)
         h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(h_BxLxD + a)
         f_BxLxF = _dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
                          "intermediate")(h_BxLxD)
@@ -252,13 +250,14 @@ def _layer_class(cfg: ModelConfig):
 
 
 class Encoder(nn.Module):
-    """The layers; with ``first_only`` the last layer computes the first position only
-    (``[B, 1, D]``), which is all a head on the pooled [CLS] reads."""
+    """The layers; with a :class:`Readout` the last layer computes the positions a
+    pooled head reads only (``[E, 1, D]``)."""
 
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_BxL, deterministic: bool, first_only: bool = False):
+    def __call__(self, h_BxLxD, mask_Bx1xQxL, deterministic: bool,
+                 readout: Optional[Readout] = None):
         cfg = self.config
         layer_cls = _layer_class(cfg)
         if cfg.scan_layers:
@@ -267,12 +266,13 @@ class Encoder(nn.Module):
                 split_rngs={"params": True, "dropout": True},
                 in_axes=(nn.broadcast,), length=cfg.num_hidden_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"})
-            h_BxLxD, _ = stack(cfg, deterministic, name="layers")(h_BxLxD, mask_BxL)
-            return h_BxLxD[:, :1] if first_only else h_BxLxD
+            h_BxLxD, _ = stack(cfg, deterministic, name="layers")(h_BxLxD, mask_Bx1xQxL)
+            return h_BxLxD if readout is None else readout.take(h_BxLxD)
         last = cfg.num_hidden_layers - 1
         for i in range(cfg.num_hidden_layers):
-            h_BxLxD, _ = layer_cls(cfg, deterministic, first_only and i == last,
-                                   name=f"layer_{i}")(h_BxLxD, mask_BxL)
+            args = ((h_BxLxD, mask_Bx1xQxL) if readout is None or i < last
+                    else (readout.rows_of(h_BxLxD),) + readout.args())
+            h_BxLxD, _ = layer_cls(cfg, deterministic, name=f"layer_{i}")(*args)
         return h_BxLxD
 
 
@@ -310,20 +310,23 @@ class LinkBert(nn.Module):
         self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, *,
-               deterministic: bool = True, first_only: bool = False):
-        """Embeddings + encoder layers: the last hidden state ``[B, L, D]`` (with
-        ``first_only``, at the first position only: ``[B, 1, D]``, enough for
-        :meth:`pool`). Task heads (``linkbert_jax.finetune``) call this and :meth:`pool`
-        only, so a task model holds no MLM/DRP parameters."""
+               deterministic: bool = True, position_ids=None, segment_ids=None,
+               readout: Optional[Readout] = None):
+        """Embeddings + encoder layers: the last hidden state ``[B, L, D]`` (with a
+        ``readout``, at its positions only: ``[E, 1, D]``, enough for :meth:`pool`).
+        Packed rows (several examples each) give ``segment_ids`` and ``position_ids``
+        instead of ``attention_mask``. Task heads (``linkbert_jax.finetune``) call this
+        and :meth:`pool` only, so a task model holds no MLM/DRP parameters."""
         ids_BxL = jnp.asarray(input_ids, jnp.int32)
         mask_BxL = (jnp.ones_like(ids_BxL) if attention_mask is None
                     else jnp.asarray(attention_mask, jnp.int32))
         type_BxL = (jnp.zeros_like(ids_BxL) if token_type_ids is None
                     else jnp.asarray(token_type_ids, jnp.int32))
         ids_BxL = nn.with_logical_constraint(ids_BxL, ("batch", "length"))
-        h_BxLxD = self.embeddings(ids_BxL, type_BxL, deterministic)
+        h_BxLxD = self.embeddings(ids_BxL, type_BxL, deterministic, position_ids)
         h_BxLxD = nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
-        return self.encoder(h_BxLxD, mask_BxL, deterministic, first_only)
+        return self.encoder(h_BxLxD, key_mask(mask_BxL, segment_ids), deterministic,
+                            readout)
 
     def pool(self, h_BxLxD):
         """BERT's pooler: tanh(dense(h[:, 0])), the [CLS] summary ``[B, D]``."""

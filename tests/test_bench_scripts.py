@@ -79,5 +79,5 @@ def test_beam_build(tmp_path):
 def test_finetune(tmp_path):
     f = run_bench("finetune.py", "--quick", "--block", "2", tmp_path=tmp_path)
     assert_positive(f, "ratio_full_quick", "ex_s_ours_full_quick", "ex_s_theirs_full_quick",
-                    "ratio_text_quick", "ratio_text_default_quick",
+                    "ratio_text_quick", "ratio_text_cut_grouped_quick",
                     "ratio_text_vs_dynamic_quick", "ex_s_trainer_dynamic_text_quick")

@@ -6,8 +6,9 @@ eager attention), the export loads with no key missing or unexpected, and one ep
 with dropout off and the same batches gives the same loss at every step (<= 1e-3) as a
 small PyTorch loop (HF's own loss, AdamW with the same decay groups, clipping and
 linear schedule). The batches are grouped by length; our side runs as the fine-tuning
-loop does, on batches cut to their rows' length (a multiple of 8: 6 buckets), PyTorch's on the
-same rows padded to ``max_seq_length``.
+loop does, on batches packed several examples to a row (the pooled heads) or cut to their
+rows' length (tokcls: a multiple of 8, 6 buckets), PyTorch's on the same rows one to a
+row, padded to ``max_seq_length``.
 """
 import dataclasses
 
@@ -84,7 +85,7 @@ def _torch_losses(family, hf_dir, c, split, arch, lengths):
         opt.step()
         sched.step()
         opt.zero_grad()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
@@ -107,16 +108,19 @@ def test_logits_and_one_epoch_match_transformers(family, tiny, tmp_path):
     pick = (lambda x: x[real]) if full.ndim == 3 else (lambda x: x)
     np.testing.assert_allclose(pick(short), pick(full), atol=1e-5, rtol=0)
     state = steps.state_from_params(params, setup.tx, setup.state_sh)
-    ours, widths = [], set()
+    ours, tokens = [], []
     for batch in data.train_batches(td.splits["train"], c.batch_size, c.seed, 0, lengths=cut):
-        widths.add(batch["input_ids"].shape[-1])
+        tokens.append(batch["input_ids"].size / (c.batch_size * LENGTH))
         state, m = train_fn(state, {k: jax.numpy.asarray(v) for k, v in batch.items()},
                             jax.random.key(0))
         ours.append(float(m["loss"]))
-    # every family but QA (whose softmaxes span the padding) had shorter batches
-    assert (min(widths) < LENGTH) == (family != "qa"), widths
-    theirs = _torch_losses(family, hf_dir, c, td.splits["train"], arch,
-                           dataclasses.replace(cut, keys=()))  # the same rows, full length
+    # every family but QA (whose softmaxes span the padding) computed fewer positions:
+    # packed (the pooled heads) or cut (tokcls)
+    assert cut.pack == (family not in ("tokcls", "qa"))
+    choices = 4 if family == "mc" else 1
+    assert (min(tokens) < choices) == (family != "qa"), tokens
+    theirs = _torch_losses(family, hf_dir, c, td.splits["train"], arch,  # the same rows,
+                           dataclasses.replace(cut, keys=(), pack=False))  # full length
     assert len(ours) == len(theirs) == c.num_train_steps >= 4
     np.testing.assert_allclose(ours, theirs, atol=1e-3, rtol=0)
     assert ours[-1] != ours[0]  # the steps did update the model

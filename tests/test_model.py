@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from linkbert_jax import architectures, convert, hf_torch
+from linkbert_jax.finetune import packing
 from linkbert_jax.model import LinkBert, ModelConfig, count_params, init_params
+from linkbert_jax.readout import Readout
 
 import torch
 import transformers
@@ -164,15 +166,46 @@ def test_remat_equals_no_remat(odd, remat):
 
 
 @pytest.mark.parametrize("scan,remat", [(False, "none"), (False, "full"), (True, "none")])
-def test_first_only_is_the_first_position_of_the_whole(odd, scan, remat):
+def test_readout_at_cls_is_the_cls_of_the_whole(odd, scan, remat):
     """What the pooled task heads run: the last layer at [CLS] alone (the same values)."""
     cfg, params, (ids, mask, types, _), ref = odd
     cfg = cfg.replace(scan_layers=scan, remat=remat)
     p = convert.stack_layers(params) if scan else params
     first = LinkBert(cfg).apply({"params": p}, ids, mask, types, deterministic=True,
-                                first_only=True, method=LinkBert.encode)
+                                readout=Readout.first(jnp.asarray(mask)),
+                                method=LinkBert.encode)
     assert first.shape == (ids.shape[0], 1, cfg.hidden_size)
     assert max_diff(first, np.asarray(ref.last_hidden_state)[:, :1]) <= 1e-6
+
+
+@pytest.mark.parametrize("scan,group", [(False, 8), (False, 2), (True, 4)])
+def test_packed_rows_give_each_example_its_own_cls(odd, scan, group):
+    """Examples packed several to a row (positions restarting, attention within each
+    example) read at their [CLS]: the hidden state of one example to a row."""
+    cfg, params, _, _ = odd
+    cfg = cfg.replace(scan_layers=scan)
+    p = convert.stack_layers(params) if scan else params
+    rng = np.random.default_rng(5)
+    B, L = 8, 16
+    ids = rng.integers(1, cfg.vocab_size, (B, L))
+    mask = (np.arange(L) < rng.integers(1, 9, B)[:, None]).astype(np.int32)
+    types = (np.arange(L) >= 2) * mask
+    ids = ids * mask
+    model = LinkBert(cfg)
+    whole = model.apply({"params": p}, ids, mask, types, deterministic=True,
+                        method=LinkBert.encode)
+    batch = packing.pack({"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
+                         group)
+    G, R, _ = batch["input_ids"].shape
+    assert R * G < B  # several examples to a row
+    flat = {k: batch[k].reshape(G * R, L) for k in ("input_ids", "token_type_ids",
+                                                    "position_ids", "segment_ids")}
+    read = model.apply({"params": p}, flat["input_ids"], None, flat["token_type_ids"],
+                       position_ids=flat["position_ids"], segment_ids=flat["segment_ids"],
+                       readout=Readout.packed(jnp.asarray(batch["cls_index"]),
+                                              jnp.asarray(batch["segment_ids"])),
+                       deterministic=True, method=LinkBert.encode)
+    assert max_diff(read[:, 0], np.asarray(whole)[:, 0]) <= 1e-5
 
 
 def test_jit_equals_no_jit(odd):

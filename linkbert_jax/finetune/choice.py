@@ -31,6 +31,7 @@ class MultipleChoice(Task):
     loss = losses.CROSS_ENTROPY
     hf_class = "AutoModelForMultipleChoice"
     label_fields = ("label",)
+    packs = True
 
     def num_outputs(self, labels):
         return 1

@@ -47,6 +47,10 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     # of max_seq_length / length_buckets (and of 8): each step compiles for at most this
     # many lengths; 1: never cut
     c.group_by_length = False  # train batches of rows of similar length (HF's option)
+    c.pack_examples = 32  # pooled heads (seqcls, multilabel, regression, mc): groups of
+    # up to this many examples (those of a device and microbatch) packed into as few rows
+    # as hold them, each example attending to its own tokens: the same logits with less
+    # padding; 0: one example to a row, cut to length
 
     # Optimization (Hugging Face Trainer's defaults unless a task config says otherwise).
     c.batch_size = 32  # global train batch (per device x accumulation x devices in HF)

@@ -19,11 +19,13 @@ from typing import Iterator, Optional
 import numpy as np
 
 from linkbert_jax.errors import ConfigError
+from linkbert_jax.finetune import packing
 
 log = logging.getLogger("linkbert_jax")
 
 SPLITS = ("train", "validation", "test")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MODEL_INPUTS = INPUTS + packing.INPUTS  # what a task model takes (by name)
 
 
 class DataError(ConfigError):
@@ -131,6 +133,11 @@ def _take(arr: dict, rows: np.ndarray, size: int) -> dict:
     return out
 
 
+# Packed groups of n sequences take a multiple of ceil(n / ROW_COUNTS) rows: at most this
+# many shapes to compile (3-4 occur on real sentence pairs: the totals vary little).
+ROW_COUNTS = 16
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
@@ -143,11 +150,27 @@ class Lengths:
     cut), so a step computes no more padding than the rounding needs. Masked padding
     changes no real position's output, so the cut changes the results only in the last
     float bits, and each new length compiles once. With ``group``, training batches hold
-    rows of similar lengths (Hugging Face's ``group_by_length``)."""
+    rows of similar lengths (Hugging Face's ``group_by_length``).
+
+    With ``pack`` > 0 (the pooled heads), batches are packed instead, several examples
+    to a row (``linkbert_jax.finetune.packing``), in groups of up to ``pack`` examples
+    that split the ``parts`` (data-parallel shards x microbatches) of a batch evenly; a
+    group's row count is rounded up to a multiple of its sequences / ``ROW_COUNTS``."""
 
     keys: tuple = ()
     multiple: int = 0
     group: bool = False
+    pack: int = 0
+    parts: int = 1
+
+    def shape(self, batch: dict) -> dict:
+        """The batch as a step takes it: packed, or cut."""
+        if self.pack <= 0:
+            return self.cut(batch)
+        ids = batch["input_ids"]
+        E = packing.group_size(len(ids), self.parts, self.pack)
+        choices = ids.size // ids.shape[-1] // len(ids)
+        return packing.pack(batch, E, -(-E * choices // ROW_COUNTS))
 
     def cut(self, batch: dict) -> dict:
         if not self.keys or self.multiple <= 0:
@@ -192,18 +215,25 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
     order = rng.permutation(len(split))
     if lengths.group:
         order = _grouped(order, row_lengths(split), batch_size, rng)
-    per = batch_size // process_count
     for start in range(0, len(order), batch_size):
-        b = lengths.cut(_take(arr, order[start:start + batch_size], batch_size))
-        yield {k: v[process_index * per:(process_index + 1) * per] for k, v in b.items()}
+        b = lengths.shape(_take(arr, order[start:start + batch_size], batch_size))
+        yield _local(b, process_index, process_count)
 
 
 def eval_batches(split: Split, batch_size: int, process_index: int = 0,
                  process_count: int = 1, lengths: Lengths = Lengths()) -> Iterator[dict]:
     """Every row once, in order, cut to their length; the last batch zero-weight padded."""
     arr = {k: v for k, v in model_inputs(split.arrays).items() if k != "labels"}
-    per = batch_size // process_count
     for start in range(0, len(split), batch_size):
-        b = lengths.cut(_take(arr, np.arange(start, min(start + batch_size, len(split))),
-                              batch_size))
-        yield {k: v[process_index * per:(process_index + 1) * per] for k, v in b.items()}
+        b = lengths.shape(_take(arr, np.arange(start, min(start + batch_size, len(split))),
+                                batch_size))
+        yield _local(b, process_index, process_count)
+
+
+def _local(batch: dict, process_index: int, process_count: int) -> dict:
+    """This process's part of a global batch: its share of every array's leading axis
+    (rows, or packed groups; a process's devices hold consecutive parts)."""
+    def part(x):
+        n = len(x) // process_count
+        return x[process_index * n:(process_index + 1) * n]
+    return {k: part(v) for k, v in batch.items()}

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from linkbert_jax.model import LinkBert, ModelConfig, _dense
+from linkbert_jax.readout import Readout
 
 
 class _TaskModel(nn.Module):
@@ -34,28 +35,49 @@ class _TaskModel(nn.Module):
         setattr(self, self.head_name,
                 _dense(self.config, self.num_outputs, -1, ("embed", None), self.head_name))
 
-    def _encode(self, input_ids, attention_mask, token_type_ids, deterministic,
-                first_only=False):
+    def _encode(self, input_ids, attention_mask, token_type_ids, deterministic, **packed):
         return self.bert.encode(input_ids, attention_mask, token_type_ids,
-                                deterministic=deterministic, first_only=first_only)
+                                deterministic=deterministic, **packed)
 
     def _head(self, x):
         return getattr(self, self.head_name)(x).astype(jnp.float32)
 
 
 class SequenceClassifier(_TaskModel):
-    """Reads the pooled [CLS] only: its last layer runs at [CLS] alone."""
+    """Reads the pooled [CLS] only: its last layer runs at [CLS] alone. Packed inputs
+    (``linkbert_jax.finetune.packing``: rows ``[G, R, L]`` holding several examples each,
+    ``position_ids``, ``segment_ids`` and each example's ``cls_index`` ``[G, E]``) give
+    the same logits, ``[G * E, K]``, with less padding computed."""
 
-    def __call__(self, input_ids, attention_mask, token_type_ids, *, deterministic=True):
-        h_Bx1xD = self._encode(input_ids, attention_mask, token_type_ids, deterministic,
-                               first_only=True)
-        return self._head(self.drop(self.bert.pool(h_Bx1xD), deterministic=deterministic))
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+                 position_ids=None, segment_ids=None, cls_index=None, *, deterministic=True):
+        if cls_index is None:
+            readout, packed = Readout.first(attention_mask), {}
+        else:
+            readout = Readout.packed(cls_index, segment_ids)
+            input_ids, token_type_ids, position_ids, segment_ids = map(
+                _rows, (input_ids, token_type_ids, position_ids, segment_ids))
+            packed = {"position_ids": position_ids, "segment_ids": segment_ids}
+        h_Ex1xD = self._encode(input_ids, attention_mask, token_type_ids, deterministic,
+                               readout=readout, **packed)
+        return self._head(self.drop(self.bert.pool(h_Ex1xD), deterministic=deterministic))
+
+
+def _rows(x_GxRxL):
+    return x_GxRxL.reshape(-1, x_GxRxL.shape[-1])
 
 
 class MultipleChoice(SequenceClassifier):
-    """Inputs ``[B, C, L]`` (C choices); one score per choice (``num_outputs`` = 1)."""
+    """Inputs ``[B, C, L]`` (C choices), or packed with ``cls_index`` ``[G, E, C]``; one
+    score per choice (``num_outputs`` = 1): ``[B, C]``."""
 
-    def __call__(self, input_ids, attention_mask, token_type_ids, *, deterministic=True):
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+                 position_ids=None, segment_ids=None, cls_index=None, *, deterministic=True):
+        if cls_index is not None:
+            G, E, C = cls_index.shape
+            return super().__call__(input_ids, None, token_type_ids, position_ids, segment_ids,
+                                    cls_index.reshape(G, E * C),
+                                    deterministic=deterministic).reshape(G * E, C)
         B, C, L = input_ids.shape
         flat = [x.reshape(B * C, L) for x in (input_ids, attention_mask, token_type_ids)]
         return super().__call__(*flat, deterministic=deterministic).reshape(B, C)

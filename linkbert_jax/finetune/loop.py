@@ -29,7 +29,9 @@ class Evaluator:
 
     def __call__(self, params, split: data.Split):
         logits = train.logits_of(self.eval_fn, params, split, self.setup,
-                                 self.config.eval_batch_size, self.td.task.lengths(self.config))
+                                 self.config.eval_batch_size,
+                                 train.batch_lengths(self.setup, self.td.task, self.config,
+                                                     training=False))
         preds = self.td.task.predict(logits, split, self.td.labels, self.config)
         scores = (self.td.task.score(preds, split, self.td.labels, self.config)
                   if split.has_labels else {})
@@ -91,10 +93,11 @@ def run_seed(config, pretrained, task_data, setup, compiled, workdir: str) -> di
     meter = metrics_log.Throughput(0.0, config.batch_size * config.max_seq_length, 1.0, 0,
                                    total)
     best, rng, step, pending = Selection(config.metric), jax.random.key(config.seed), 0, []
+    lengths = train.batch_lengths(setup, task_data.task, config, training=True)
     for epoch in range(-(-total // per_epoch)):
         for batch in data.train_batches(splits["train"], config.batch_size, config.seed,
                                         epoch, jax.process_index(), jax.process_count(),
-                                        task_data.task.lengths(config)):
+                                        lengths):
             state, m = train_fn(state, sharding.global_batch(batch, setup.data_sh), rng)
             step += 1
             pending.append((step, m))

@@ -53,6 +53,7 @@ class SingleLabel(Task):
     hf_class = "AutoModelForSequenceClassification"
     problem_type = "single_label_classification"
     label_fields = ("label",)
+    packs = True
 
     def check(self, ds, path, labelled):
         check_texts(ds, path, text_fields(ds, path))

@@ -11,7 +11,9 @@ A task (one instance per run: it may learn the label format from the training sp
 - ``model_cls``, ``loss``, ``num_outputs(labels)``; for export ``hf_class`` and
   ``problem_type`` (``transformers``' names);
 - ``length_keys``: the arrays a batch may be cut to its rows' length (``data.Lengths``):
-  the inputs, and token labels; none where padded positions count in the loss.
+  the inputs, and token labels; none where padded positions count in the loss;
+- ``packs``: whether its batches may be packed several examples to a row
+  (``config.pack_examples``; the heads on the pooled [CLS]).
 """
 from __future__ import annotations
 
@@ -45,11 +47,16 @@ class Task:
     hf_class = ""
     problem_type = None
     length_keys = data.INPUTS
+    packs = False
 
-    def lengths(self, config) -> data.Lengths:
+    def lengths(self, config, shards: int = 1, microbatches: int = 1) -> data.Lengths:
+        """How this task's batches follow their lengths, for steps over ``shards``
+        data-parallel devices in ``microbatches``."""
         buckets = max(1, int(config.length_buckets))
         multiple = -(-config.max_seq_length // (8 * buckets)) * 8
-        return data.Lengths(self.length_keys, multiple, config.group_by_length)
+        return data.Lengths(self.length_keys, multiple, config.group_by_length,
+                            int(config.pack_examples) if self.packs else 0,
+                            shards * microbatches)
 
     def num_outputs(self, labels) -> int:
         return len(labels)

@@ -23,7 +23,7 @@ import numpy as np
 
 from linkbert_jax import metrics_log, optimizer, sharding, steps
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
-from linkbert_jax.finetune import data
+from linkbert_jax.finetune import data, packing
 
 log = logging.getLogger("linkbert_jax")
 
@@ -101,21 +101,30 @@ def initial_params(setup: Setup, pretrained, split: data.Split, seed: int,
     return params
 
 
+def batch_lengths(setup: Setup, task, config, training: bool) -> data.Lengths:
+    """How ``task``'s batches are shaped for ``setup``'s steps (packed batches hold a
+    group of rows per data-parallel shard and, in training, per microbatch)."""
+    return task.lengths(config, sharding.data_parallel_size(setup.mesh, setup.rules),
+                        int(config.microbatches) if training else 1)
+
+
 # ---------------------------------------------------------------------------- steps
 
 def _logits(model, params, batch, rng, deterministic):
-    return model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
-                       batch["token_type_ids"], deterministic=deterministic,
+    inputs = {k: batch[k] for k in data.MODEL_INPUTS if k in batch}
+    return model.apply({"params": params}, **inputs, deterministic=deterministic,
                        rngs=None if deterministic else {"dropout": rng})
 
 
 def train_step(state, batch, rng, *, model, loss, tx, schedule, rules, microbatches=1):
     step_rng = jax.random.fold_in(rng, state.step)
-    count = jnp.maximum(loss.count(batch["labels"], batch["example_weight"]), 1.0)
+    flat = packing.examples(batch)
+    count = jnp.maximum(loss.count(flat["labels"], flat["example_weight"]), 1.0)
 
     def loss_fn(params, mb, r):
         with nn.logical_axis_rules(rules):
             logits = _logits(model, params, mb, r, deterministic=False)
+        mb = packing.examples(mb)
         total = loss.total(logits, mb["labels"], mb["example_weight"])
         return total / count, total
 

@@ -140,7 +140,7 @@ def real_task(family: str, out_dir, n_train: int = 256, n_dev: int = 128,
     return _write_splits(out_dir, MAKERS[family], n_train, n_dev, seed)
 
 
-def tiny_bert(out_dir, *, hidden: int = 32, layers: int = 2, seed: int = 0,
+def tiny_bert(out_dir, *, hidden: int = 32, layers: int = 2, seed: int = 0, dropout: float = 0.1,
               max_position_embeddings: int = 128) -> str:
     """A random BERT (MiniLM's uncased vocabulary and tokenizer) as a Hugging Face
     directory: the fast stand-in for a checkpoint."""
@@ -152,7 +152,8 @@ def tiny_bert(out_dir, *, hidden: int = 32, layers: int = 2, seed: int = 0,
 
     cfg = ModelConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
                       num_attention_heads=2, intermediate_size=2 * hidden,
-                      max_position_embeddings=max_position_embeddings)
+                      max_position_embeddings=max_position_embeddings,
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     params = init_params(cfg, jax.random.key(seed))
     convert.save_hf(cfg, params, str(out_dir), tokenizer=minilm_dir(), heads=False)
     return str(out_dir)
