@@ -1,9 +1,11 @@
-"""Fine-tuning batches that follow their rows' lengths (``data.Lengths``): the cut, and
-grouping by length. (That cut batches train and evaluate like full-length ones, against
-PyTorch on full-length batches, is in ``test_finetune_parity.py``.)"""
+"""Fine-tuning batches that follow their rows' lengths (``data.Lengths``): the cut,
+grouping by length, and packing. (That cut and packed batches train and evaluate like
+full-length ones, against PyTorch on full-length batches, is in
+``test_finetune_parity.py``.)"""
 import numpy as np
+import pytest
 
-from linkbert_jax.finetune import data
+from linkbert_jax.finetune import data, packing
 
 
 def _split(lengths, L=64, choices=None):
@@ -65,3 +67,53 @@ def test_grouped_batches_hold_similar_lengths_and_every_row_once():
               for p in (0, 1)]
     for whole, a, b in zip(batches, *halves):
         assert (np.concatenate([a["input_ids"], b["input_ids"]]) == whole["input_ids"]).all()
+
+
+def _unpack(packed, L):
+    """Each sequence's tokens, read back at its [CLS] from its row and segment."""
+    G, R, _ = packed["input_ids"].shape
+    out = []
+    for g in range(G):
+        for c in packed["cls_index"][g].reshape(-1):
+            r, o = divmod(int(c), L)
+            seg = packed["segment_ids"][g, r]
+            own = np.flatnonzero(seg == seg[o])
+            assert own[0] == o and np.all(np.diff(own) == 1)  # one contiguous run
+            np.testing.assert_array_equal(packed["position_ids"][g, r, own],
+                                          np.arange(len(own)))
+            out.append(packed["input_ids"][g, r, own])
+    return out
+
+
+@pytest.mark.parametrize("choices,group", [(None, 8), (None, 2), (3, 4)])
+def test_packing_keeps_every_sequence_whole_in_fewer_rows(choices, group):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, 16)
+    split = _split(lengths, L=64, choices=choices)
+    ids = split.arrays["input_ids"]
+    ids[...] = np.where(split.arrays["attention_mask"] > 0, 1000 + np.arange(ids.size).reshape(
+        ids.shape) % 997, 0)
+    (b,) = data.train_batches(split, 16, 0, 0)
+    packed = packing.pack(b, group, row_multiple=1)
+    G, R, L = packed["input_ids"].shape
+    C = choices or 1
+    assert G == 16 // group and packed["cls_index"].shape == ((G, group, C) if choices
+                                                              else (G, group))
+    assert packed["labels"].shape == (G, group)
+    np.testing.assert_array_equal(packing.examples(packed)["labels"], b["labels"])
+    real = b["attention_mask"].reshape(-1, L)
+    for seq, row, m in zip(_unpack(packed, L), b["input_ids"].reshape(-1, L), real):
+        np.testing.assert_array_equal(seq, row[m > 0])  # whole, in example order
+    assert packed["input_ids"].size <= 0.7 * real.size  # 16 x C rows, packed in fewer
+
+
+def test_packing_a_padded_last_batch_and_its_row_counts():
+    split = _split([10, 30, 50])  # a batch of 4: one padding example
+    (b,) = data.train_batches(split, 4, 0, 0)
+    packed = packing.pack(b, 4, row_multiple=3)
+    assert packed["input_ids"].shape[1] == 3  # 2 rows needed, a multiple of 3
+    np.testing.assert_array_equal(packed["example_weight"], [[1, 1, 1, 0]])
+    assert packing.group_size(32, 1, 32) == 32 and packing.group_size(32, 8, 32) == 4
+    assert packing.group_size(24, 2, 8) == 6 and packing.group_size(8, 8, 32) == 1
+    with pytest.raises(ValueError, match="groups of 3"):
+        packing.pack(b, 3)

@@ -134,7 +134,7 @@ def _take(arr: dict, rows: np.ndarray, size: int) -> dict:
 
 
 # Packed groups of n sequences take a multiple of ceil(n / ROW_COUNTS) rows: at most this
-# many shapes to compile (3-4 occur on real sentence pairs: the totals vary little).
+# many shapes to compile (2-4 occur on real sentence pairs: the totals vary little).
 ROW_COUNTS = 16
 
 
@@ -208,8 +208,8 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
                   process_index: int = 0, process_count: int = 1,
                   lengths: Lengths = Lengths()) -> Iterator[dict]:
     """One epoch of shuffled global batches (the last one zero-weight padded, as a
-    PyTorch DataLoader's shorter last batch), cut to their length; each process gets its
-    rows."""
+    PyTorch DataLoader's shorter last batch), shaped by ``lengths`` (cut or packed);
+    each process gets its part."""
     arr = model_inputs(split.arrays)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(split))
@@ -222,7 +222,8 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
 
 def eval_batches(split: Split, batch_size: int, process_index: int = 0,
                  process_count: int = 1, lengths: Lengths = Lengths()) -> Iterator[dict]:
-    """Every row once, in order, cut to their length; the last batch zero-weight padded."""
+    """Every row once, in order, shaped by ``lengths`` (cut or packed); the last batch
+    zero-weight padded."""
     arr = {k: v for k, v in model_inputs(split.arrays).items() if k != "labels"}
     for start in range(0, len(split), batch_size):
         b = lengths.shape(_take(arr, np.arange(start, min(start + batch_size, len(split))),
