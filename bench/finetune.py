@@ -125,7 +125,7 @@ def our_step(arch: dict, rows: dict, batch_size: int, **config):
     setup = train.build(c, pre, task_data)
     train_fn, _ = train.compile_steps(setup, task_data.task.loss, c)
     params = train.initial_params(setup, pre, split, 0)
-    lengths = task_data.task.lengths(c)
+    lengths = train.batch_lengths(setup, task_data.task, c, training=True)
     box = {"state": steps.state_from_params(params, setup.tx, setup.state_sh), "it": None,
            "epoch": 0}
     rng = jax.random.key(1)

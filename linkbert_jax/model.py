@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from linkbert_jax.data.features import NUM_RELATIONS  # the DRP head's size (the labels')
-from linkbert_jax.readout import Readout, at_positions, key_mask
+from linkbert_jax.readout import Readout, at_positions, flat, key_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,17 +186,17 @@ def _attention_weights(q, k, mask_Bx1xQxL, dropout_rate, deterministic):
 
 
 class SelfAttention(nn.Module):
-    """Queries at every position, or at one per row (``at_B``); keys where ``mask``
-    (``[B, 1, 1|Q, L]`` bool: padding, or which tokens share a packed example)."""
+    """Queries at every position, or at Q given ones per row (``at_BxQ``); keys where
+    ``mask`` (``[B, 1, 1|Q|L, L]`` bool: padding, or which tokens share an example)."""
 
     config: ModelConfig
     deterministic: bool
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_B=None):
+    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_BxQ=None):
         cfg = self.config
         shape = (cfg.num_attention_heads, cfg.head_dim)
-        source = {"query": at_positions(h_BxLxD, at_B), "key": h_BxLxD, "value": h_BxLxD}
+        source = {"query": at_positions(h_BxLxD, at_BxQ), "key": h_BxLxD, "value": h_BxLxD}
         qkv = {n: _dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(source[n])
                for n in ("query", "key", "value")}
         q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
@@ -217,18 +217,18 @@ class SelfAttention(nn.Module):
 
 class Layer(nn.Module):
     """One post-LN transformer layer; ``(h, mask) -> (h, None)`` so it can be scanned.
-    With ``at_B`` its output is one position per row, ``[B, 1, D]``: the same values,
+    With ``at_BxQ`` its output is those positions alone, ``[B, Q, D]``: the same values,
     for a pooled head, without the other positions' queries and MLP."""
 
     config: ModelConfig
     deterministic: bool
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_B=None):
+    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_BxQ=None):
         cfg = self.config
         a = SelfAttention(cfg, self.deterministic, name="attention")(h_BxLxD, mask_Bx1xQxL,
-                                                                     at_B)
-        h_BxLxD = at_positions(h_BxLxD, at_B)
+                                                                     at_BxQ)
+        h_BxLxD = at_positions(h_BxLxD, at_BxQ)
         h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(h_BxLxD + a)
         f_BxLxF = _dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
                          "intermediate")(h_BxLxD)
@@ -271,9 +271,9 @@ class Encoder(nn.Module):
         last = cfg.num_hidden_layers - 1
         for i in range(cfg.num_hidden_layers):
             args = ((h_BxLxD, mask_Bx1xQxL) if readout is None or i < last
-                    else (readout.rows_of(h_BxLxD),) + readout.args())
+                    else (readout.groups(h_BxLxD),) + readout.args())
             h_BxLxD, _ = layer_cls(cfg, deterministic, name=f"layer_{i}")(*args)
-        return h_BxLxD
+        return h_BxLxD if readout is None else flat(h_BxLxD)
 
 
 class MlmHead(nn.Module):

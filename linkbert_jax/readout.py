@@ -9,54 +9,53 @@ import jax
 import jax.numpy as jnp
 
 
-def at_positions(h_BxLxD, at_B):
-    """Row ``b``'s position ``at_B[b]``: ``[B, 1, D]`` (every position when None)."""
-    return h_BxLxD if at_B is None else jnp.take_along_axis(h_BxLxD, at_B[:, None, None], 1)
+def at_positions(h_BxLxD, at_BxQ):
+    """Row ``b``'s positions ``at_BxQ[b]``: ``[B, Q, D]`` (every position when None)."""
+    return h_BxLxD if at_BxQ is None else jnp.take_along_axis(h_BxLxD, at_BxQ[..., None], 1)
 
 
 @flax.struct.dataclass
 class Readout:
-    """Where a pooled head reads the last layer: the encoder's rows are G groups of R
-    rows; example ``e`` of group ``g`` is read in row ``rows[g, e]`` of its group at
-    position ``at[g, e]``, its keys where ``mask[g, e]``. The last layer then computes
-    those positions alone: ``[G * E, 1, D]``."""
+    """Where a pooled head reads the last layer. The encoder's rows are G groups of R
+    rows; the last layer sees a group's ``K = R * L`` tokens as one sequence, computes
+    its queries (and MLP) at ``at[g, e]`` alone (E per group) with keys where
+    ``mask[g, e]``, and returns ``[G * E, 1, D]``. Keys and values are projected once
+    per token, as in every other layer."""
 
-    rows_GxE: jax.Array
     at_GxE: jax.Array
-    mask_GxExL: jax.Array
+    mask_GxExK: jax.Array
 
     @classmethod
     def first(cls, mask_BxL):
-        """Every row's first position ([CLS]), as ``BertModel`` pools."""
-        zeros = jnp.zeros((mask_BxL.shape[0], 1), jnp.int32)
-        return cls(zeros, zeros, mask_BxL[:, None, :].astype(bool))
+        """Every row's first position ([CLS]), as ``BertModel`` pools (a group a row)."""
+        return cls(jnp.zeros((mask_BxL.shape[0], 1), jnp.int32),
+                   mask_BxL[:, None, :].astype(bool))
 
     @classmethod
     def packed(cls, cls_GxE, segment_GxRxL):
-        """Examples packed several to a row (``segment``: which example each token is
-        of, 0 for padding) read at their [CLS] (``cls``: its index in the group's
-        flattened ``[R * L]`` tokens)."""
-        L = segment_GxRxL.shape[-1]
-        rows, at = cls_GxE // L, cls_GxE % L
-        seg_GxExL = jnp.take_along_axis(segment_GxRxL, rows[..., None], axis=1)
-        own_GxEx1 = jnp.take_along_axis(seg_GxExL, at[..., None], axis=2)
-        return cls(rows, at, (seg_GxExL == own_GxEx1) & (seg_GxExL > 0))
+        """Examples packed several to a row, ``segment`` telling which example of its
+        group each token is of (unique within a group; 0 for padding), each read at its
+        [CLS] (``cls``: its index in the group's ``R * L`` tokens)."""
+        seg_GxK = segment_GxRxL.reshape(segment_GxRxL.shape[0], -1)
+        own_GxE = jnp.take_along_axis(seg_GxK, cls_GxE, axis=1)
+        return cls(cls_GxE, seg_GxK[:, None, :] == own_GxE[:, :, None])
 
-    def rows_of(self, h_NxLxD):
-        """Each example's row, ``[G * E, L, D]`` (``N = G * R``)."""
-        G, E = self.rows_GxE.shape
-        h_GxRxLxD = h_NxLxD.reshape((G, -1) + h_NxLxD.shape[1:])
-        rows = jnp.take_along_axis(h_GxRxLxD, self.rows_GxE[:, :, None, None], axis=1)
-        return rows.reshape((G * E,) + h_NxLxD.shape[1:])
+    def groups(self, h_NxLxD):
+        """The last hidden state as G sequences of ``R * L`` tokens (a reshape)."""
+        return h_NxLxD.reshape(self.at_GxE.shape[0], -1, h_NxLxD.shape[-1])
+
+    def args(self):
+        """The last layer's key mask ``[G, 1, E, K]`` and query positions ``[G, E]``."""
+        return self.mask_GxExK[:, None], self.at_GxE
 
     def take(self, h_NxLxD):
         """The read positions of a whole last hidden state: ``[G * E, 1, D]``."""
-        return at_positions(self.rows_of(h_NxLxD), self.at_GxE.reshape(-1))
+        return flat(at_positions(self.groups(h_NxLxD), self.at_GxE))
 
-    def args(self):
-        """The last layer's mask ``[G * E, 1, 1, L]`` and positions ``[G * E]``."""
-        L = self.mask_GxExL.shape[-1]
-        return self.mask_GxExL.reshape(-1, 1, 1, L), self.at_GxE.reshape(-1)
+
+def flat(h_GxExD):
+    """A readout's ``[G, E, D]`` as ``[G * E, 1, D]`` (one position a row, for pooling)."""
+    return h_GxExD.reshape(-1, 1, h_GxExD.shape[-1])
 
 
 def key_mask(mask_BxL=None, segment_BxL=None):
@@ -64,5 +63,4 @@ def key_mask(mask_BxL=None, segment_BxL=None):
     those of the query's own packed example (``[B, 1, L, L]``)."""
     if segment_BxL is None:
         return mask_BxL[:, None, None, :].astype(bool)
-    same = segment_BxL[:, :, None] == segment_BxL[:, None, :]
-    return (same & (segment_BxL[:, None, :] > 0))[:, None]
+    return (segment_BxL[:, :, None] == segment_BxL[:, None, :])[:, None]

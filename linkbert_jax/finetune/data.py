@@ -235,6 +235,9 @@ def _local(batch: dict, process_index: int, process_count: int) -> dict:
     """This process's part of a global batch: its share of every array's leading axis
     (rows, or packed groups; a process's devices hold consecutive parts)."""
     def part(x):
-        n = len(x) // process_count
+        n, rest = divmod(len(x), process_count)
+        if rest:
+            raise ValueError(f"{len(x)} rows or groups do not split over {process_count} "
+                             f"processes")
         return x[process_index * n:(process_index + 1) * n]
     return {k: part(v) for k, v in batch.items()}

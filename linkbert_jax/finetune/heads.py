@@ -12,7 +12,8 @@ export is a name map (``linkbert_jax.finetune.export``):
 Parameters: ``bert/{embeddings,encoder,pooler}`` (``LinkBert``'s own modules, no MLM/DRP
 head is created) and ``classifier`` (``qa_outputs`` for spans). Every model maps
 ``(input_ids, attention_mask, token_type_ids)`` to float32 ``logits``: ``[B, K]``,
-``[B, C]``, ``[B, L, K]`` or ``[B, L, 2]``.
+``[B, C]``, ``[B, L, K]`` or ``[B, L, 2]``; the pooled heads also take packed batches
+(``linkbert_jax.finetune.packing``: ``position_ids``, ``segment_ids``, ``cls_index``).
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ class SequenceClassifier(_TaskModel):
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
                  position_ids=None, segment_ids=None, cls_index=None, *, deterministic=True):
         if cls_index is None:
-            readout, packed = Readout.first(attention_mask), {}
+            mask = jnp.ones_like(input_ids) if attention_mask is None else attention_mask
+            readout, packed = Readout.first(mask), {}
         else:
             readout = Readout.packed(cls_index, segment_ids)
             input_ids, token_type_ids, position_ids, segment_ids = map(

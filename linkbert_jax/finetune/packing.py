@@ -8,8 +8,8 @@ become ``[G, E, ...]``: ``linkbert_jax.steps`` splits microbatches and the batch
 splits devices along G for both). Within a group, sequences are placed first-fit,
 longest first, into R rows of the split's length L (R the most any group needs, rounded
 up to a multiple of ``row_multiple`` so that a step compiles for few shapes). Each token
-carries its position within its own sequence and a segment id (which sequence of its row
-it belongs to; 0 for padding): attention stays within a sequence
+carries its position within its own sequence and a segment id (which sequence of its
+group it belongs to, from 1; 0 for padding): attention stays within a sequence
 (``linkbert_jax.readout``), and the head reads each sequence at its [CLS]
 (``cls_index``: its index in the group's ``R * L`` tokens), in example order.
 
@@ -54,14 +54,12 @@ def pack(batch: dict, group: int, row_multiple: int = 1) -> dict:
     out = {k: np.zeros((G, R, L), np.int32) for k in TOKENS + ("position_ids", "segment_ids")}
     cls = np.zeros((G, per_group), np.int32)
     for g, (rows, offsets, _) in enumerate(placed):
-        slot = np.zeros(R, np.int32)
         for i, s in enumerate(range(g * per_group, (g + 1) * per_group)):
             r, o, n = rows[i], offsets[i], lengths[s]
-            slot[r] += 1
             for k in TOKENS:
                 out[k][g, r, o:o + n] = seqs[k][s, :n]
             out["position_ids"][g, r, o:o + n] = np.arange(n)
-            out["segment_ids"][g, r, o:o + n] = slot[r]
+            out["segment_ids"][g, r, o:o + n] = i + 1  # unique within the group
             cls[g, i] = r * L + o
     out["cls_index"] = cls.reshape((G, group) + ((C,) if mask.ndim == 3 else ()))
     rest = {k: v.reshape((G, group) + v.shape[1:]) for k, v in batch.items()
