@@ -133,11 +133,6 @@ def _take(arr: dict, rows: np.ndarray, size: int) -> dict:
     return out
 
 
-# Packed groups of n sequences take a multiple of ceil(n / ROW_COUNTS) rows: at most this
-# many shapes to compile (2-4 occur on real sentence pairs: the totals vary little).
-ROW_COUNTS = 16
-
-
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
@@ -154,8 +149,7 @@ class Lengths:
 
     With ``pack`` > 0 (the pooled heads), batches are packed instead, several examples
     to a row (``linkbert_jax.finetune.packing``), in groups of up to ``pack`` examples
-    that split the ``parts`` (data-parallel shards x microbatches) of a batch evenly; a
-    group's row count is rounded up to a multiple of its sequences / ``ROW_COUNTS``."""
+    that split the ``parts`` (data-parallel shards x microbatches) of a batch evenly."""
 
     keys: tuple = ()
     multiple: int = 0
@@ -167,10 +161,8 @@ class Lengths:
         """The batch as a step takes it: packed, or cut."""
         if self.pack <= 0:
             return self.cut(batch)
-        ids = batch["input_ids"]
-        E = packing.group_size(len(ids), self.parts, self.pack)
-        choices = ids.size // ids.shape[-1] // len(ids)
-        return packing.pack(batch, E, -(-E * choices // ROW_COUNTS))
+        E = packing.group_size(len(batch["input_ids"]), self.parts, self.pack)
+        return packing.pack(batch, E)
 
     def cut(self, batch: dict) -> dict:
         if not self.keys or self.multiple <= 0:

@@ -22,6 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 TOKENS = ("input_ids", "token_type_ids")
+# A group of n sequences takes a multiple of ceil(n / ROW_COUNTS) rows (unless told
+# otherwise): at most this many shapes to compile (2-5 occur on real sentence pairs:
+# the totals vary little).
+ROW_COUNTS = 16
 INPUTS = ("position_ids", "segment_ids", "cls_index")  # what packing adds to the inputs
 
 
@@ -38,9 +42,10 @@ def first_fit(lengths: np.ndarray, width: int):
     return rows, offsets, len(free)
 
 
-def pack(batch: dict, group: int, row_multiple: int = 1) -> dict:
+def pack(batch: dict, group: int, row_multiple: int | None = None) -> dict:
     """A batch of rows (``INPUTS`` ``[B, L]`` or ``[B, C, L]``, right-padded) packed in
-    groups of ``group`` consecutive examples; the per-example arrays ``[G, E, ...]``."""
+    groups of ``group`` consecutive examples; the per-example arrays ``[G, E, ...]``.
+    ``row_multiple``: by default a group's sequences / ``ROW_COUNTS``, rounded up."""
     mask = batch["attention_mask"]
     B, L = len(mask), mask.shape[-1]
     if B % group:
@@ -48,6 +53,7 @@ def pack(batch: dict, group: int, row_multiple: int = 1) -> dict:
     seqs = {k: batch[k].reshape(-1, L) for k in TOKENS}  # [B * C, L]
     G, C = B // group, len(seqs["input_ids"]) // B
     per_group = group * C
+    row_multiple = row_multiple or -(-per_group // ROW_COUNTS)
     lengths = np.maximum(mask.reshape(B * C, L).sum(-1), 1)  # an empty (padding) row: 1
     placed = [first_fit(lengths[g * per_group:(g + 1) * per_group], L) for g in range(G)]
     R = min(per_group, -(-max(p[2] for p in placed) // row_multiple) * row_multiple)
