@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from linkbert_jax.data import graph, index, keyed, outdir, readers, sampler
+from linkbert_jax.data import graph, index, keyed, link_sources, outdir, readers, sampler
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data import writer
 from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
@@ -64,6 +64,7 @@ def make_parser(prog: str = "python -m linkbert_jax.data.build",
     p.add_argument("--text_fields", help="comma-separated, joined by newline (default text)")
     p.add_argument("--links_field", help="default links")
     p.add_argument("--wikitext_parser", default="fast", choices=("fast", "mwparserfromhell"))
+    link_sources.add_options(p)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no_progress", dest="progress", action="store_false")
@@ -90,6 +91,7 @@ def _fraction(s: str) -> float:
 
 
 def recorded_options(args: argparse.Namespace) -> dict:
+    link_sources.check(args)
     opts = {k: v for k, v in sorted(vars(args).items()) if k not in _RUNTIME_ONLY}
     probs = [_fraction(x) for x in args.relation_probs.split(",")]
     if len(probs) != 3 or min(probs) < 0 or sum(probs) <= 0:
@@ -255,15 +257,19 @@ def _index(args, work: str, counters, redirects, pool) -> index.IndexResult:
     return res
 
 
-def _link_and_split(args, work: str, res, counters, redirects) -> None:
+def _link_and_split(args, work: str, res, counters, redirects, pool) -> int:
+    """Writes the link graph used and the split; returns the hyperlinks resolved."""
     resolver = graph.LinkResolver(res.ids, res.titles, redirects)
     offs, tgts = graph.resolve_links(os.path.join(work, "links.jsonl"), res.num_docs,
                                      resolver, counters)
     del resolver, res.ids, res.titles
+    hyperlinks = len(tgts)
+    offs, tgts = link_sources.choose(args, work, res.num_docs, offs, tgts, pool)
     np.save(os.path.join(work, "link_offsets.npy"), offs)
     np.save(os.path.join(work, "link_targets.npy"), tgts)
     np.save(os.path.join(work, "doc_split.npy"),
             keyed.assign_splits(res.num_docs, args.eval_fraction, args.seed))
+    return hyperlinks
 
 
 def _write_shards(args, opts, work: str, tok_info: dict, pool):
@@ -294,7 +300,8 @@ def _build(args, opts, tokenizer_src, fingerprints) -> dict:
     t0 = time.time()
     tok_info = prepare_tokenizer(args, tokenizer_src, out)
     counters, redirects = readers.Counters(), {}
-    init = (os.path.join(out, TOKENIZER), opts["segment_length"], args.wikitext_parser, ())
+    init = (os.path.join(out, TOKENIZER), opts["segment_length"], args.wikitext_parser, (),
+            link_sources.wants_terms(args))
     pool = None
     if args.workers > 1:
         pool = multiprocessing.get_context("fork").Pool(args.workers, index.init_worker, init)
@@ -303,14 +310,14 @@ def _build(args, opts, tokenizer_src, fingerprints) -> dict:
     try:
         res = _index(args, work, counters, redirects, pool)
         t_index = time.time() - t0
-        _link_and_split(args, work, res, counters, redirects)
+        hyperlinks = _link_and_split(args, work, res, counters, redirects, pool)
         corpus, shards = _write_shards(args, opts, work, tok_info, pool)
     finally:
         if pool is not None:
             pool.terminate()
     _write_documents(out, work, corpus)
-    manifest = make_manifest(opts, corpus_stats(res, corpus), counters.as_dict(), tok_info,
-                             shards, fingerprints)
+    stats = link_sources.link_stats(corpus_stats(res, corpus), args.link_source, hyperlinks)
+    manifest = make_manifest(opts, stats, counters.as_dict(), tok_info, shards, fingerprints)
     shutil.rmtree(work)
     writer.write_json_atomic(os.path.join(out, MANIFEST_NAME), manifest)
     print_summary(manifest, time.time() - t0, t_index)
@@ -364,7 +371,8 @@ def print_summary(m: dict, secs: float, secs_index: float) -> None:
     c = m["counters"]
     print(f"documents {m['num_documents']} (train {m['num_documents_per_split']['train']}, "
           f"eval {m['num_documents_per_split']['eval']}), segments {m['num_segments']}, "
-          f"tokens {m['num_tokens']}, links resolved {m['num_links_resolved']}")
+          f"tokens {m['num_tokens']}, links resolved {m['num_links_resolved']}"
+          + link_sources.summary(m))
     print("examples train %d %s, eval %d %s" % (m["num_examples"]["train"], m["relations"],
                                                  m["num_examples"]["eval"], m["relations_eval"]))
     print("counters " + " ".join(f"{k}={v}" for k, v in c.items()))

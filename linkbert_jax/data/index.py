@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linkbert_jax.data import graph, segment, tokenizer as tokenizer_lib, wikipedia
+from linkbert_jax.data import graph, segment, tfidf, tokenizer as tokenizer_lib, wikipedia
 
 CHUNK_DOCS = 64
+TERMS_FILE = "terms.jsonl"
 # Warnings shared with the Beam builder (beam_docs.py): (counter, message % (source, id)).
 NO_TEXT = ("empty_documents", "%s: document %r has no text, skipped")
 NO_TOKENS = ("empty_documents", "%s: document %r has no tokens, skipped")
@@ -24,9 +25,10 @@ DUPLICATE = ("duplicate_ids", "%s: duplicate id %r, skipped")
 _STATE: dict = {}
 
 
-def init_worker(tokenizer_dir: str, segment_length: int, parser: str, extra_prefixes) -> None:
+def init_worker(tokenizer_dir: str, segment_length: int, parser: str, extra_prefixes,
+                terms: bool = False) -> None:
     _STATE.update(tok=tokenizer_lib.load_fast(tokenizer_dir), max_len=segment_length,
-                  parser=parser, prefixes=frozenset(extra_prefixes))
+                  parser=parser, prefixes=frozenset(extra_prefixes), terms=terms)
 
 
 def to_plain(text: str, is_wikitext: bool, parser: str, prefixes) -> tuple[str, list | None]:
@@ -37,17 +39,21 @@ def to_plain(text: str, is_wikitext: bool, parser: str, prefixes) -> tuple[str, 
     return fn(text, prefixes)
 
 
-def process_texts(tok, max_len: int, parser: str, prefixes, items: list[tuple[str, bool]]):
-    """[(text, is_wikitext)] -> [(links or None, token ids, segment lengths, chars)]."""
+def process_texts(tok, max_len: int, parser: str, prefixes, items: list[tuple[str, bool]],
+                  terms: bool = False):
+    """[(text, is_wikitext)] -> [(links or None, token ids, segment lengths, chars, term
+    counts of the plain text (tfidf.term_counts) or None)]."""
     plain = [to_plain(t, w, parser, prefixes) for t, w in items]
     segs = segment.tokenize_documents(tok, [p for p, _ in plain], max_len)
-    return [(links, toks, lens, len(text)) for (text, links), (toks, lens) in zip(plain, segs)]
+    return [(links, toks, lens, len(text), tfidf.term_counts(text) if terms else None)
+            for (text, links), (toks, lens) in zip(plain, segs)]
 
 
 def process_chunk(items: list[tuple[str, bool]]):
     """Worker: ``process_texts`` with the tokenizer and options of ``init_worker``."""
     st = _STATE
-    return process_texts(st["tok"], st["max_len"], st["parser"], st["prefixes"], items)
+    return process_texts(st["tok"], st["max_len"], st["parser"], st["prefixes"], items,
+                         st["terms"])
 
 
 @dataclass
@@ -97,15 +103,17 @@ def _ordered_results(chunks, pool, window: int):
 def build_index(docs, work_dir: str, counters, pool=None, window: int = 8,
                 progress=None) -> IndexResult:
     """Consumes ``docs`` (RawDoc); writes tokens.i32, seg_offsets/doc_seg_start .npy,
-    links.jsonl (raw names per document) and meta.jsonl (id, title per document)."""
+    links.jsonl (raw names per document), meta.jsonl (id, title per document) and, when
+    the workers count terms, terms.jsonl (term counts per document)."""
     res = IndexResult()
     seg_lens = array("q", [0])
     doc_nseg = array("q", [0])
     with open(os.path.join(work_dir, "tokens.i32"), "wb") as tok_f, \
             open(os.path.join(work_dir, "links.jsonl"), "w", encoding="utf-8") as link_f, \
-            open(os.path.join(work_dir, "meta.jsonl"), "w", encoding="utf-8") as meta_f:
+            open(os.path.join(work_dir, "meta.jsonl"), "w", encoding="utf-8") as meta_f, \
+            open(os.path.join(work_dir, TERMS_FILE), "w", encoding="utf-8") as terms_f:
         for chunk, results in _ordered_results(_chunks(docs, counters), pool, window):
-            for doc, (links, toks, lens, nchars) in zip(chunk, results):
+            for doc, (links, toks, lens, nchars, terms) in zip(chunk, results):
                 if progress is not None:
                     progress.update(1)
                 if len(toks) == 0:
@@ -128,6 +136,8 @@ def build_index(docs, work_dir: str, counters, pool=None, window: int = 8,
                 link_f.write(json.dumps(doc.links if links is None else links,
                                         ensure_ascii=False) + "\n")
                 meta_f.write(json.dumps([doc.id, doc.title], ensure_ascii=False) + "\n")
+                if terms is not None:
+                    terms_f.write(json.dumps(terms, ensure_ascii=False) + "\n")
                 res.num_docs += 1
                 res.num_segments += len(lens)
                 res.num_tokens += len(toks)
