@@ -24,8 +24,8 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from linkbert_jax.data import beam_docs, beam_links, beam_pairs, beam_shards, build, files
-from linkbert_jax.data import outdir
+from linkbert_jax.data import beam_docs, beam_link_sources, beam_links, beam_pairs
+from linkbert_jax.data import beam_shards, build, files, link_sources, outdir
 from linkbert_jax.data import readers, tokenizer as tokenizer_lib, writer
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
 
@@ -118,10 +118,11 @@ def prepare_tokenizer(tokenizer_src: str, out_dir: str) -> tuple[dict, str]:
 def construct(p, args, opts, file_list, tok_json, special, work):
     """The whole build as one pipeline on ``p``."""
     fields = build.field_map(args)
-    content, names, ids, titles, redirects = beam_docs.documents(
+    content, names, ids, titles, redirects, terms = beam_docs.documents(
         p, file_list, args.format, fields, tok_json, opts["segment_length"],
-        args.wikitext_parser)
+        args.wikitext_parser, link_sources.wants_terms(args))
     out_links = beam_links.resolve(names, ids, titles, redirects)
+    out_links = beam_link_sources.links(content, out_links, terms, args)
     docs = beam_pairs.documents(content, out_links, args.seed, args.eval_fraction)
     beam_pairs.document_lines(docs, work)
     counts = beam_pairs.split_counts(docs)
@@ -163,6 +164,7 @@ def _manifest(args, opts, work, found: dict, tok_info, inputs) -> dict:
             name = writer.shard_name(split, k, num)
             with files.open_raw(files.join(work, "stats", name + ".json")) as f:
                 shards.append((split, json.load(f)))
+    stats = link_sources.link_stats(stats, args.link_source, found.get("hyperlinks_resolved", 0))
     return build.make_manifest(opts, stats, counters, tok_info, shards, inputs)
 
 

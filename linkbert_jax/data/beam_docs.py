@@ -81,9 +81,11 @@ class ReadFile(CountingDoFn):
 class Tokenize(CountingDoFn):
     """Batches of read documents -> metadata keyed by id, and the payload keyed by position."""
 
-    def __init__(self, tokenizer_json: str, segment_length: int, parser: str):
+    def __init__(self, tokenizer_json: str, segment_length: int, parser: str,
+                 terms: bool = False):
         self.tokenizer_json, self.segment_length, self.parser = \
             tokenizer_json, segment_length, parser
+        self.terms = terms
 
     def setup(self):
         super().setup()
@@ -97,9 +99,9 @@ class Tokenize(CountingDoFn):
             else:
                 self.counters.warn(*index.NO_TEXT, d[5], d[1])
         results = index.process_texts(self.tok, self.segment_length, self.parser, (),
-                                      [(d[3], d[6]) for d in docs])
+                                      [(d[3], d[6]) for d in docs], self.terms)
         for (pos, doc_id, title, _, names, source, wikitext), res in zip(docs, results):
-            links, toks, lens, nchars = res
+            links, toks, lens, nchars, terms = res
             if len(toks) == 0:
                 self.counters.warn(*index.NO_TOKENS, source, doc_id)
                 continue
@@ -107,6 +109,8 @@ class Tokenize(CountingDoFn):
             yield beam.pvalue.TaggedOutput("payload", (pos, (
                 doc_id, title, names if links is None else links, toks.tobytes(),
                 lens.astype("<i4").tobytes(), nchars)))
+            if terms is not None:
+                yield beam.pvalue.TaggedOutput("terms", (pos, terms))
             yield doc_id, (pos, key_title, wikitext, source)
 
 
@@ -167,14 +171,15 @@ def dense_rank(pcoll, label: str):
             | f"{label}Assign" >> beam.FlatMap(assign, offsets))
 
 
-def documents(p, files, fmt, fields, tok_json, segment_length, parser):
+def documents(p, files, fmt, fields, tok_json, segment_length, parser, terms=False):
     """Returns (content keyed by index, link names (name, src), id map, title map,
-    redirects (title, (position, target)))."""
+    redirects (title, (position, target)), term counts keyed by index (with ``terms``,
+    else None))."""
     read = (p | "Files" >> beam.Create(files) | "Spread" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadFile(fmt, fields)).with_outputs("redirects", main="docs"))
     tok = (read.docs | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=64)
-           | "Tokenize" >> beam.ParDo(Tokenize(tok_json, segment_length, parser))
-           .with_outputs("payload", main="meta"))
+           | "Tokenize" >> beam.ParDo(Tokenize(tok_json, segment_length, parser, terms))
+           .with_outputs("payload", "terms", main="meta"))
     by_id = (tok.meta | "ById" >> beam.GroupByKey()
              | "FirstById" >> beam.ParDo(FirstById()).with_outputs("untitled", main="titled"))
     titled = (by_id.titled | "ByTitle" >> beam.GroupByKey()
@@ -182,14 +187,19 @@ def documents(p, files, fmt, fields, tok_json, segment_length, parser):
     untitled = by_id.untitled | "Untitled" >> beam.MapTuple(lambda _, v: (0, v[0], (v[1], "")))
     kept = (titled, untitled) | "Kept" >> beam.Flatten()
     ranked = dense_rank(kept, "DocIndex")  # (0, index, pos, (id, title it names))
-    by_pos = {"payload": tok.payload,
-              "index": ranked | "IndexByPos" >> beam.MapTuple(lambda _, i, pos, v: (pos, i))}
+    index_by_pos = ranked | "IndexByPos" >> beam.MapTuple(lambda _, i, pos, v: (pos, i))
+    by_pos = {"payload": tok.payload, "index": index_by_pos}
     joined = by_pos | "JoinPayload" >> beam.CoGroupByKey() | "Content" >> beam.ParDo(
         _Content()).with_outputs("names", main="content")
     ids = ranked | "IdMap" >> beam.MapTuple(lambda _, i, pos, v: (v[0], i))
     titles = (ranked | "TitleMap" >> beam.FlatMapTuple(
         lambda _, i, pos, v: [(v[1], i)] if v[1] else []))
-    return joined.content, joined.names, ids, titles, read.redirects
+    counts = None
+    if terms:
+        counts = ({"terms": tok.terms, "index": index_by_pos} | "JoinTerms" >> beam.CoGroupByKey()
+                  | "TermsByIndex" >> beam.FlatMap(
+                      lambda kv: [(i, t) for i in kv[1]["index"] for t in kv[1]["terms"]]))
+    return joined.content, joined.names, ids, titles, read.redirects, counts
 
 
 class _Content(beam.DoFn):
