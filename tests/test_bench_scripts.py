@@ -81,3 +81,10 @@ def test_finetune(tmp_path):
     assert_positive(f, "ratio_full_quick", "ex_s_ours_full_quick", "ex_s_theirs_full_quick",
                     "ratio_text_quick", "ratio_text_cut_grouped_quick",
                     "ratio_text_vs_dynamic_quick", "ex_s_trainer_dynamic_text_quick")
+
+
+def test_link_sources(tmp_path):
+    f = run_bench("link_sources.py", "--sizes", "500,1000", "--sampled", "3000",
+                  "--query_rows", "64", tmp_path=tmp_path)
+    assert_positive(f, "ms_per_row_1000", "ms_per_row_3000", "rss_mb_3000", "core_hours_1m",
+                    "core_hours_6m")

@@ -43,7 +43,7 @@ def check(args) -> None:
 
 
 def wants_terms(args) -> bool:
-    return getattr(args, "link_source", "hyperlinks") == "tfidf"
+    return args.link_source == "tfidf"
 
 
 # --- random ------------------------------------------------------------------------------
