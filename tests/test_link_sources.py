@@ -135,12 +135,15 @@ def test_random_link_sets_are_uniform():
 # --- the builders ---------------------------------------------------------------------------
 
 def _corpus(path, n=60):
-    """``n`` documents of real paragraphs in two text fields, with a few hyperlinks."""
+    """``n`` documents of real paragraphs in two text fields, with a few hyperlinks, and
+    two records the builder drops (a repeated id, an empty text): the texts it keeps."""
     paras, rng = wikipedia_paragraphs(), random.Random(5)
-    write_jsonl(path, [{"id": f"d{i}", "title": f"Doc {i}", "abstract": paras[2 * i],
-                        "body": paras[2 * i + 1],
-                        "links": [f"d{rng.randrange(n)}" for _ in range(i % 3)]}
-                       for i in range(n)])
+    records = [{"id": f"d{i}", "title": f"Doc {i}", "abstract": paras[2 * i],
+                "body": paras[2 * i + 1], "links": [f"d{rng.randrange(n)}" for _ in range(i % 3)]}
+               for i in range(n)]
+    records.insert(10, {"id": "empty", "abstract": " ", "body": ""})
+    records.insert(20, {"id": "d3", "abstract": paras[-1], "body": paras[-2]})
+    write_jsonl(path, records)
     return ["\n".join(paras[2 * i:2 * i + 2]) for i in range(n)]
 
 
@@ -171,6 +174,7 @@ def test_local_and_beam_builders_write_the_same_bytes(tmp_path, source):
     assert m["num_links_resolved"] == hyper["num_links_resolved"] == sum(map(len, _links(
         tmp_path / "hyper"))) > 0 and "num_links_used" not in hyper
     assert m["counters"] == hyper["counters"]
+    assert (m["counters"]["duplicate_ids"], m["counters"]["empty_documents"]) == (1, 1)
     from linkbert_jax.data import beam_build
 
     mb = beam_build.run(*beam_build.parse_args([str(a) for a in argv] + [
