@@ -32,8 +32,10 @@ def test_dry_run_builds_once_per_link_options_and_runs_every_arm_and_seed(tmp_pa
     assert len(pretrain) == 5 * 3 and len(finetune) == 2 * 5 * 3
     few = [c for c in finetune if c[c.index("--train_file") + 1].endswith("few_shot.jsonl")]
     assert len(few) == 15
-    assert all(c[c.index("--validation_file") + 1].endswith("task/dev.jsonl")
-               for c in finetune)
+    assert all(c[c.index("--validation_file") + 1].endswith("task/dev.jsonl") and
+               c[c.index("--test_file") + 1].endswith("task/test.jsonl") for c in finetune)
+    task = next(c for c in cmds if "linkbert_jax.ablate.linktask" in c)
+    assert task[task.index("--test_fraction") + 1] == "0.2"
 
 
 @pytest.mark.parametrize("argv,says", [
@@ -60,7 +62,7 @@ def test_generated_config_sets_the_arm(tmp_path):
     assert c.model.hidden_size == config_defaults.load_config_file("cpu_small").model.hidden_size
 
 
-def _fake_run(root, arm, seed, mlm, drp, full, few):
+def _fake_run(root, arm, seed, mlm, drp, full, few, dev=0.99):
     run = root / "runs" / arm / f"seed_{seed}"
     run.mkdir(parents=True)
     rows = [{"step": 10, "loss": 1.0}, {"step": 20, "eval_mlm_accuracy": mlm,
@@ -70,7 +72,8 @@ def _fake_run(root, arm, seed, mlm, drp, full, few):
     for kind, acc in (("full", full), ("few_shot", few)):
         d = root / "ft" / arm / f"seed_{seed}" / kind / f"seed_{seed}"
         d.mkdir(parents=True)
-        (d / "results.json").write_text(json.dumps({"dev": {"accuracy": acc}}))
+        (d / "results.json").write_text(json.dumps({"dev": {"accuracy": dev},
+                                                    "test": {"accuracy": acc}}))
     ft = root / "ft" / arm / f"seed_{seed}"
     return report.row(str(run), str(ft / "full"), str(ft / "few_shot"), seed,
                       arms.ARMS[arm].objective)

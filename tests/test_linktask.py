@@ -110,6 +110,21 @@ def test_files_are_what_finetune_mc_reads(built):
     assert len({r["doc"] for r in files["train.jsonl"]}) == len(files["train.jsonl"])
 
 
+def test_test_split_takes_other_anchor_documents(built):
+    tmp, build_dir, _ = built
+    meta = make(build_dir, tmp / "t", "--test_fraction", "0.2")
+    files = load(tmp / "t")
+    files["test.jsonl"] = [json.loads(line) for line in open(tmp / "t" / "test.jsonl")]
+    docs = {name: {r["doc"] for r in files[name]}
+            for name in ("train.jsonl", "dev.jsonl", "test.jsonl")}
+    assert all(docs.values()) and sum(map(len, docs.values())) == \
+        len(set().union(*docs.values()))
+    assert meta["anchor_documents"] == {n.split(".")[0]: len(d) for n, d in docs.items()}
+    make(build_dir, tmp / "no_test")
+    dev_without_test = {json.loads(line)["doc"] for line in open(tmp / "no_test" / "dev.jsonl")}
+    assert docs["dev.jsonl"] == dev_without_test  # a test split leaves dev as it was
+
+
 def test_bad_input_is_one_line(built, tmp_path, capsys):
     tmp, build_dir, _ = built
     assert linktask.main(["--build", str(tmp_path), "--output_dir", str(tmp_path / "o")]) == 2

@@ -46,6 +46,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune", action="append", default=[], metavar="KEY=VALUE",
                    help="fine-tuning config override (repeat)")
     p.add_argument("--per_document", type=int, default=0, help="link task anchors per doc")
+    p.add_argument("--test_fraction", type=float, default=0.2,
+                   help="link task: anchor documents of its test split, whose accuracy "
+                        "the table shows (dev selects the fine-tuning checkpoint)")
     p.add_argument("--dry_run", action="store_true")
     return p
 
@@ -94,8 +97,8 @@ def build_all(args, arms, dry: bool) -> dict:
 
 def make_link_task(args, build_dir: str, dry: bool) -> str:
     task = os.path.join(args.workdir, "task")
-    argv = ["--build", build_dir, "--output_dir", task,
-            "--per_document", str(args.per_document)]
+    argv = ["--build", build_dir, "--output_dir", task, "--per_document",
+            str(args.per_document), "--test_fraction", str(args.test_fraction)]
     print("$ python -m linkbert_jax.ablate.linktask " + " ".join(argv), flush=True)
     if not dry and not os.path.exists(os.path.join(task, linktask.TASK_META)):
         linktask.run(linktask.make_parser().parse_args(argv))
@@ -118,8 +121,9 @@ def run_arm(args, arm, seed: int, data_dir: str, task: str, dry: bool) -> dict:
     ft_over = _overrides(args.finetune, "--finetune", False)
     for kind, train in (("full", "train.jsonl"), ("few_shot", "train_few_shot.jsonl")):
         if report.finetune_accuracy(os.path.join(ft, kind), seed) is None:
+            test = os.path.join(task, "test.jsonl") if args.test_fraction else None
             _run(arms_lib.finetune_argv(run, os.path.join(task, train),
-                                        os.path.join(task, "dev.jsonl"),
+                                        os.path.join(task, "dev.jsonl"), test,
                                         os.path.join(ft, kind), seed, ft_over), dry)
     return report.row(run, os.path.join(ft, "full"), os.path.join(ft, "few_shot"), seed,
                       arm.objective)

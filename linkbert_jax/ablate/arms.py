@@ -91,8 +91,9 @@ def pretrain_argv(config_path: str, workdir: str) -> list[str]:
             "--workdir", workdir]
 
 
-def finetune_argv(init: str, train: str, dev: str, workdir: str, seed: int,
-                  overrides: dict) -> list[str]:
+def finetune_argv(init: str, train: str, dev: str, test: str | None, workdir: str,
+                  seed: int, overrides: dict) -> list[str]:
     return [sys.executable, "-m", "linkbert_jax.finetune", "--task", "mc", "--init", init,
-            "--train_file", train, "--validation_file", dev, "--workdir", workdir,
+            "--train_file", train, "--validation_file", dev,
+            *(["--test_file", test] if test else []), "--workdir", workdir,
             "--seeds", str(seed), *[f"--config.{k}={v}" for k, v in overrides.items()]]

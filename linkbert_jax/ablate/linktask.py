@@ -20,7 +20,9 @@ multiple-choice task in the ``mc`` format of ``python -m linkbert_jax.finetune``
 * every draw is keyed by ``(seed, anchor document, segment)`` (data/keyed.py's hash):
   the same build, options and seed give the same bytes;
 * the task's train/dev split is by anchor document (``--dev_fraction`` of the anchor
-  documents, at least one, chosen by key); ``train_few_shot.jsonl`` keeps
+  documents, at least one, chosen by key; ``--test_fraction`` adds a ``test.jsonl`` of
+  other anchor documents, for a score that model selection on dev has not seen);
+  ``train_few_shot.jsonl`` keeps
   ``--few_shot_fraction`` (10%) of the training examples, chosen by key.
 
 Writes ``train.jsonl``, ``dev.jsonl``, ``train_few_shot.jsonl`` and ``task.json`` (counts
@@ -188,18 +190,30 @@ def by_key(items: list, keys: list[int], n: int) -> set:
     return {items[i] for i in order[:n]}
 
 
+def assign_anchors(anchors: list[int], seed: int, dev_fraction: float,
+                   test_fraction: float = 0.0) -> dict[int, str]:
+    """Anchor document -> task file: in key order, the first ``dev_fraction`` (at least
+    one) go to dev, the next ``test_fraction`` (at least one if > 0) to test, the rest
+    (at least one) to train."""
+    order = sorted(anchors, key=lambda d: (int(keyed.mix(seed, TAG_DEV, d)), d))
+    n_dev = max(1, round(dev_fraction * len(order)))
+    n_test = max(1, round(test_fraction * len(order))) if test_fraction > 0 else 0
+    if n_dev + n_test >= len(order):
+        raise readers.DataError(f"{len(order)} held-out documents with links are too few "
+                                f"for a dev, a test and a train split (raise the build's "
+                                f"--eval_fraction)")
+    return {d: "dev.jsonl" if i < n_dev else "test.jsonl" if i < n_dev + n_test
+            else "train.jsonl" for i, d in enumerate(order)}
+
+
 def make_task(corpus: Corpus, seed: int, choices: int = 4, per_document: int = 0,
-              dev_fraction: float = 0.2, few_shot_fraction: float = 0.1):
+              dev_fraction: float = 0.2, few_shot_fraction: float = 0.1,
+              test_fraction: float = 0.0):
     """``({file name: records}, counts)`` of the task on ``corpus``."""
     anchors = [d for d in range(corpus.num_docs)
                if corpus.is_eval[d] and len(corpus.links(d))]
-    if len(anchors) < 2:
-        raise readers.DataError(f"{len(anchors)} held-out documents with links: the task "
-                                f"needs at least 2 (raise --eval_fraction of the build)")
-    dev_keys = [int(keyed.mix(seed, TAG_DEV, d)) for d in anchors]
-    n_dev = min(len(anchors) - 1, max(1, round(dev_fraction * len(anchors))))
-    dev_docs = by_key(anchors, dev_keys, n_dev)
-    out = {name: [] for name in TASK_FILES}
+    where = assign_anchors(anchors, seed, dev_fraction, test_fraction)
+    out = {name: [] for name in TASK_FILES + (("test.jsonl",) if test_fraction else ())}
     skipped = 0
     for d in anchors:
         for s in anchor_segments(corpus, seed, d, per_document):
@@ -207,13 +221,15 @@ def make_task(corpus: Corpus, seed: int, choices: int = 4, per_document: int = 0
             if rec is None:
                 skipped += 1
             else:
-                out["dev.jsonl" if d in dev_docs else "train.jsonl"].append(rec)
+                out[where[d]].append(rec)
     train = out["train.jsonl"]
     few_keys = [int(keyed.mix(seed, TAG_FEW, r["doc"], r["segment"])) for r in train]
     keep = by_key(list(range(len(train))), few_keys,
                   max(1, round(few_shot_fraction * len(train))))
     out["train_few_shot.jsonl"] = [r for i, r in enumerate(train) if i in keep]
-    counts = {"anchor_documents": {"train": len(anchors) - n_dev, "dev": n_dev},
+    splits = sorted(set(where.values()))
+    counts = {"anchor_documents": {n.split(".")[0]: sum(v == n for v in where.values())
+                                   for n in splits},
               "examples": {name: len(recs) for name, recs in out.items()},
               "anchors_without_enough_negatives": skipped,
               "held_out_documents": int(corpus.is_eval.sum()),
@@ -239,18 +255,21 @@ def write_task(out_dir: str, files: dict, meta: dict) -> None:
 
 def run(args) -> dict:
     """Builds the task of ``args`` (see ``make_parser``); returns its ``task.json``."""
-    if args.choices < 2 or not 0 < args.dev_fraction < 1 or not 0 < args.few_shot_fraction <= 1:
-        raise readers.DataError("--choices must be >= 2, --dev_fraction in (0, 1) and "
-                                "--few_shot_fraction in (0, 1]")
+    if args.choices < 2 or not 0 < args.dev_fraction < 1 or \
+            not 0 <= args.test_fraction < 1 or not 0 < args.few_shot_fraction <= 1:
+        raise readers.DataError("--choices must be >= 2, --dev_fraction in (0, 1), "
+                                "--test_fraction in [0, 1), --few_shot_fraction in (0, 1]")
     os.makedirs(args.output_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".linktask_", dir=args.output_dir) as work:
         corpus = open_corpus(args.build, work, args.input)
         files, counts = make_task(corpus, args.seed, args.choices, args.per_document,
-                                  args.dev_fraction, args.few_shot_fraction)
+                                  args.dev_fraction, args.few_shot_fraction,
+                                  args.test_fraction)
         del corpus  # the token store lies in ``work``
     meta = {"build": os.path.abspath(args.build), "seed": args.seed,
             "choices": args.choices, "per_document": args.per_document,
-            "dev_fraction": args.dev_fraction, "few_shot_fraction": args.few_shot_fraction,
+            "dev_fraction": args.dev_fraction, "test_fraction": args.test_fraction,
+            "few_shot_fraction": args.few_shot_fraction,
             "links": "hyperlinks (the corpus read again)",
             "text": "segments decoded with the build's tokenizer", **counts}
     write_task(args.output_dir, files, meta)
@@ -269,6 +288,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--per_document", type=int, default=0,
                    help="anchor segments per held-out document (0: all)")
     p.add_argument("--dev_fraction", type=float, default=0.2)
+    p.add_argument("--test_fraction", type=float, default=0.0,
+                   help="anchor documents of a test split (test.jsonl; 0: none)")
     p.add_argument("--few_shot_fraction", type=float, default=0.1)
     return p
 
@@ -280,7 +301,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ex = meta["examples"]
-    print(f"link task: {ex['train.jsonl']} train / {ex['dev.jsonl']} dev / "
+    test = f"{ex['test.jsonl']} test / " if "test.jsonl" in ex else ""
+    print(f"link task: {ex['train.jsonl']} train / {ex['dev.jsonl']} dev / {test}"
           f"{ex['train_few_shot.jsonl']} few-shot examples from "
           f"{sum(meta['anchor_documents'].values())} held-out anchor documents")
     return 0

@@ -26,12 +26,14 @@ def final_eval(workdir: str) -> dict:
 
 
 def finetune_accuracy(workdir: str, seed: int) -> float | None:
-    """Dev accuracy of a fine-tuning run (``--seeds seed``: ``WORKDIR/seed_<s>``)."""
+    """Accuracy of a fine-tuning run (``--seeds seed``: ``WORKDIR/seed_<s>``) on its test
+    split if it had one (dev selected its checkpoint), else on dev."""
     for path in (os.path.join(workdir, f"seed_{seed}", "results.json"),
                  os.path.join(workdir, "results.json")):
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
-                return json.load(f).get("dev", {}).get("accuracy")
+                res = json.load(f)
+            return (res.get("test") or res.get("dev") or {}).get("accuracy")
     return None
 
 
