@@ -9,6 +9,7 @@ import pytest
 
 from helpers.corpora import run_build
 from linkbert_jax.data import build, readers, sphinx_html
+from linkbert_jax import samples
 from linkbert_jax.samples import minilm_dir, python_docs
 
 NAV = ('<nav class="menu"><a class="reference internal" href="b.html#b-top">nav</a></nav>'
@@ -135,6 +136,18 @@ def test_bad_input_is_one_line_naming_the_path(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1, err
         assert err[0].startswith(f"error: {path}:") and says in err[0]
+
+
+def test_python_docs_location_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(samples.PYDOCS_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no library/ directory") as e:
+        python_docs()
+    assert "\n" not in str(e.value)
+    monkeypatch.delenv(samples.PYDOCS_ENV)
+    monkeypatch.setattr(samples, "_PYDOCS_HTML", os.path.join("no", "such", "html"))
+    with pytest.raises(FileNotFoundError, match="make pydocs") as e:
+        python_docs()
+    assert "\n" not in str(e.value)
 
 
 @pytest.fixture(scope="module")
