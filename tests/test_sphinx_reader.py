@@ -80,6 +80,15 @@ def test_hand_made_tree_gives_exact_documents_and_links(tmp_path):
         [str(tmp_path / "html")]
 
 
+def test_pages_parsed_again_beyond_the_cache_give_the_same_documents(tmp_path,
+                                                                     monkeypatch):
+    root = write_tree(tmp_path / "html")
+    cached, _ = read(root)
+    monkeypatch.setattr(sphinx_html, "CACHE_CHARS", 40)  # keeps b.html only
+    parsed_again, _ = read(root)
+    assert parsed_again == cached
+
+
 def test_builder_counts_self_dangling_and_empty(tmp_path):
     root = write_tree(tmp_path / "html")
     m = run_build("--input", root, "--format", "sphinx_html", "--output_dir", tmp_path / "o",

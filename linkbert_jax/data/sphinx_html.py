@@ -17,8 +17,10 @@ Skipped: everything outside sections (navigation, sidebars, footers, search boxe
 ``script``/``style``/``nav``/``form`` elements, headerlinks (the ``¶``), and the index
 pages (``genindex*``, ``py-modindex``, ``search``, ``contents``: lists of links, no text).
 
-Two streaming passes over the pages in sorted path order: the first maps anchors to
-sections (memory: one entry per anchor), the second yields the documents. Only the
+Two passes over the pages in sorted path order: the first maps anchors to sections
+(memory: one entry per anchor), the second yields the documents; pages parsed in the
+first are kept for the second up to ``CACHE_CHARS`` characters of text, the others are
+parsed again, so memory stays bounded on any tree. Only the
 standard library's ``html.parser`` is used. Counters: ``records`` = pages read,
 ``malformed_records`` = pages whose ``<section>`` tags do not balance, ``invalid_utf8``,
 ``empty_documents`` = pages without sections (sections without text are counted when
@@ -42,6 +44,9 @@ _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = _HEADINGS | {"p", "div", "pre", "li", "dt", "dd", "dl", "ul", "ol", "table", "tr",
                        "th", "td", "blockquote", "section", "br", "hr", "caption", "figure",
                        "figcaption", "aside"}
+# Pages of the first pass kept for the second, up to this many characters of text (the
+# Python documentation has 9M): the rest are parsed again.
+CACHE_CHARS = 64 << 20
 _RE_WS = re.compile(r"\s+")
 _RE_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 
@@ -189,8 +194,10 @@ def parse_page(root: str, rel: str) -> Page:
     malformed = None
     if p.stray_ends or p.stack:
         malformed = f"{p.stray_ends} stray </section>, {len(p.stack)} unclosed <section>"
-    return Page(rel, path, p.sections, p.anchors, [clean_text(s.text) for s in p.sections],
-                malformed, bad_utf8)
+    texts = [clean_text(s.text) for s in p.sections]
+    for s in p.sections:
+        s.text = []  # only the clean text is kept
+    return Page(rel, path, p.sections, p.anchors, texts, malformed, bad_utf8)
 
 
 def landing(page: Page) -> list[int | None]:
@@ -255,10 +262,15 @@ def read_sphinx_html(root: str, counters) -> Iterator:
 
     pages = _check_root(root)
     targets: dict[str, str] = {}
+    cache, cached = {}, 0
     for rel in pages:  # pass 1: anchors -> documents
-        targets.update(page_targets(parse_page(root, rel)))
-    for rel in pages:  # pass 2: documents
         page = parse_page(root, rel)
+        targets.update(page_targets(page))
+        size = sum(map(len, page.texts))
+        if cached + size <= CACHE_CHARS:
+            cache[rel], cached = page, cached + size
+    for rel in pages:  # pass 2: documents
+        page = cache.pop(rel, None) or parse_page(root, rel)
         _count(page, counters)
         for i, s in enumerate(page.sections):
             links = [link_key(rel, h) for h in s.hrefs]
