@@ -95,3 +95,12 @@ def test_table_is_mean_and_sample_sd_over_seeds(tmp_path):
         in line
     assert "n/a" in next(l for l in text.splitlines() if l.startswith("| no_drp"))
     assert "wall time 2.1 min" in text
+
+
+def test_table_notes_the_task_baseline(tmp_path):
+    (tmp_path / "task.json").write_text(json.dumps(
+        {"tfidf_baseline_accuracy": {"dev": 0.5, "test": 0.46}}))
+    note = ablate_cli._baseline_note(str(tmp_path))
+    assert note.endswith("dev 0.500, test 0.460")
+    text = report.write_summary(str(tmp_path), {"linkbert": [{"seed": 1}]}, [1], 1.0, note)
+    assert text.splitlines()[-1] == note

@@ -69,6 +69,8 @@ def test_examples_come_from_held_out_documents_and_true_links(built):
     dev_docs = {r["doc"] for r in files["dev.jsonl"]}
     assert train_docs and dev_docs and not train_docs & dev_docs
     assert meta["anchor_documents"] == {"train": len(train_docs), "dev": len(dev_docs)}
+    assert meta["tfidf_baseline_accuracy"]["dev"] == \
+        linktask.lexical_baseline(files["train.jsonl"], files["dev.jsonl"], 4)
     assert len(dev_docs) == round(0.2 * len(anchors))
     assert {r["label"] for r in files["train.jsonl"]} == {0, 1, 2, 3}
     few, train = files["train_few_shot.jsonl"], files["train.jsonl"]
@@ -123,6 +125,15 @@ def test_test_split_takes_other_anchor_documents(built):
     make(build_dir, tmp / "no_test")
     dev_without_test = {json.loads(line)["doc"] for line in open(tmp / "no_test" / "dev.jsonl")}
     assert docs["dev.jsonl"] == dev_without_test  # a test split leaves dev as it was
+
+
+def test_lexical_baseline_picks_the_most_similar_ending():
+    train = [{"sent1": "river mountain stone", "ending0": "city music", "ending1": "paper cell",
+              "ending2": "war king", "ending3": "light water", "label": 0}]
+    rec = {"sent1": "river mountain", "ending0": "city music", "ending1": "river stone",
+           "ending2": "paper cell", "ending3": "war king"}
+    assert linktask.lexical_baseline(train, [dict(rec, label=1)], 4) == 1.0
+    assert linktask.lexical_baseline(train, [dict(rec, label=0), dict(rec, label=1)], 4) == 0.5
 
 
 def test_bad_input_is_one_line(built, tmp_path, capsys):

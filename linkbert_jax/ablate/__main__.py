@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -140,7 +141,15 @@ def ablate(args) -> str:
                        for s in seeds] for arm in arms}
     if dry:
         return ""
-    return report.write_summary(args.workdir, rows, seeds, time.time() - t0)
+    return report.write_summary(args.workdir, rows, seeds, time.time() - t0,
+                                _baseline_note(task))
+
+
+def _baseline_note(task: str) -> str:
+    with open(os.path.join(task, linktask.TASK_META), encoding="utf-8") as f:
+        base = json.load(f).get("tfidf_baseline_accuracy", {})
+    return ("link task without a model (the ending most TF-IDF-similar to the anchor): " +
+            ", ".join(f"{k} {v:.3f}" for k, v in sorted(base.items()))) if base else ""
 
 
 def main(argv=None) -> int:

@@ -238,6 +238,21 @@ def make_task(corpus: Corpus, seed: int, choices: int = 4, per_document: int = 0
     return out, counts
 
 
+def lexical_baseline(train: list[dict], evaluated: list[dict], choices: int) -> float:
+    """Accuracy on ``evaluated`` of picking the ending most TF-IDF-cosine-similar to the
+    anchor (scikit-learn's ``TfidfVectorizer()`` fitted on the training texts; ties: the
+    first): how far word overlap alone goes, a reference for the fine-tuned models."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [r[k] for r in train for k in ["sent1"] + [f"ending{i}" for i in range(choices)]]
+    vec = TfidfVectorizer().fit(texts)
+    right = 0
+    for r in evaluated:
+        x = vec.transform([r["sent1"]] + [r[f"ending{i}"] for i in range(choices)])
+        right += int(np.argmax((x[1:] @ x[0].T).toarray().ravel()) == r["label"])
+    return right / max(1, len(evaluated))
+
+
 def write_task(out_dir: str, files: dict, meta: dict) -> None:
     """The task files, each written under a temporary name then renamed; meta last."""
     os.makedirs(out_dir, exist_ok=True)
@@ -271,7 +286,11 @@ def run(args) -> dict:
             "dev_fraction": args.dev_fraction, "test_fraction": args.test_fraction,
             "few_shot_fraction": args.few_shot_fraction,
             "links": "hyperlinks (the corpus read again)",
-            "text": "segments decoded with the build's tokenizer", **counts}
+            "text": "segments decoded with the build's tokenizer", **counts,
+            "tfidf_baseline_accuracy": {
+                name.split(".")[0]: lexical_baseline(files["train.jsonl"], files[name],
+                                                     args.choices)
+                for name in ("dev.jsonl", "test.jsonl") if name in files}}
     write_task(args.output_dir, files, meta)
     return meta
 

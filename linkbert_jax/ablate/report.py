@@ -64,7 +64,8 @@ def summarize(rows: dict) -> dict:
             for arm, rs in rows.items()}
 
 
-def table(summary: dict, seeds: list[int], wall_s: float | None = None) -> str:
+def table(summary: dict, seeds: list[int], wall_s: float | None = None,
+          note: str = "") -> str:
     head = "| arm | " + " | ".join(label for _, label, _ in COLUMNS) + " |"
     lines = [head, "|---" * (len(COLUMNS) + 1) + "|"]
     for arm, cols in summary.items():
@@ -78,13 +79,14 @@ def table(summary: dict, seeds: list[int], wall_s: float | None = None) -> str:
     foot = f"mean ± sd (sample) over seeds {','.join(map(str, seeds))}"
     if wall_s is not None:
         foot += f"; wall time {wall_s / 60:.1f} min"
-    return "\n".join(lines + ["", foot])
+    return "\n".join(lines + ["", foot] + ([note] if note else []))
 
 
-def write_summary(out_dir: str, rows: dict, seeds: list[int], wall_s: float) -> str:
+def write_summary(out_dir: str, rows: dict, seeds: list[int], wall_s: float,
+                  note: str = "") -> str:
     """``summary.md`` and ``summary.json`` (temporary name, then renamed); the table."""
     summary = summarize(rows)
-    text = table(summary, seeds, wall_s)
+    text = table(summary, seeds, wall_s, note)
     for name, content in (("summary.md", text + "\n"),
                           ("summary.json", json.dumps({"seeds": seeds, "wall_s": wall_s,
                                                        "runs": rows, "summary": summary},
