@@ -125,13 +125,17 @@ def test_malformed_and_undecodable_pages_are_counted(tmp_path):
     root = write_tree(tmp_path / "html", {
         "a.html": '<section id="a"><h1>A</h1><p>text</p></section></section>',
         "b.html": '<section id="b"><h1>B</h1><p>open ended',
-        "c.html": '<p>no sections here</p>'})
+        "c.html": '<p>no sections here</p>',
+        "e.html": '<section id="e"><h1>E<section id="f"><p>in f</p></section>'
+                  '<hr class="footer"><p>after</p></section>'})
     (root / "d.html").write_bytes(b'<section id="d"><p>caf\xe9</p></section>')
     docs, counters = read(root)
-    assert [(d.id, d.text) for d in docs] == [("a.html#a", "text"), ("b.html#b", "open ended"),
-                                              ("d.html#d", "caf\ufffd")]
+    assert [(d.id, d.text) for d in docs] == [
+        ("a.html#a", "text"), ("b.html#b", "open ended"), ("d.html#d", "caf\ufffd"),
+        ("e.html#e", "after"), ("e.html#f", "in f")]  # a void element never skips
+    assert [d.title for d in docs[-2:]] == ["E", ""]  # an unclosed heading ends
     assert (counters.records, counters.malformed_records, counters.invalid_utf8,
-            counters.empty_documents) == (4, 2, 1, 1)
+            counters.empty_documents) == (5, 2, 1, 1)
 
 
 def test_bad_input_is_one_line_naming_the_path(tmp_path, capsys):

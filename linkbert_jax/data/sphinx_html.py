@@ -40,6 +40,8 @@ SKIP_PAGES = re.compile(r"^(genindex(-.*)?|py-modindex|modindex|search|contents)
 _SKIP_TAGS = {"script", "style", "nav", "footer", "form", "template", "noscript"}
 _SKIP_CLASSES = {"headerlink", "sphinxsidebar", "related", "footer"}
 _SKIP_ROLES = {"navigation", "search"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+         "source", "track", "wbr"}  # no end tag: never a skipped region
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = _HEADINGS | {"p", "div", "pre", "li", "dt", "dd", "dl", "ul", "ol", "table", "tr",
                        "th", "td", "blockquote", "section", "br", "hr", "caption", "figure",
@@ -90,7 +92,8 @@ class _PageParser(HTMLParser):
             if self.stack:
                 self.anchors.setdefault(a["id"], self.stack[-1])
         classes = set((a.get("class") or "").split())
-        if tag in _SKIP_TAGS or classes & _SKIP_CLASSES or a.get("role") in _SKIP_ROLES:
+        if tag not in _VOID and (tag in _SKIP_TAGS or classes & _SKIP_CLASSES
+                                 or a.get("role") in _SKIP_ROLES):
             self.skip = [tag, 1]
             return
         if not self.stack:
@@ -106,6 +109,7 @@ class _PageParser(HTMLParser):
             cur.text.append("\n")
 
     def _open(self, sid: str) -> None:
+        self.heading = None  # a heading left open (malformed) ends with its section
         parent = self.stack[-1] if self.stack else -1
         self.sections.append(Section(id=sid, line=self.getpos()[0], parent=parent))
         self.stack.append(len(self.sections) - 1)
@@ -117,6 +121,7 @@ class _PageParser(HTMLParser):
                 self.skip = None
             return
         if tag == "section":
+            self.heading = None
             if self.stack:
                 self.stack.pop()
             else:
