@@ -150,3 +150,31 @@ def test_bad_input_is_one_line(built, tmp_path, capsys):
         corpus.write_text(original)
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "not the one given" in err[0]
+
+
+def _tiny_corpus(num_docs, links):
+    import numpy as np
+    offs = np.cumsum([0] + [len(links.get(d, [])) for d in range(num_docs)])
+    tgts = np.array([t for d in range(num_docs) for t in sorted(links.get(d, []))], np.int32)
+    return linktask.Corpus(ids=[f"d{i}" for i in range(num_docs)],
+                           is_eval=np.ones(num_docs, bool), tokens=np.zeros(0, np.int32),
+                           seg_offsets=np.zeros(1, np.int64),
+                           doc_seg_start=np.zeros(num_docs + 1, np.int64),
+                           link_offsets=offs, link_targets=tgts, decode=str)
+
+
+def test_negatives_are_uniform_over_unlinked_documents(monkeypatch):
+    from scipy.stats import chisquare
+
+    corpus = _tiny_corpus(12, {0: [1, 2, 3]})
+    counts = [0] * 12
+    for seg in range(3000):
+        negs = linktask.negatives(corpus, 0, 0, seg, 3)
+        assert len(set(negs)) == 3 and not set(negs) & {0, 1, 2, 3}
+        for d in negs:
+            counts[d] += 1
+    assert chisquare(counts[4:]).pvalue > 0.001  # 8 unlinked documents, equally often
+    assert linktask.negatives(corpus, 0, 0, 0, 9) is None  # only 8 to draw from
+    monkeypatch.setattr(linktask, "MAX_REJECTIONS", 0)  # the list fallback (hub documents)
+    negs = linktask.negatives(corpus, 0, 0, 0, 8)
+    assert sorted(negs) == list(range(4, 12))
