@@ -18,18 +18,21 @@ NAV = ('<nav class="menu"><a class="reference internal" href="b.html#b-top">nav<
 FOOTER = '<div class="footer"><a class="reference internal" href="b.html">footer</a></div>'
 PAGES = {
     "a.html": NAV + """<div class="body" role="main">
-<section id="top-a"><span id="label-a"></span><h1>Page A<a class="headerlink" href="#top-a">¶</a></h1>
+<section id="top-a"><span id="label-a"></span>
+<h1>Page A<a class="headerlink" href="#top-a">¶</a></h1>
 <p>Intro of A links to <a class="reference internal" href="b.html">B</a> and
    <a class="reference internal" href="sub/c.html#func">func</a>.</p>
 <section id="part-1"><h2>Part 1<a class="headerlink" href="#part-1">¶</a></h2>
-<dl class="py function"><dt class="sig" id="a.thing">thing()<a class="headerlink" href="#a.thing">¶</a></dt>
+<dl class="py function"><dt class="sig" id="a.thing">thing()<a class="headerlink"
+ href="#a.thing">¶</a></dt>
 <dd><p>Thing text, see <a class="reference internal" href="#top-a">top</a> and
 <a class="reference external" href="https://example.org/">ext</a>.</p></dd></dl>
 </section>
 <p>Tail of A.</p>
 <span class="target" id="before-empty"></span>
 <section id="empty"><h2>Empty</h2>
-<section id="inner"><h3>Inner</h3><p>Inner text <a class="reference internal" href="#empty">e</a></p>
+<section id="inner"><h3>Inner</h3>
+<p>Inner text <a class="reference internal" href="#empty">e</a></p>
 </section></section></section></div>""" + FOOTER,
     "b.html": NAV + """<section id="b-top"><h1>B</h1>
 <p>B text with <a class="reference internal" href="a.html#a.thing">t</a>,
