@@ -8,13 +8,18 @@
 - ``wikipedia_articles()``: the sample's longer articles as plain-text sentences, for
   small real-text tasks (the fine-tuning tests and bench);
 - ``wikipedia_paragraphs()``: the sample's paragraphs as plain text (TF-IDF links' tests
-  and bench).
+  and bench);
+- ``python_docs()``: the Python HTML documentation from Debian's ``python3.X-doc``
+  package, a real linked corpus of thousands of sections (``--format sphinx_html``):
+  installed system-wide, or unpacked into ``.cache/python3-doc`` by ``make pydocs``.
 """
 from __future__ import annotations
 
 import functools
+import glob
 import importlib.util
 import os
+import re
 
 WIKI_SAMPLE = os.path.join(
     "test", "test_data", "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
@@ -28,6 +33,39 @@ def _package_file(package: str, relative: str, install: str) -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} is missing from this {package} install: {install}")
     return path
+
+
+PYDOCS_ENV = "LINKBERT_PYTHON_DOCS"  # an HTML root that overrides the search
+PYDOCS_CACHE = os.path.join(".cache", "python3-doc")  # where `make pydocs` unpacks
+_PYDOCS_HTML = os.path.join("usr", "share", "doc", "python3*", "html")
+
+
+def _version_key(path: str) -> tuple:
+    m = re.search(r"python3\.(\d+)", path)
+    return (int(m.group(1)) if m else -1, path)
+
+
+def python_docs() -> str:
+    """HTML root of the Python documentation: ``$LINKBERT_PYTHON_DOCS``, else the newest of
+    ``/usr/share/doc/python3.X/html`` (``apt-get install python3-doc``), else of the copy
+    ``make pydocs`` unpacks into ``.cache/python3-doc`` (of the checkout or the current
+    directory). ``FileNotFoundError`` (one line, how to get it) when there is none."""
+    if os.environ.get(PYDOCS_ENV):
+        root = os.environ[PYDOCS_ENV]
+        if not os.path.isdir(os.path.join(root, "library")):
+            raise FileNotFoundError(f"${PYDOCS_ENV}={root} is not the HTML root of the "
+                                    f"Python documentation (no library/ directory)")
+        return root
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for base in (os.sep, os.path.join(checkout, PYDOCS_CACHE), PYDOCS_CACHE):
+        found = [os.path.dirname(p) for p in
+                 glob.glob(os.path.join(base, _PYDOCS_HTML, "library"))]
+        if found:
+            return max(found, key=_version_key)
+    raise FileNotFoundError(
+        "the Python HTML documentation is not installed: run `make pydocs` (apt-get "
+        "download python3.11-doc + dpkg-deb -x into .cache/python3-doc), or apt-get "
+        f"install python3-doc, or set ${PYDOCS_ENV} to its html directory")
 
 
 def wikipedia_sample() -> str:

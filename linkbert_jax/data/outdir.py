@@ -121,7 +121,9 @@ def _content_hash(path: str, size: int) -> str:
 def _files(path: str) -> list[str]:
     if not os.path.isdir(path):
         return [path]
-    return sorted(os.path.join(d, n) for d, _, names in os.walk(path) for n in names)
+    # Not a dangling symbolic link (Debian's doc packages link to other packages' files).
+    return sorted(f for d, _, names in os.walk(path) for n in names
+                  if os.path.isfile(f := os.path.join(d, n)))
 
 
 def fingerprint_inputs(paths: list[str]) -> list[dict]:

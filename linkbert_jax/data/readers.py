@@ -1,6 +1,7 @@
 """Streaming corpus readers: one ``RawDoc`` per usable record, problems counted.
 
-Formats: ``wikipedia`` (MediaWiki XML dumps, see ``wikipedia.py``), ``jsonl``,
+Formats: ``wikipedia`` (MediaWiki XML dumps, see ``wikipedia.py``), ``sphinx_html`` (a
+Sphinx HTML tree, one document per section, see ``sphinx_html.py``), ``jsonl``,
 ``parquet`` and ``hf`` (a directory written by ``datasets.save_to_disk``). Records of the
 last three map to documents through a ``FieldMap`` so a citation corpus
 (``pmid``, ``title`` + ``abstract``, ``references``) reads like the default
@@ -21,7 +22,9 @@ from typing import Iterator
 from linkbert_jax.data import files, wikipedia
 
 log = logging.getLogger(__name__)
-FORMATS = ("wikipedia", "jsonl", "parquet", "hf")
+FORMATS = ("wikipedia", "jsonl", "parquet", "hf", "sphinx_html")
+_NO_FIELD_MAP = ("wikipedia", "sphinx_html")  # formats whose records have no field names
+_WHOLE_DIRECTORY = ("hf", "sphinx_html")  # an --input directory is one input
 _MAX_NAMED_WARNINGS = 20  # per counter; the rest are only counted
 
 
@@ -254,7 +257,7 @@ def check_fields(paths: list[str], fmt: str, fields: FieldMap, explicit=()) -> l
     allows (a title, links: warned about), but some text and an id or a title must
     exist. ``explicit``: roles (id/title/text/links) named on the command line.
     Returns the warnings."""
-    if fmt == "wikipedia":
+    if fmt in _NO_FIELD_MAP:
         return []
     warnings = []
     for path in expand_inputs(paths, fmt):
@@ -283,12 +286,13 @@ def _check_one(where: str, have: set[str], fields: FieldMap, explicit: set[str],
 
 
 def expand_inputs(paths: list[str], fmt: str) -> list[str]:
-    """Directories expand to their files (sorted) except for ``hf``; missing paths fail."""
+    """Directories expand to their files (sorted) except for ``hf`` and ``sphinx_html``;
+    missing paths fail."""
     out = []
     for p in paths:
         if not os.path.exists(p):
             raise DataError(f"{p}: no such file or directory")
-        if os.path.isdir(p) and fmt != "hf":
+        if os.path.isdir(p) and fmt not in _WHOLE_DIRECTORY:
             out.extend(sorted(os.path.join(p, n) for n in os.listdir(p)
                               if not n.startswith(".") and os.path.isfile(os.path.join(p, n))))
         else:
@@ -314,4 +318,7 @@ def read_file(path: str, fmt: str, fields: FieldMap, counters: Counters,
         return read_jsonl(path, fields, counters)
     if fmt == "parquet":
         return read_parquet(path, fields, counters)
+    if fmt == "sphinx_html":
+        from linkbert_jax.data import sphinx_html  # it imports this module
+        return sphinx_html.read_sphinx_html(path, counters)
     return read_hf(path, fields, counters)

@@ -1,0 +1,1 @@
+"""The paper's ablations on any corpus: the downstream link task (``linktask``)."""
