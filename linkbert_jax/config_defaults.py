@@ -35,10 +35,12 @@ LOGICAL_AXIS_RULES = (
 
 
 def model_config(arch: str, **overrides) -> ml_collections.ConfigDict:
-    """``config.model``: every ``ModelConfig`` field, architecture from ``ARCHITECTURES``."""
+    """``config.model``: every ``ModelConfig`` field, architecture from ``ARCHITECTURES``,
+    but ``num_relations``: the relation head's size is ``config.objective``'s."""
     fields = ModelConfig(**ARCHITECTURES[arch]).to_dict()
     fields.update(overrides)
     ModelConfig(**fields)  # validate early
+    fields.pop("num_relations")
     return ml_collections.ConfigDict(fields)
 
 
@@ -47,6 +49,13 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
     c.arch = arch
     c.model = model_config(arch, dtype="bfloat16")
     c.init_from_hf = ""  # Hugging Face BERT directory to start from ("" = from scratch)
+    # The paper's ablations (docs/ablations.md). objective: drp (LinkBERT's 3-way document
+    # relation prediction) | nsp (BERT's 2-way next sentence prediction; data built with
+    # --relation_probs 1/2,1/2,0) | mlm (MLM only, no relation head).
+    c.objective = "drp"
+    # Builder options the data must have been built with (checked against the manifest's
+    # "options" at start), e.g. {"link_source": "tfidf"}; empty: any data.
+    c.data_options = ml_collections.ConfigDict()
 
     # Data (TFRecord directory written by the corpus builder).
     c.data_dir = ""
