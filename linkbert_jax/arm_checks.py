@@ -46,10 +46,14 @@ def _same(have, want) -> bool:
     return have == want or str(have) == str(want)
 
 
+def wanted_options(config) -> dict:
+    """``config.data_options`` without the unset (None: any) items."""
+    return {k: v for k, v in dict(config.get("data_options") or {}).items() if v is not None}
+
+
 def check_data_options(config, manifest: dict, where: str) -> None:
-    """Every ``config.data_options`` item equals the data's (``where``: the manifest)."""
-    wanted = dict(config.get("data_options") or {})
-    for key, want in sorted(wanted.items()):
+    """Every set ``config.data_options`` item equals the data's (``where``: the manifest)."""
+    for key, want in sorted(wanted_options(config).items()):
         have = data_option(manifest, key)
         if not _same(have, want):
             has = f"has {key} {have!r}" if have is not None else f"records no {key}"
@@ -95,7 +99,7 @@ def describe(config, manifest: dict) -> str:
     name = objective(config)
     rels = objectives.head_relations(name)
     head = f"{len(rels)}-way head: {', '.join(rels)}" if rels else "no relation head"
-    wanted = dict(config.get("data_options") or {})
+    wanted = wanted_options(config)
     data = ", ".join(f"{k} {data_option(manifest, k)}" for k in SWITCHES)
     return (f"objective {name} ({head}); data_options {wanted or 'any'}; "
             f"data built with {data}")
