@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 from helpers import REPO
 from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
 from helpers.training import metric_rows
-from linkbert_jax import arm_checks, checkpoints, convert, export, main
+from linkbert_jax import arm_checks, checkpoints, config_defaults, convert, export, main
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import pretrained
@@ -269,3 +269,31 @@ def test_objective_against_relation_counts(caplog):
     finally:
         logger.removeHandler(caplog.handler)
     assert "no linked pairs" in caplog.records[0].getMessage()
+
+
+def test_each_ablation_arm_is_its_seed_config_with_objective_and_data_options():
+    from linkbert_jax.configs import ablations
+    doc = open(config_defaults.config_file("ablations")).read()
+    rows = {"linkbert": ("tiny", "drp", {}), "no_drp": ("base", "mlm", {}),
+            "no_diversity": ("tiny", "drp", {"link_sampling": "uniform"}),
+            "tfidf": ("tiny", "drp", {"link_source": "tfidf", "link_k": 5}),
+            "random": ("tiny", "drp", {"link_source": "random", "link_k": 5}),
+            "nsp": ("tiny", "nsp", {})}
+    assert set(ablations.ARMS) == set(rows)
+    for arm, (seed, objective, changed) in rows.items():
+        c, base = load_config_file(f"ablations:{arm}"), load_config_file(seed)
+        assert (c.objective, base.objective) == (objective, "drp")
+        assert {k: v for k, v in dict(c.data_options).items() if v is not None} == {
+            "link_source": "hyperlinks", "link_sampling": "inverse_in_degree", **changed}
+        differ = {k for k in set(c.to_dict()) | set(base.to_dict())
+                  if c.to_dict().get(k) != base.to_dict().get(k)}
+        assert differ == {"objective", "data_options"} - ({"objective"} if objective == "drp"
+                                                           else set()), (arm, differ)
+        flags = ablations.build_flags(arm)
+        assert flags == [f"--{k}={v}" for k, v in sorted(changed.items())] + (
+            ["--relation_probs=1/2,1/2,0"] if objective == "nsp" else [])
+        assert f"\n{arm} " in doc  # a row of the docstring's table
+    assert "python -m linkbert_jax.main --config ablations:tfidf " in doc
+    assert ablations.slice_of("tfidf") == "v4-8" and ablations.slice_of("no_drp") == "v4-64"
+    with pytest.raises(ValueError, match="unknown ablation arm 'bert'; one of linkbert"):
+        load_config_file("ablations:bert")
