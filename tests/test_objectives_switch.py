@@ -244,6 +244,7 @@ def test_old_manifest_options_count_as_their_defaults():
         "hyperlinks", 5, "inverse_in_degree"]
     c = load_config_file("ablations:linkbert")
     arm_checks.check(c, old)  # LinkBERT's own options: no error
+    arm_checks.check(load_config_file("ablations:tfidf"), {})  # not the builder's: no record
     with pytest.raises(ConfigError, match="link_sampling is 'uniform'"):
         arm_checks.check(load_config_file("ablations:no_diversity"), old)
     c.data_options["max_seq_length"] = 128
@@ -293,6 +294,7 @@ def test_each_ablation_arm_is_its_seed_config_with_objective_and_data_options():
         assert flags == [f"--{k}={v}" for k, v in sorted(changed.items())] + (
             ["--relation_probs=1/2,1/2,0"] if objective == "nsp" else [])
         assert f"\n{arm} " in doc  # a row of the docstring's table
+        arm_checks.check(c, {})  # the AOT check's stand-in manifest (not the builder's)
     assert "python -m linkbert_jax.main --config ablations:tfidf " in doc
     assert ablations.slice_of("tfidf") == "v4-8" and ablations.slice_of("no_drp") == "v4-64"
     with pytest.raises(ValueError, match="unknown ablation arm 'bert'; one of linkbert"):
