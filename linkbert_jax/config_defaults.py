@@ -51,7 +51,7 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
     c.arch = arch
     c.model = model_config(arch, dtype="bfloat16")
     c.init_from_hf = ""  # Hugging Face BERT directory to start from ("" = from scratch)
-    # The paper's ablations (docs/ablations.md). objective: drp (LinkBERT's 3-way document
+    # The paper's ablations (configs/ablations.py). objective: drp (LinkBERT's 3-way document
     # relation prediction) | nsp (BERT's 2-way next sentence prediction; data built with
     # --relation_probs 1/2,1/2,0) | mlm (MLM only, no relation head).
     c.objective = "drp"

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
+from linkbert_jax import objectives
 from linkbert_jax.model import ModelConfig
 
 GROUPS = ("encoder", "pooler", "mlm", "drp")  # only "encoder" weights are mandatory
@@ -28,7 +29,7 @@ DRP_HEAD = "drp"  # LinkBERT's 3-way head: no transformers class has one of this
 def relation_head(cfg: ModelConfig) -> str:
     """The HF name of the relation head (Flax ``drp``): a 2-way head is BERT's NSP head,
     exported where ``BertForPreTraining`` loads it; any other size is ``drp``."""
-    return NSP_HEAD if cfg.num_relations == 2 else DRP_HEAD
+    return NSP_HEAD if cfg.num_relations == objectives.num_relations("nsp") else DRP_HEAD
 
 
 @dataclasses.dataclass(frozen=True)
