@@ -14,7 +14,9 @@ import importlib.util
 import os
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
+from linkbert_jax import arm_checks
 from linkbert_jax.architectures import ARCHITECTURES
 from linkbert_jax.model import ModelConfig
 
@@ -35,10 +37,12 @@ LOGICAL_AXIS_RULES = (
 
 
 def model_config(arch: str, **overrides) -> ml_collections.ConfigDict:
-    """``config.model``: every ``ModelConfig`` field, architecture from ``ARCHITECTURES``."""
+    """``config.model``: every ``ModelConfig`` field, architecture from ``ARCHITECTURES``,
+    but ``num_relations``: the relation head's size is ``config.objective``'s."""
     fields = ModelConfig(**ARCHITECTURES[arch]).to_dict()
     fields.update(overrides)
     ModelConfig(**fields)  # validate early
+    fields.pop("num_relations")
     return ml_collections.ConfigDict(fields)
 
 
@@ -47,6 +51,15 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
     c.arch = arch
     c.model = model_config(arch, dtype="bfloat16")
     c.init_from_hf = ""  # Hugging Face BERT directory to start from ("" = from scratch)
+    # The paper's ablations (configs/ablations.py). objective: drp (LinkBERT's 3-way document
+    # relation prediction) | nsp (BERT's 2-way next sentence prediction; data built with
+    # --relation_probs 1/2,1/2,0) | mlm (MLM only, no relation head).
+    c.objective = "drp"
+    # Builder options the data must have been built with (checked against the manifest's
+    # "options" at start), e.g. --config.data_options.link_source=tfidf; None: any. A
+    # config file may name any other builder option too.
+    c.data_options = ml_collections.ConfigDict(
+        {k: placeholder(type(v)) for k, v in arm_checks.PRE_OPTION_DEFAULTS.items()})
 
     # Data (TFRecord directory written by the corpus builder).
     c.data_dir = ""
@@ -124,15 +137,16 @@ def with_config_files(argv: list[str], flag: str = "--config") -> list[str]:
 
 
 def load_config_file(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
-    """``get_config()`` of a config file (a path or a packaged name, see ``config_file``),
-    with ``{"a.b": value}`` overrides applied: the config ``--config FILE
-    --config.a.b=value`` gives, in-process."""
+    """``get_config()`` of a config file (a path or a packaged name, see ``config_file``;
+    ``NAME:ARG`` calls ``get_config(ARG)``), with ``{"a.b": value}`` overrides applied:
+    the config ``--config FILE[:ARG] --config.a.b=value`` gives, in-process."""
+    path, colon, arg = path.partition(":")
     path = config_file(path)
     name = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(f"linkbert_config_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config()
+    config = module.get_config(arg) if colon else module.get_config()
     for key, value in (overrides or {}).items():
         *parents, leaf = key.split(".")
         node = config

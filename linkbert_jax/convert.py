@@ -11,12 +11,16 @@ Exported layout (``model.safetensors``, float32 by default; ``BertForPreTraining
     cls.predictions.transform.{dense,LayerNorm}.*                       MLM transform
     cls.predictions.bias, cls.predictions.decoder.bias                  MLM output bias
                          (decoder.weight is tied to the word embeddings, as HF saves it)
-    drp.weight [3, D], drp.bias [3]                                     LinkBERT DRP head
+    drp.weight [3, D], drp.bias [3]                     LinkBERT DRP head (objective drp)
+    cls.seq_relationship.{weight [2, D], bias [2]}      BERT's NSP head (objective nsp)
+                                                        (no relation head: objective mlm)
 
 The DRP head is 3-way (0 contiguous, 1 random, 2 linked) on ``pooler_output``; it is not
 HF's 2-way NSP ``cls.seq_relationship``, so it has its own prefix that every
 ``transformers`` class ignores (reported as "unexpected", like ``cls.*`` for ``AutoModel``);
-``docs/convert.md`` has the PyTorch snippet that reads it. Checks against PyTorch: hf_torch.
+``docs/convert.md`` has the PyTorch snippet that reads it. A 2-way head (objective nsp) is
+BERT's own NSP head, and an MLM-only model has none: ``config.json``'s ``architectures``
+says ``BertForPreTraining`` or ``BertForMaskedLM``. Checks against PyTorch: hf_torch.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ from flax import traverse_util
 from linkbert_jax import hf_files
 from linkbert_jax.errors import ConversionError
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig, init_params
-from linkbert_jax.param_mapping import (HEAD_GROUPS, Entry, name_map, stack_layers,
-                                        unstack_layers)
+from linkbert_jax.param_mapping import (DRP_HEAD, HEAD_GROUPS, NSP_HEAD, Entry, name_map,
+                                        relation_head, stack_layers, unstack_layers)
 
 __all__ = ["ConversionError", "LoadedHF", "load_hf", "save_hf", "to_hf_state_dict",
            "stack_layers", "unstack_layers"]
@@ -115,7 +119,9 @@ def load_hf(path: str, *, scan_layers: Optional[bool] = None, seed: int = 0,
 
     ``scan_layers``/``overrides``: ModelConfig fields for numerics and memory (``dtype``,
     ``remat``, ``attention``, ``vocab_pad_multiple``, dropout...), never the architecture;
-    with ``scan_layers=True`` the layers come stacked.
+    with ``scan_layers=True`` the layers come stacked. ``num_relations`` may be given (the
+    objective of the run that starts here): a relation head of that size is taken, one of
+    another size is left out (``ignored``) and the wanted one drawn (``initialized``).
     """
     path = os.fspath(path)
     hf = hf_files.read_hf_config(path)
@@ -142,12 +148,12 @@ def load_hf(path: str, *, scan_layers: Optional[bool] = None, seed: int = 0,
 def _model_config(hf: dict, sd: dict, cfg_file: str, scan_layers, overrides) -> ModelConfig:
     """The directory's architecture (its config, the DRP head's size) plus ``overrides``."""
     fields = {k: hf[k] for k in hf_files.HF_CONFIG_FIELDS if hf.get(k) is not None}
-    if "drp.weight" in sd:
-        fields["num_relations"] = int(sd["drp.weight"].shape[0])
+    if DRP_HEAD + ".weight" in sd:
+        fields["num_relations"] = int(sd[DRP_HEAD + ".weight"].shape[0])
     elif isinstance(hf.get("num_relations"), int):
         fields["num_relations"] = hf["num_relations"]
     default = ModelConfig()
-    bad = [k for k in overrides if k in ARCHITECTURE_FIELDS
+    bad = [k for k in overrides if k in ARCHITECTURE_FIELDS and k != "num_relations"
            and overrides[k] != fields.get(k, getattr(default, k))]
     if bad:
         raise ConversionError(f"cannot override architecture field(s) {bad}: fixed by {cfg_file}")
@@ -164,13 +170,15 @@ def _model_config(hf: dict, sd: dict, cfg_file: str, scan_layers, overrides) -> 
 
 
 def _canonical_heads(sd: dict, hf: dict, config: ModelConfig, wfile: str) -> dict:
-    """A 3-way ``cls.seq_relationship`` is a DRP head (a 2-way one is BERT's NSP); the MLM
-    bias under its decoder name; the decoder weight checked tied and dropped."""
+    """A 3-way ``cls.seq_relationship`` is a DRP head (a 2-way one is BERT's NSP, taken
+    as such by a 2-way model); the MLM bias under its decoder name; the decoder weight
+    checked tied and dropped."""
     sd = dict(sd)
-    nsp = sd.get("cls.seq_relationship.weight")
-    if "drp.weight" not in sd and nsp is not None and nsp.shape[0] == config.num_relations:
-        sd["drp.weight"] = sd.pop("cls.seq_relationship.weight")
-        sd["drp.bias"] = sd.pop("cls.seq_relationship.bias")
+    nsp = sd.get(NSP_HEAD + ".weight")
+    if (relation_head(config) == DRP_HEAD and DRP_HEAD + ".weight" not in sd
+            and nsp is not None and nsp.shape[0] == config.num_relations):
+        sd[DRP_HEAD + ".weight"] = sd.pop(NSP_HEAD + ".weight")
+        sd[DRP_HEAD + ".bias"] = sd.pop(NSP_HEAD + ".bias")
     if "cls.predictions.bias" not in sd and "cls.predictions.decoder.bias" in sd:
         sd["cls.predictions.bias"] = sd["cls.predictions.decoder.bias"]
     sd.pop("cls.predictions.decoder.bias", None)

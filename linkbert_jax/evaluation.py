@@ -54,5 +54,5 @@ def evaluate(config, source, eval_fn, params, data_sh) -> dict:
     if not totals:
         return {}
     out = {k: float(v) for k, v in objectives.summarize(totals, config.drp_weight).items()}
-    out["examples"] = totals["drp_weight"]
+    out["examples"] = totals["examples"]
     return out

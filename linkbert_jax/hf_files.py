@@ -37,15 +37,17 @@ HF_CONFIG_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_atten
 
 def hf_config_dict(config: ModelConfig, dtype: str = "float32") -> dict:
     """``config.json`` of an export: the BertConfig fields, plus ``num_relations`` and
-    ``relation_labels`` (ignored by transformers, read back by :func:`read_hf_config`)."""
+    ``relation_labels`` (ignored by transformers, read back by :func:`read_hf_config`).
+    ``architectures``: ``BertForMaskedLM`` without a relation head (objective mlm), else
+    ``BertForPreTraining``."""
     d = {k: getattr(config, k) for k in HF_CONFIG_FIELDS}
-    d.update(model_type="bert", architectures=["BertForPreTraining"],
+    arch = "BertForPreTraining" if config.num_relations else "BertForMaskedLM"
+    d.update(model_type="bert", architectures=[arch],
              position_embedding_type="absolute", tie_word_embeddings=True, is_decoder=False,
              add_cross_attention=False, use_cache=True, classifier_dropout=None,
              dtype=dtype, torch_dtype=dtype,  # 5.x reads dtype, 4.x torch_dtype
              num_relations=config.num_relations,
-             relation_labels=list(RELATIONS[:config.num_relations])
-             if config.num_relations == len(RELATIONS) else None)
+             relation_labels=list(RELATIONS[:config.num_relations]) or None)
     version = _transformers_version()
     if version:
         d["transformers_version"] = version

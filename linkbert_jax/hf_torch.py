@@ -1,7 +1,8 @@
 """The PyTorch side of conversion: check an exported directory against ``transformers``.
 
 Needs ``torch`` (verification only; never on the training path). The DRP head of an
-export is applied exactly as docs/convert.md shows a PyTorch user.
+export is applied exactly as docs/convert.md shows a PyTorch user; an NSP head (objective
+nsp) is BERT's own, read by ``BertForPreTraining``.
 """
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import numpy as np
 
 from linkbert_jax.hf_files import WEIGHTS_NAME, hf_config_dict
 from linkbert_jax.model import ModelConfig
+from linkbert_jax.param_mapping import DRP_HEAD, relation_head
 
 
 def verify_hf(config: ModelConfig, params, hf_dir: str, *, batch: int = 2, seq_len: int = 16,
               seed: int = 0) -> dict:
     """Reload ``hf_dir`` with ``transformers`` (PyTorch, eager attention) and compare with
     the JAX model on a random batch (with padding and token types). Returns max abs diffs:
-    ``hidden`` (last hidden state), ``pooled``, ``mlm`` (all positions), ``drp``."""
+    ``hidden`` (last hidden state), ``pooled``, ``mlm`` (all positions), and the relation
+    head's ``drp`` or ``nsp`` (none without one)."""
     import jax.numpy as jnp
     import torch
     import transformers
@@ -42,10 +45,11 @@ def verify_hf(config: ModelConfig, params, hf_dir: str, *, batch: int = 2, seq_l
         base = transformers.AutoModel.from_pretrained(hf_dir, attn_implementation="eager").eval()
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
          dict(input_ids=ids, attention_mask=mask, token_type_ids=types).items()}
+    head = relation_head_torch(hf_dir, config)
     with torch.no_grad():
         m = mlm(**t)
         b = base(**t)
-        drp = load_drp_head_torch(hf_dir)(b.pooler_output) if config.num_relations else None
+        rel = head(b.pooler_output) if head is not None else None
 
     def diff(a, x):
         return float(np.max(np.abs(np.asarray(a, np.float64) - x.double().numpy())))
@@ -53,9 +57,22 @@ def verify_hf(config: ModelConfig, params, hf_dir: str, *, batch: int = 2, seq_l
     res = {"hidden": diff(out.last_hidden_state, b.last_hidden_state),
            "pooled": diff(out.pooled_output, b.pooler_output),
            "mlm": diff(jnp.asarray(out.mlm_logits)[..., :cfg.vocab_size], m.logits)}
-    if drp is not None:
-        res["drp"] = diff(out.drp_logits, drp)
+    if rel is not None:
+        res["drp" if relation_head(config) == DRP_HEAD else "nsp"] = diff(out.drp_logits, rel)
     return res
+
+
+def relation_head_torch(hf_dir: str, config: ModelConfig):
+    """The export's relation head on ``pooler_output`` as a torch module: the DRP head as
+    docs/convert.md reads it, BERT's NSP head as ``BertForPreTraining`` loads it; None
+    without a relation head."""
+    if not config.num_relations:
+        return None
+    if relation_head(config) == DRP_HEAD:
+        return load_drp_head_torch(hf_dir)
+    import transformers
+    with quiet_transformers():
+        return transformers.BertForPreTraining.from_pretrained(hf_dir).eval().cls.seq_relationship
 
 
 def load_drp_head_torch(hf_dir: str):

@@ -136,8 +136,10 @@ class Throughput:
 def console_line(step: int, total: int, m: dict) -> str:
     eta = m.get("eta_sec", float("nan"))
     eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+    drp = (f"drp {m['drp_loss']:.3f} ({m['drp_accuracy']:.3f})  " if "drp_loss" in m
+           else "")  # objective mlm: no relation head
     return (f"step {step}/{total}  loss {m['loss']:.4f}  mlm {m['mlm_loss']:.3f} "
-            f"({m['mlm_accuracy']:.3f})  drp {m['drp_loss']:.3f} ({m['drp_accuracy']:.3f})  "
+            f"({m['mlm_accuracy']:.3f})  {drp}"
             f"lr {m['learning_rate']:.2e}  |g| {m['grad_norm']:.2f}  "
             f"{m['steps_per_sec']:.2f} st/s  {m['tokens_per_sec']:.0f} tok/s  "
             f"mfu {m['mfu']:.1%}  input {m['input_wait_fraction']:.0%}  eta {eta_s}")

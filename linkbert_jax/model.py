@@ -43,6 +43,8 @@ class ModelConfig:
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int = 0
+    # The relation head's size on pooled [CLS]: 3 LinkBERT's DRP, 2 BERT's NSP, 0 none
+    # (MLM only); the trainer sets it from config.objective (objectives.num_relations).
     num_relations: int = NUM_RELATIONS
     # Embedding/decoder rows are padded to a multiple of this so that the vocabulary axis
     # shards over any mesh axis; padded logits are masked out and stripped on export.
@@ -67,6 +69,9 @@ class ModelConfig:
             raise ValueError(f"attention must be xla|fused|cudnn, got {self.attention!r}")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act {self.hidden_act!r} not one of {sorted(ACTIVATIONS)}")
+        if self.num_relations < 0:
+            raise ValueError(f"num_relations is {self.num_relations}: 0 (no relation head) "
+                             f"or more")
 
     @property
     def padded_vocab_size(self) -> int:
@@ -112,7 +117,7 @@ class LinkBertOutput:
     last_hidden_state: jax.Array  # [B, L, D]
     pooled_output: jax.Array  # [B, D]
     mlm_logits: Optional[jax.Array] = None  # [B, P, V_padded], padded columns at -inf
-    drp_logits: Optional[jax.Array] = None  # [B, R]
+    drp_logits: Optional[jax.Array] = None  # [B, R]; None without a relation head
 
     def __getitem__(self, key):  # dict-style access too
         return getattr(self, key)
@@ -297,7 +302,8 @@ class MlmHead(nn.Module):
 
 
 class LinkBert(nn.Module):
-    """BERT encoder + pooler + MLM head (at given positions) + DRP head on pooled [CLS]."""
+    """BERT encoder + pooler + MLM head (at given positions) + a relation head (DRP or
+    NSP, ``num_relations`` ways) on pooled [CLS]; no relation head when it is 0."""
 
     config: ModelConfig
 
@@ -307,7 +313,8 @@ class LinkBert(nn.Module):
         self.encoder = Encoder(cfg, name="encoder")
         self.pooler = _dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"), "pooler")
         self.mlm = MlmHead(cfg, name="mlm")
-        self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
+        if cfg.num_relations:
+            self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, *,
                deterministic: bool = True, position_ids=None, segment_ids=None,
@@ -337,7 +344,8 @@ class LinkBert(nn.Module):
         h_BxLxD = self.encode(input_ids, attention_mask, token_type_ids,
                               deterministic=deterministic)
         pooled_BxD = self.pool(h_BxLxD)
-        drp_BxR = self.drp(pooled_BxD).astype(jnp.float32)
+        drp_BxR = (self.drp(pooled_BxD).astype(jnp.float32) if self.config.num_relations
+                   else None)
         mlm_BxPxV = None
         if masked_positions is not None or self.is_initializing():
             pos_BxP = (jnp.zeros(h_BxLxD.shape[:1] + (1,), jnp.int32)

@@ -14,12 +14,25 @@ import os
 import shlex
 from typing import Optional
 
+from linkbert_jax import arm_checks, objectives
 from linkbert_jax.data.features import RELATIONS
 from linkbert_jax.model import ModelConfig
 
 CARD_NAME = "README.md"
 METRICS = ("mlm_loss", "mlm_accuracy", "drp_loss", "drp_accuracy",
            *(f"drp_accuracy_{r}" for r in RELATIONS))
+# What each objective (config.objective) pretrained, in the card's words.
+OBJECTIVE_PROSE = {
+    "drp": "masked language modelling plus document relation prediction (DRP), a 3-way "
+           "classification of segment pairs as contiguous, random or linked",
+    "nsp": "masked language modelling plus BERT's next sentence prediction (NSP), a 2-way "
+           "classification of segment pairs as contiguous or random (LinkBERT's ablation "
+           "without links)",
+    "mlm": "masked language modelling only, with no relation head (LinkBERT's \"no DRP\" "
+           "ablation)",
+}
+OBJECTIVE_TAGS = {"drp": "document-relation-prediction", "nsp": "next-sentence-prediction",
+                  "mlm": "masked-language-modeling"}
 
 # Run as written by tests/test_export.py against a real export (keep docs/convert.md's
 # copy identical: the test checks that too).
@@ -64,7 +77,7 @@ class Facts:
     pretrain_dropout: tuple  # (hidden, attention) the run trained with
     dropout_source: str
     params_encoder: int  # BertModel parameters
-    params_total: int  # with the MLM and DRP heads
+    params_total: int  # with the pretraining heads (MLM, and DRP or NSP)
     train_config: dict  # the workdir's config.json
     manifest: Optional[dict]
     manifest_path: str
@@ -89,6 +102,18 @@ def last_rows(metrics_path: str, step: int) -> tuple[Optional[dict], Optional[di
     return (train[-1] if train else None), (ev[-1] if ev else None)
 
 
+def objective(f: Facts) -> str:
+    """The objective the exported model was pretrained with (its relation head's)."""
+    return objectives.objective_of(f.config.num_relations)
+
+
+def metrics(f: Facts) -> tuple:
+    """The card's metric columns: MLM, and the relation head's (its relations only)."""
+    rels = objectives.head_relations(objective(f))
+    return METRICS[:2] + ((METRICS[2:4] + tuple(f"drp_accuracy_{r}" for r in rels))
+                          if rels else ())
+
+
 def render(f: Facts) -> str:
     sections = [_front_matter(f), _intro(f), _model(f), _data(f), _training(f),
                 _commands(f), _usage(f)]
@@ -110,7 +135,7 @@ def write(out_dir: str, facts: Facts) -> str:
 def _front_matter(f: Facts) -> str:
     return ("---\nlibrary_name: transformers\npipeline_tag: fill-mask\n"
             "license: \"\"  # fill in: the licenses of the starting checkpoint and the data\n"
-            "tags:\n- bert\n- linkbert\n- fill-mask\n- document-relation-prediction\n"
+            f"tags:\n- bert\n- linkbert\n- fill-mask\n- {OBJECTIVE_TAGS[objective(f)]}\n"
             "- linkbert-jax\n---\n")
 
 
@@ -118,10 +143,9 @@ def _intro(f: Facts) -> str:
     start = f.train_config.get("init_from_hf")
     how = (f"continued from `{start}`" if start else "trained from random initialisation")
     return (f"# LinkBERT encoder (linkbert-jax, step {f.step:,})\n\n"
-            "A BERT encoder pretrained as LinkBERT (Yasunaga et al., ACL 2022): masked "
-            "language modelling plus document relation prediction (DRP), a 3-way "
-            "classification of segment pairs as contiguous, random or linked by a "
-            f"hyperlink. It was {how} with linkbert-jax and exported at step {f.step:,}. "
+            "A BERT encoder pretrained with linkbert-jax (LinkBERT, Yasunaga et al., ACL "
+            f"2022), objective `{objective(f)}`: {OBJECTIVE_PROSE[objective(f)]}. "
+            f"It was {how} and exported at step {f.step:,}. "
             "It is a plain `bert` model: every `transformers` BERT class loads it.\n")
 
 
@@ -133,8 +157,9 @@ def _model(f: Facts) -> str:
         ("architecture", f"BERT, {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
                          f"{c.num_attention_heads} heads, intermediate {c.intermediate_size}, "
                          f"vocabulary {c.vocab_size:,}, {c.max_position_embeddings} positions"),
+        ("objective", f"`{objective(f)}` (config.objective)"),
         ("parameters", f"{f.params_encoder:,} in `BertModel` (embeddings, encoder, pooler); "
-                       f"{f.params_total:,} with the MLM and DRP heads"),
+                       f"{f.params_total:,} with the pretraining heads"),
         ("starting checkpoint", f"`{start}`"),
         ("dropout in config.json", f"hidden {c.hidden_dropout_prob}, attention "
                                    f"{c.attention_probs_dropout_prob}: for fine-tuning, "
@@ -154,6 +179,8 @@ def _data(f: Facts) -> str:
         ("documents", f"{m['num_documents']:,}" + (
             f" (train {per['train']:,}, eval {per['eval']:,})" if per else "")),
         ("links resolved", f"{m['num_links_resolved']:,}"),
+        ("link options", ", ".join(f"{k} {arm_checks.data_option(m, k)}"
+                                   for k in arm_checks.SWITCHES)),
         ("tokens", f"{m['num_tokens']:,}"),
         ("pairs, train", f"{n['train']:,} (" + _relations(m["relations"]) + ")"),
         ("pairs, eval", f"{n['eval']:,} (" + _relations(m.get("relations_eval", {})) + ")"),
@@ -179,8 +206,8 @@ def _training(f: Facts) -> str:
     text = "## Training\n\n" + _table(("", ""), rows)
     header = ("split", "step", *(k.replace("drp_accuracy_", "DRP acc. ")
                                   .replace("_", " ").replace("mlm", "MLM").replace("drp", "DRP")
-                                  for k in METRICS))
-    metric_rows = [_metric_row(name, row, prefix)
+                                  for k in metrics(f)))
+    metric_rows = [_metric_row(metrics(f), name, row, prefix)
                    for name, row, prefix in (("train", f.train_row, ""),
                                              ("eval", f.eval_row, "eval_")) if row]
     if metric_rows:
@@ -193,9 +220,9 @@ def _n(v) -> str:
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
-def _metric_row(name: str, row: dict, prefix: str) -> tuple:
+def _metric_row(keys: tuple, name: str, row: dict, prefix: str) -> tuple:
     return (name, str(row["step"]), *(f"{row[prefix + k]:.4f}" if prefix + k in row else "-"
-                                      for k in METRICS))
+                                      for k in keys))
 
 
 def _commands(f: Facts) -> str:
@@ -216,10 +243,17 @@ def _usage(f: Facts) -> str:
                 "`pytorch_model.bin`)" if "pytorch_model.bin" in f.weight_files else
                 "transformers 4.23 and later read this directory; older versions need "
                 "`pytorch_model.bin`: export with `--pytorch_bin`")
-    return (f"## Use\n\nWith the Auto classes ({versions}):\n\n```python\n" + AUTO_SNIPPET
-            + "```\n\n"
-            "The DRP head (`drp.weight`, `drp.bias`) is not a `transformers` head; it "
-            "applies to `pooler_output` like this:\n\n```python\n" + DRP_SNIPPET + "```\n")
+    text = (f"## Use\n\nWith the Auto classes ({versions}):\n\n```python\n" + AUTO_SNIPPET
+            + "```\n")
+    head = {"drp": "\nThe DRP head (`drp.weight`, `drp.bias`) is not a `transformers` "
+                   "head; it applies to `pooler_output` like this:\n\n```python\n"
+                   + DRP_SNIPPET + "```\n",
+            "nsp": "\nThe NSP head is BERT's own (`cls.seq_relationship`, 2-way): "
+                   "`BertForPreTraining` loads it, `seq_relationship_logits` are 0 "
+                   "contiguous, 1 random.\n",
+            "mlm": "\nThere is no relation head (MLM only): `BertForMaskedLM` is the whole "
+                   "pretrained model.\n"}
+    return text + head[objective(f)]
 
 
 def _table(header: tuple, rows: list) -> str:

@@ -2,13 +2,45 @@
 
 Everything is first computed as *sums and counts* (``stats``), so that microbatches,
 devices, hosts and eval batches aggregate exactly; ``summarize`` turns them into means.
+
+The objective (``config.objective``) fixes the relation head and nothing else: ``drp``
+(LinkBERT, 3-way contiguous/random/linked), ``nsp`` (BERT's next sentence prediction,
+2-way contiguous/random) or ``mlm`` (no relation head). One code path serves all three:
+the head's size is ``num_relations(objective)``, its stats keep the ``drp_`` prefix and
+name only the relations it predicts, and without a head there is no relation term.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from linkbert_jax.data.features import RELATIONS
+from linkbert_jax.data.features import LINKED, RELATIONS
+
+DEFAULT_OBJECTIVE = "drp"
+# objective -> the relation labels its head predicts, in label order (features.RELATIONS).
+_HEAD_RELATIONS = {"drp": RELATIONS, "nsp": RELATIONS[:LINKED], "mlm": ()}
+OBJECTIVES = tuple(_HEAD_RELATIONS)
+
+
+def head_relations(objective: str) -> tuple:
+    """The relations ``objective``'s head predicts (``()``: no relation head)."""
+    if objective not in _HEAD_RELATIONS:
+        raise ValueError(f"objective {objective!r} is not one of {'|'.join(OBJECTIVES)} "
+                         f"(--config.objective)")
+    return _HEAD_RELATIONS[objective]
+
+
+def num_relations(objective: str) -> int:
+    """The size of ``objective``'s relation head (``ModelConfig.num_relations``)."""
+    return len(head_relations(objective))
+
+
+def objective_of(num_relations_: int) -> str:
+    """The objective a relation head of this size was trained with."""
+    for name, rels in _HEAD_RELATIONS.items():
+        if len(rels) == num_relations_:
+            return name
+    raise ValueError(f"no objective has a {num_relations_}-way relation head")
 
 
 def mlm_stats(logits_BxPxV, ids_BxP, weights_BxP) -> dict:
@@ -33,7 +65,8 @@ def mlm_stats(logits_BxPxV, ids_BxP, weights_BxP) -> dict:
 
 
 def drp_stats(logits_BxR, relation_B, weight_B) -> dict:
-    """Weighted 3-way cross-entropy and accuracy, overall and per gold relation."""
+    """Weighted R-way cross-entropy and accuracy, overall and per gold relation (the
+    first R of ``RELATIONS``: 3 for DRP, 2 for NSP)."""
     logp_BxR = jax.nn.log_softmax(logits_BxR.astype(jnp.float32), axis=-1)
     nll_B = -jnp.take_along_axis(logp_BxR, relation_B[:, None], axis=-1)[:, 0]
     w_B = weight_B.astype(jnp.float32)
@@ -41,7 +74,7 @@ def drp_stats(logits_BxR, relation_B, weight_B) -> dict:
     out = {"drp_loss_sum": jnp.sum(nll_B * w_B),
            "drp_correct": jnp.sum(correct_B * w_B),
            "drp_weight": jnp.sum(w_B)}
-    for r, name in enumerate(RELATIONS):
+    for r, name in enumerate(RELATIONS[:logits_BxR.shape[-1]]):
         w_r = w_B * (relation_B == r)
         out[f"drp_correct_{name}"] = jnp.sum(correct_B * w_r)
         out[f"drp_weight_{name}"] = jnp.sum(w_r)
@@ -49,11 +82,15 @@ def drp_stats(logits_BxR, relation_B, weight_B) -> dict:
 
 
 def batch_stats(output, batch) -> dict:
-    """Sums and counts of one (micro)batch; rows weighted by ``example_weight``."""
+    """Sums and counts of one (micro)batch; rows weighted by ``example_weight``. The
+    relation head's stats only where the model has one (``drp_logits``)."""
     ex_B = batch["example_weight"].astype(jnp.float32)
-    mlm = mlm_stats(output.mlm_logits, batch["masked_ids"],
-                    batch["masked_weights"] * ex_B[:, None])
-    return {**mlm, **drp_stats(output.drp_logits, batch["relation"], ex_B)}
+    out = {"examples": jnp.sum(ex_B),
+           **mlm_stats(output.mlm_logits, batch["masked_ids"],
+                       batch["masked_weights"] * ex_B[:, None])}
+    if output.drp_logits is not None:
+        out.update(drp_stats(output.drp_logits, batch["relation"], ex_B))
+    return out
 
 
 def normalizers(batch) -> dict:
@@ -65,22 +102,29 @@ def normalizers(batch) -> dict:
 
 
 def loss_from_stats(stats: dict, norm: dict, drp_weight: float) -> jax.Array:
-    """Total loss = MLM mean + drp_weight * DRP mean, with the given denominators."""
-    return (stats["mlm_loss_sum"] / norm["mlm_weight"]
-            + drp_weight * stats["drp_loss_sum"] / norm["drp_weight"])
+    """Total loss = MLM mean + drp_weight * relation mean, with the given denominators
+    (MLM mean alone without a relation head)."""
+    loss = stats["mlm_loss_sum"] / norm["mlm_weight"]
+    if "drp_loss_sum" in stats:
+        loss = loss + drp_weight * stats["drp_loss_sum"] / norm["drp_weight"]
+    return loss
 
 
 def summarize(stats: dict, drp_weight: float = 1.0) -> dict:
-    """Means from summed stats (works on jax or numpy scalars)."""
+    """Means from summed stats (works on jax or numpy scalars); the relation means only
+    for the relations the stats have (none without a relation head)."""
     def div(a, b):
         return a / jnp.maximum(b, 1e-9)
 
     out = {"mlm_loss": div(stats["mlm_loss_sum"], stats["mlm_weight"]),
-           "mlm_accuracy": div(stats["mlm_correct"], stats["mlm_weight"]),
-           "drp_loss": div(stats["drp_loss_sum"], stats["drp_weight"]),
-           "drp_accuracy": div(stats["drp_correct"], stats["drp_weight"])}
-    out["loss"] = out["mlm_loss"] + drp_weight * out["drp_loss"]
+           "mlm_accuracy": div(stats["mlm_correct"], stats["mlm_weight"])}
+    out["loss"] = out["mlm_loss"]
+    if "drp_loss_sum" in stats:
+        out["drp_loss"] = div(stats["drp_loss_sum"], stats["drp_weight"])
+        out["drp_accuracy"] = div(stats["drp_correct"], stats["drp_weight"])
+        out["loss"] = out["loss"] + drp_weight * out["drp_loss"]
     for name in RELATIONS:
-        out[f"drp_accuracy_{name}"] = div(stats[f"drp_correct_{name}"],
-                                          stats[f"drp_weight_{name}"])
+        if f"drp_weight_{name}" in stats:
+            out[f"drp_accuracy_{name}"] = div(stats[f"drp_correct_{name}"],
+                                              stats[f"drp_weight_{name}"])
     return out

@@ -17,10 +17,19 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
+from linkbert_jax import objectives
 from linkbert_jax.model import ModelConfig
 
 GROUPS = ("encoder", "pooler", "mlm", "drp")  # only "encoder" weights are mandatory
 HEAD_GROUPS = ("mlm", "drp")  # not part of BertModel
+NSP_HEAD = "cls.seq_relationship"  # BERT's own 2-way NSP head in BertForPreTraining
+DRP_HEAD = "drp"  # LinkBERT's 3-way head: no transformers class has one of this size
+
+
+def relation_head(cfg: ModelConfig) -> str:
+    """The HF name of the relation head (Flax ``drp``): a 2-way head is BERT's NSP head,
+    exported where ``BertForPreTraining`` loads it; any other size is ``drp``."""
+    return NSP_HEAD if cfg.num_relations == objectives.num_relations("nsp") else DRP_HEAD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +126,8 @@ def name_map(cfg: ModelConfig) -> list[Entry]:
     linear("cls.predictions.transform.dense", ("mlm", "transform"), D, D, "mlm")
     layer_norm("cls.predictions.transform.LayerNorm", ("mlm", "transform_LayerNorm"), "mlm")
     add("cls.predictions.bias", ("mlm", "bias"), "vocab", (V,), "mlm")
-    linear("drp", ("drp",), D, cfg.num_relations, "drp")
+    if cfg.num_relations:  # objective mlm: no relation head
+        linear(relation_head(cfg), ("drp",), D, cfg.num_relations, "drp")
     return out
 
 

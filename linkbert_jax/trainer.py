@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import (checkpoints, metrics_log, optimizer, orbax_faults, sharding,
-                          step_costs, steps)
+from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, optimizer,
+                          orbax_faults, sharding, step_costs, steps)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.evaluation import eval_batch_size, evaluate
@@ -31,8 +31,10 @@ log = logging.getLogger("linkbert_jax")
 # ---------------------------------------------------------------------------- checks
 
 def model_config_from(config, manifest: Optional[dict] = None) -> ModelConfig:
-    """``config.model`` as a ModelConfig; ``vocab_size <= 0`` means the data's vocabulary."""
+    """``config.model`` as a ModelConfig; ``vocab_size <= 0`` means the data's vocabulary,
+    the relation head's size is the objective's."""
     fields = dict(config.model)
+    fields["num_relations"] = objectives.num_relations(arm_checks.objective(config))
     if fields.get("vocab_size", 0) <= 0:
         if not manifest or not manifest.get("vocab_size"):
             raise ConfigError("config.model.vocab_size is 0 (= the data's) but the data "
@@ -60,6 +62,7 @@ def check_counts(config) -> None:
 def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
     """Everything that would otherwise fail deep inside compilation, as one message."""
     check_counts(config)
+    arm_checks.check(config, manifest)
     rules = sharding.rules_from_config(config)
     dp, n_proc = sharding.data_parallel_size(mesh, rules), jax.process_count()
     mv = manifest.get("vocab_size")
@@ -124,11 +127,12 @@ def check_vocabulary(hf_dir: str, manifest: dict) -> None:
 # ---------------------------------------------------------------------------- model init
 
 def load_hf_params(path: str, model_cfg: ModelConfig):
-    """Parameters of a Hugging Face BERT directory (``linkbert_jax.convert.load_hf``)."""
+    """Parameters of a Hugging Face BERT directory (``linkbert_jax.convert.load_hf``),
+    with the objective's relation head (BERT's NSP head for nsp; drawn when absent)."""
     from linkbert_jax import convert
     numerics = {k: getattr(model_cfg, k) for k in
                 ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple",
-                 "hidden_dropout_prob", "attention_probs_dropout_prob")}
+                 "hidden_dropout_prob", "attention_probs_dropout_prob", "num_relations")}
     try:
         loaded = convert.load_hf(path, **numerics)
     except (convert.ConversionError, OSError, ValueError) as e:
@@ -241,6 +245,7 @@ def setup_run(config, workdir: str, source=None) -> Setup:
         from linkbert_jax.input_pipeline import TFRecordSource  # TensorFlow only when used
         source = TFRecordSource(config.data_dir)
     manifest = source.manifest()
+    log.info(arm_checks.describe(config, manifest))
     model_cfg = model_config_from(config, manifest)
     mesh = sharding.make_mesh(config.mesh)
     validate(config, manifest, model_cfg, mesh)

@@ -84,6 +84,22 @@ def test_tiny_step_on_a_tpu_slice(tmp_path, capsys):
     assert 1.0 <= xla_total / r["traced_flops"] < 1.1
 
 
+@pytest.mark.parametrize("arm, head", [("nsp", (128, 2)), ("no_drp", None)])
+def test_ablation_arms_compile_on_a_tpu_slice(arm, head, capsys):
+    """The arms whose step is not their seed config's (configs/ablations.py; the data arms
+    compile tiny's own step), at small shapes on one v4 host: the relation head is the
+    objective's (none for MLM only) and the step fits. Paper scale on each arm's slice:
+    ``tools/aot_table.py --ablations``."""
+    config = _config(f"ablations:{arm}", dict(TINY, **{"model.scan_layers": True}))
+    config, _ = analysis.prepared(config)
+    params = trainer.components(config, trainer.model_config_from(config), analysis.mesh_for(
+        config, topology.parse(SLICE), topology.devices(topology.parse(SLICE)))
+                                ).abstract_state.params
+    assert (params["drp"]["kernel"].shape if "drp" in params else None) == head
+    assert command.run(config, SLICE) == 0
+    assert "fits=1" in capsys.readouterr().out
+
+
 def test_oversized_batch_does_not_fit_and_says_what_to_try(capsys):
     """BERT-base at the paper's 2,048 x 512 on one 4-chip host: the compiler runs out of
     memory; exit 1 with the changes to try, microbatches first."""

@@ -3,6 +3,7 @@ paper's batch on the slices a user would book, one ``python -m linkbert_jax.aot 
 --suggest`` run per row, each in its own process.
 
     python tools/aot_table.py [--out aot_runs] [--rows base:v4-64,large:v4-128]
+    python tools/aot_table.py --ablations    # each arm of configs/ablations.py on its slice
     python tools/aot_table.py --render       # the markdown table from the runs so far
 
 A row already in ``--out`` is not run again (delete its JSON to redo it), so the script
@@ -30,7 +31,16 @@ def _args():
     p.add_argument("--out", default=os.path.join(ROOT, "aot_runs"))
     p.add_argument("--rows", default="", help="config:slice,... (default: all)")
     p.add_argument("--render", action="store_true", help="only print the table")
+    p.add_argument("--ablations", action="store_true",
+                   help="the paper's ablation arms (ablations:ARM) on their slices")
     return p.parse_args()
+
+
+def ablation_rows(arms: str = "") -> list[tuple[str, str]]:
+    """``(ablations:ARM, its slice)`` for ``arms`` (comma-separated; default: all)."""
+    from linkbert_jax.configs import ablations
+    return [(f"ablations:{a}", ablations.slice_of(a))
+            for a in (arms.split(",") if arms else ablations.ARMS)]
 
 
 def command(config: str, slice_: str, json_path: str) -> list[str]:
@@ -38,8 +48,12 @@ def command(config: str, slice_: str, json_path: str) -> list[str]:
             "--topology", slice_, "--suggest", "--json", json_path]
 
 
+def row_path(out: str, config: str, slice_: str) -> str:
+    return os.path.join(out, f"{config.replace(':', '-')}_{slice_}.json")
+
+
 def run_row(config: str, slice_: str, out: str) -> dict:
-    path = os.path.join(out, f"{config}_{slice_}.json")
+    path = row_path(out, config, slice_)
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
@@ -104,11 +118,11 @@ def render(records: list[tuple[str, str, dict]]) -> str:
 def main():
     args = _args()
     os.makedirs(args.out, exist_ok=True)
-    rows = ([tuple(r.split(":")) for r in args.rows.split(",")] if args.rows else
-            [(c, s) for c in CONFIGS for s in SLICES])
+    rows = ([tuple(r.rsplit(":", 1)) for r in args.rows.split(",")] if args.rows else
+            ablation_rows() if args.ablations else [(c, s) for c in CONFIGS for s in SLICES])
     done = []
     for config, slice_ in rows:
-        path = os.path.join(args.out, f"{config}_{slice_}.json")
+        path = row_path(args.out, config, slice_)
         if args.render and not os.path.exists(path):
             continue
         t0 = time.perf_counter()
