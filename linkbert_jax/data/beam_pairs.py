@@ -1,4 +1,4 @@
-"""Beam builder, part 2: split by document, in-split link weights, documents as records.
+"""Beam builder, part 2: split by document, link weights in each split's pool, documents.
 
 Each document is keyed by its index; joins bring it its split and rank within the split
 (``dense_rank``), its out-links, and its out-links into its split's partner pool

@@ -142,7 +142,7 @@ def split_rank_keys(docs, requests):
     an eval pool's (POOL_ALL, index) goes through a join with (index -> split, rank)."""
     train, whole = requests | "ByPool" >> beam.Partition(
         lambda kv, n: int(kv[0][0] == keyed.POOL_ALL), 2)
-    split_rank = docs | "SplitRank" >> beam.Map(
+    split_rank = docs | "IndexToSplitRank" >> beam.Map(
         lambda d: ((keyed.POOL_ALL, d[0]), (d[1], d[2])))
     resolved = ({"requests": whole, "split_rank": split_rank}
                 | "JoinIndex" >> beam.CoGroupByKey()
