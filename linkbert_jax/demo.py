@@ -43,6 +43,11 @@ MODES = {
     "minilm": dict(config="cpu_minilm", steps=500, batch_size=32, learning_rate=2e-4),
     "scratch": dict(config="cpu_small", steps=1500, batch_size=64, learning_rate=2e-3),
 }
+# Held-out articles. Eval anchors are these unseen articles, their partners any article, so
+# the linked eval pairs are the held-out articles' out-links: with seed 0, 0.2 holds out 26
+# of the 106 articles, 14 of them with out-links (21 document pairs), where 0.1 holds out
+# 12 (6 with out-links, 8 pairs); training keeps 44 of the 79 links (64 at 0.1).
+EVAL_FRACTION = 0.2
 FILL_MASK_SENTENCES = (
     "The capital of France is [MASK].",
     "Anarchism is a political [MASK] that rejects hierarchy.",
@@ -65,6 +70,8 @@ def parse_args(argv=None):
                    help="with --from_scratch: the WordPiece vocabulary to train")
     p.add_argument("--seq_length", type=int, default=64,
                    help="pair length (short pairs: more steps in the minutes a CPU has)")
+    p.add_argument("--eval_fraction", type=float, default=EVAL_FRACTION,
+                   help="articles held out as eval anchors (their partners: all articles)")
     args = p.parse_args(argv)
     args.mode = "scratch" if args.from_scratch else "minilm"
     for key, value in MODES[args.mode].items():
@@ -101,7 +108,8 @@ def stage_data(args, data_dir: str) -> dict:
     run([sys.executable, "-m", "linkbert_jax.data.build",
          "--input", locate(samples.wikipedia_sample), "--format", "wikipedia",
          "--output_dir", data_dir, *vocab, "--max_seq_length", str(args.seq_length),
-         "--num_shards", "2", "--eval_fraction", "0.1", "--workers", "2", "--seed", "0"])
+         "--num_shards", "2", "--eval_fraction", str(args.eval_fraction), "--workers", "2",
+         "--seed", "0"])
     return features.read_manifest(data_dir)
 
 
@@ -222,20 +230,46 @@ def final_eval(train_dir: str) -> dict:
     return rows[-1] if rows else {}
 
 
-def summary(manifest: dict, ev: dict, seconds: float, workdir: str, png: str) -> None:
+def linked_eval_spread(data_dir: str) -> tuple[int, int, int]:
+    """(linked eval pairs, distinct (anchor, partner) articles among them, anchors)."""
+    from linkbert_jax.data import records
+    pairs, n = set(), 0
+    for entry in features.read_manifest(data_dir)["files"]["eval"]:
+        for ex in records.iterate_examples(os.path.join(data_dir, entry["name"])):
+            if ex[features.RELATION] == features.LINKED:
+                n += 1
+                pairs.add((ex[features.DOC_A], ex[features.DOC_B]))
+    return n, len(pairs), len({a for a, _ in pairs})
+
+
+def eval_summary(ev: dict, spread: tuple, vocab_size: int) -> str:
+    """The summary's eval lines: DRP accuracy, each relation with its 95% interval and
+    count, how many document pairs the linked pairs span, MLM."""
+    from linkbert_jax.evaluation import relation_report, relation_stats
+    shown = relation_stats(ev, "eval_")
+    chance = f"chance {1 / len(shown):.3f}; " if shown else ""
+    report = relation_report(ev, "eval_") or "per-relation counts not logged"
+    n, pairs, anchors = spread
+    return (f"eval      step {ev['step']}: DRP accuracy {ev.get('eval_drp_accuracy', 0):.3f} "
+            f"({chance}held-out anchor articles, partners from all articles)\n"
+            f"          {report}  (95% Wilson intervals)\n"
+            f"          the {n:,} linked eval pairs span {pairs} article pairs from "
+            f"{anchors} held-out articles\n"
+            f"          MLM accuracy {ev['eval_mlm_accuracy']:.3f} (chance 1/{vocab_size:,}), "
+            f"MLM loss {ev['eval_mlm_loss']:.3f}")
+
+
+def summary(manifest: dict, ev: dict, spread: tuple, seconds: float, workdir: str,
+            png: str) -> None:
     banner("summary")
     n = manifest["num_examples"]
-    print(f"data      {manifest['num_documents']} Wikipedia articles, "
-          f"{manifest['num_links_resolved']} in-corpus links, {manifest['num_tokens']:,} "
-          f"tokens; pairs train {n['train']:,} / eval {n['eval']:,} "
-          f"(relations {manifest['relations']})")
+    split = manifest["num_documents_per_split"]
+    print(f"data      {manifest['num_documents']} Wikipedia articles ({split['train']} train, "
+          f"{split['eval']} held out), {manifest['num_links_resolved']} in-corpus links, "
+          f"{manifest['num_tokens']:,} tokens; pairs train {n['train']:,} / eval "
+          f"{n['eval']:,} (relations {manifest['relations']})")
     if ev:
-        print(f"eval      step {ev['step']}: DRP accuracy {ev['eval_drp_accuracy']:.3f} "
-              f"(chance 0.333; contiguous {ev.get('eval_drp_accuracy_contiguous', 0):.2f}, "
-              f"random {ev.get('eval_drp_accuracy_random', 0):.2f}, "
-              f"linked {ev.get('eval_drp_accuracy_linked', 0):.2f}), "
-              f"MLM accuracy {ev['eval_mlm_accuracy']:.3f} "
-              f"(chance 1/{manifest['vocab_size']:,}), MLM loss {ev['eval_mlm_loss']:.3f}")
+        print(eval_summary(ev, spread, manifest["vocab_size"]))
     print(f"time      {seconds / 60:.1f} min in this run")
     print(f"files     checkpoints  {os.path.join(workdir, 'train', 'checkpoints')}\n"
           f"          tensorboard  tensorboard --logdir {os.path.join(workdir, 'train')}\n"
@@ -256,7 +290,8 @@ def main(argv=None) -> int:
     stage_show(data_dir, export_dir)
     from linkbert_jax.plots import plot_training_curves
     png = plot_training_curves(train_dir)
-    summary(manifest, final_eval(train_dir), time.time() - t0, workdir, png)
+    summary(manifest, final_eval(train_dir), linked_eval_spread(data_dir), time.time() - t0,
+            workdir, png)
     return 0
 
 

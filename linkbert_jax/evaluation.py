@@ -1,12 +1,19 @@
 """Evaluation of the eval split: every example exactly once across processes (padding
 rows and zero-weight batches where a process has fewer), statistics as sums and counts,
-then means (``objectives.summarize``)."""
+then means (``objectives.summarize``). The results keep each relation's count
+(``drp_weight_<relation>``), so its accuracy is reported with a 95% Wilson score interval
+(``relation_report``: ``linked 0.62 [0.55, 0.69] n=400``)."""
 from __future__ import annotations
+
+import math
 
 import jax
 import numpy as np
 
 from linkbert_jax import objectives, sharding
+from linkbert_jax.data.features import RELATIONS
+
+Z95 = 1.959963984540054  # standard normal quantile of 0.975
 
 
 def eval_batch_size(config) -> int:
@@ -55,4 +62,51 @@ def evaluate(config, source, eval_fn, params, data_sh) -> dict:
         return {}
     out = {k: float(v) for k, v in objectives.summarize(totals, config.drp_weight).items()}
     out["examples"] = totals["examples"]
+    out.update({k: v for k, v in totals.items() if k.startswith("drp_weight_")})
     return out
+
+
+def wilson_interval(correct: float, n: float, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion ``correct / n`` (None when ``n`` is 0):
+    ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``. Unlike ``p ± z sqrt(p(1-p)/n)``
+    it stays inside [0, 1] and keeps its coverage near 0 and 1 and for small ``n``. It
+    treats the examples as independent draws."""
+    if n <= 0:
+        return None
+    p, z2 = correct / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n * n))
+    return max(center - half, 0.0), min(center + half, 1.0)
+
+
+def relation_stats(ev: dict, prefix: str = "") -> dict:
+    """{relation: (accuracy, (low, high) or None, n)} for each relation whose count is in
+    ``ev`` (eval results or a metrics row; ``prefix`` e.g. ``"eval_"``)."""
+    out = {}
+    for name in RELATIONS:
+        n = ev.get(f"{prefix}drp_weight_{name}")
+        if n is None:
+            continue
+        n = int(round(n))
+        acc = float(ev.get(f"{prefix}drp_accuracy_{name}", 0.0)) if n else float("nan")
+        out[name] = (acc, wilson_interval(round(acc * n), n) if n else None, n)
+    return out
+
+
+def relation_report(ev: dict, prefix: str = "") -> str:
+    """``contiguous 0.76 [0.70, 0.81] n=300  random ...  linked n=0``: each relation with
+    a count in ``ev``, its accuracy and 95% interval (none when n=0)."""
+    parts = []
+    for name, (acc, ci, n) in relation_stats(ev, prefix).items():
+        parts.append(f"{name} {acc:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] n={n}" if ci
+                     else f"{name} n={n}")
+    return "  ".join(parts)
+
+
+def eval_line(ev: dict) -> str:
+    """The trainer's eval log line: the means, then each relation with its interval."""
+    shown = relation_stats(ev)
+    means = "  ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("drp_weight_")
+                      and k.removeprefix("drp_accuracy_") not in shown)
+    report = relation_report(ev)
+    return f"{means}  |  {report}" if report else means

@@ -21,7 +21,7 @@ from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, opti
                           orbax_faults, sharding, step_costs, steps)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
-from linkbert_jax.evaluation import eval_batch_size, evaluate
+from linkbert_jax.evaluation import eval_batch_size, eval_line, evaluate
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
 from linkbert_jax.preemption import StopSignal
 
@@ -371,7 +371,7 @@ def _eval_and_log(config, source, eval_fn, state, data_sh, writer, step: int) ->
     ev = evaluate(config, source, eval_fn, state.params, data_sh)
     if ev:
         writer.write(step, ev, prefix="eval_")
-        log.info("eval at step %d: %s", step, _fmt(ev))
+        log.info("eval at step %d: %s", step, eval_line(ev))
 
 
 def _close(mgr, failures, writer, stop) -> None:
@@ -386,6 +386,3 @@ def _close(mgr, failures, writer, stop) -> None:
     writer.close()
     stop.restore()
 
-
-def _fmt(d: dict) -> str:
-    return "  ".join(f"{k} {v:.4f}" for k, v in d.items())

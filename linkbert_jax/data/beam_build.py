@@ -123,7 +123,8 @@ def construct(p, args, opts, file_list, tok_json, special, work):
         args.wikitext_parser, link_sources.wants_terms(args))
     out_links = beam_links.resolve(names, ids, titles, redirects)
     out_links = beam_link_sources.links(content, out_links, terms, args)
-    docs = beam_pairs.documents(content, out_links, args.seed, args.eval_fraction)
+    docs = beam_pairs.documents(content, out_links, args.seed, args.eval_fraction,
+                                args.link_sampling)
     beam_pairs.document_lines(docs, work)
     counts = beam_pairs.split_counts(docs)
     beam_shards.write_shards(p, docs, counts, opts, special, args.output_dir, work)

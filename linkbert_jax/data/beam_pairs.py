@@ -1,11 +1,12 @@
-"""Beam builder, part 2: split by document, in-split link weights, documents as records.
+"""Beam builder, part 2: split by document, link weights in each split's pool, documents.
 
 Each document is keyed by its index; joins bring it its split and rank within the split
-(``dense_rank``), its out-links, and its in-split out-links weighted by the targets'
-in-degree within the split (``keyed.link_weights``). Document element layout (``Doc``):
-``(index, split, rank, id, title, tokens <i4 bytes, segment lengths <i4 bytes, chars,
-out-links, [(target, target rank, weight)] sorted by target)``, a plain tuple between
-steps (``Doc(*element)`` to read it).
+(``dense_rank``), its out-links, and its out-links into its split's partner pool
+(``keyed.pool_of``: training documents for training, every document for eval) weighted by
+the targets' in-degree within that pool (``keyed.link_weights``). Document element layout
+(``Doc``): ``(index, split, rank, id, title, tokens <i4 bytes, segment lengths <i4 bytes,
+chars, out-links, [(target, target rank in the pool, weight)] sorted by target)``, a plain
+tuple between steps (``Doc(*element)`` to read it).
 """
 from __future__ import annotations
 
@@ -62,23 +63,29 @@ def split_of(idx: int, seed: int, eval_fraction: float, fallback: int) -> int:
     return int(idx == fallback or bool(keyed.is_eval(seed, idx, eval_fraction)))
 
 
-def _in_split_edges(item, seed, eval_fraction, fallback):
+def _edges(item, seed, eval_fraction, fallback):
+    """(target, (source, source split)) for every link."""
     src, targets = item
     s = split_of(src, seed, eval_fraction, fallback)
     for t in targets:
-        if split_of(t, seed, eval_fraction, fallback) == s:
-            yield t, src
+        yield t, (src, s)
 
 
-def _weights(item):
+def _weights(item, sampling: str):
+    """A target's links into its sources' pools: (source, (target, rank in the pool,
+    weight from the target's in-degree within that pool))."""
     target, joined = item
     srcs = list(joined["src"])
     if not srcs:
         return
-    (_, rank), = joined["rank"]
-    w = int(keyed.link_weights(len(srcs)))
-    for src in srcs:
-        yield src, (target, rank, w)
+    (split, rank), = joined["rank"]
+    indeg = {pool: sum(bool(keyed.in_pool(s, pool)) for _, s in srcs)
+             for pool in (keyed.TRAIN, keyed.POOL_ALL)}
+    for src, s in srcs:
+        pool = keyed.pool_of(s)
+        if keyed.in_pool(split, pool):
+            w = int(keyed.link_weights(indeg[pool], sampling))
+            yield src, (target, keyed.pool_rank(pool, target, rank), w)
 
 
 def _assemble(item):
@@ -97,7 +104,8 @@ def _assemble(item):
     return doc
 
 
-def documents(content, out_links, seed: int, eval_fraction: float):
+def documents(content, out_links, seed: int, eval_fraction: float,
+              sampling: str = "inverse_in_degree"):
     """content (index, (id, title, tokens, lengths, chars)) and out-links -> ``Doc``s."""
     idx = content | "Indices" >> beam.Keys()
     stats = idx | "SplitStats" >> beam.CombineGlobally(SplitStats(seed, eval_fraction))
@@ -106,10 +114,9 @@ def documents(content, out_links, seed: int, eval_fraction: float):
     ranked = dense_rank(idx | "Split" >> beam.Map(
         lambda i, fb: (split_of(i, seed, eval_fraction, fb), (i,), None), fallback), "SplitRank")
     rank = ranked | "RankByIndex" >> beam.MapTuple(lambda s, r, key, _: (key[0], (s, r)))
-    edges = out_links | "InSplit" >> beam.FlatMap(_in_split_edges, seed, eval_fraction,
-                                                   fallback)
+    edges = out_links | "Edges" >> beam.FlatMap(_edges, seed, eval_fraction, fallback)
     weighted = ({"src": edges, "rank": rank} | "JoinTargets" >> beam.CoGroupByKey()
-                | "Weights" >> beam.FlatMap(_weights))
+                | "Weights" >> beam.FlatMap(_weights, sampling))
     return ({"content": content, "rank": rank, "links": out_links, "weighted": weighted}
             | "JoinDocument" >> beam.CoGroupByKey() | "Assemble" >> beam.Map(_assemble))
 

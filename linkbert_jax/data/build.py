@@ -59,6 +59,10 @@ def make_parser(prog: str = "python -m linkbert_jax.data.build",
                    help="contiguous,random,linked probabilities (fractions allowed)")
     p.add_argument("--examples_per_segment", type=float, default=1.0,
                    help="examples per segment of each split (like BERT's dupe_factor)")
+    p.add_argument("--link_sampling", default="inverse_in_degree",
+                   choices=keyed.LINK_SAMPLINGS,
+                   help="linked partner: ∝ 1/in-degree (the paper's diversity adjustment) "
+                        "or uniform over the out-links")
     p.add_argument("--id_field", help="default id")
     p.add_argument("--title_field", help="default title")
     p.add_argument("--text_fields", help="comma-separated, joined by newline (default text)")
@@ -143,7 +147,8 @@ def _plan_path(work_dir: str, split: int, shard: int) -> str:
 
 def write_plans(work_dir: str, corpus, split: int, num_shards: int, cfg: dict) -> None:
     """Draws every example of ``split`` (keyed, see keyed.py) into per-shard plan files."""
-    tables = sampler.split_tables(corpus, split, cfg["probs"], cfg["examples_per_segment"])
+    tables = sampler.split_tables(corpus, split, cfg["probs"], cfg["examples_per_segment"],
+                                  cfg["link_sampling"])
 
     def sink(shard, rec):
         with open(_plan_path(work_dir, split, shard), "ab") as f:
@@ -278,8 +283,8 @@ def _write_shards(args, opts, work: str, tok_info: dict, pool):
     corpus = writer.open_corpus(work)
     cfg = dict(probs=opts["relation_probs"], seed=args.seed,
                examples_per_segment=args.examples_per_segment,
-               max_seq_length=args.max_seq_length, cls=tok_info["special_ids"]["cls"],
-               sep=tok_info["special_ids"]["sep"])
+               link_sampling=args.link_sampling, max_seq_length=args.max_seq_length,
+               cls=tok_info["special_ids"]["cls"], sep=tok_info["special_ids"]["sep"])
     out = args.output_dir
     tasks = [(work, out, 0, k, args.num_shards, cfg) for k in range(args.num_shards)]
     write_plans(work, corpus, 0, args.num_shards, cfg)

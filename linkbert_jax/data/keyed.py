@@ -4,6 +4,9 @@ Every random choice is a pure function of its key, never of processing order, so
 runner, worker count or batch composition gives the same examples:
 
 * split of a document: ``(seed, "split", doc)``;
+* partners of a split come from its *pool* (``pool_of``): training anchors pair with
+  training documents only; eval anchors (the held-out documents) with any document of
+  the corpus, so eval measures the relations of documents never seen in training;
 * examples of an anchor segment: ``(seed, split, doc, seg, relation)`` draws how many
   (``floor(rate) + Bernoulli(frac(rate))``), and ``(seed, split, doc, seg, relation,
   copy)`` is the key ``h`` of each example, from which its partner document, partner
@@ -26,6 +29,9 @@ from linkbert_jax.data.features import CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "eval")
+TRAIN, EVAL = 0, 1
+POOL_ALL = 2  # the partner pool of the eval split: every document, ranked by its index
+LINK_SAMPLINGS = ("inverse_in_degree", "uniform")  # --link_sampling
 # Tags that keep the streams of different draws apart.
 TAG_SPLIT, TAG_COUNT, TAG_PARTNER, TAG_SEGMENT, TAG_CUT, TAG_ORDER = 11, 12, 13, 14, 15, 16
 WEIGHT_SCALE = 1 << 24  # linked targets: integer weight floor(2**24 / in-degree), >= 1
@@ -98,26 +104,47 @@ def assign_splits(num_docs: int, eval_fraction: float, seed: int) -> np.ndarray:
     return split
 
 
+def pool_of(split: int) -> int:
+    """The documents a split's random and linked partners come from: the training
+    documents (``TRAIN``) for training; every document (``POOL_ALL``, where a document's
+    rank is its index) for eval. A link serves an anchor of the split when its target is
+    in the pool; a target's in-degree counts the links whose two ends are in the pool."""
+    return TRAIN if split == TRAIN else POOL_ALL
+
+
+def pool_rank(pool: int, index: int, split_rank: int) -> int:
+    """A document's rank within ``pool`` (it must belong to it), from its index and its
+    rank within its split."""
+    return split_rank if pool == TRAIN else index
+
+
+def in_pool(split, pool: int):
+    """Whether documents of ``split`` (int or array) belong to partner pool ``pool``."""
+    return np.logical_or(pool == POOL_ALL, np.asarray(split) == pool)
+
+
 # --- Relation rates -----------------------------------------------------------------------
 
 def anchor_counts(nseg, out_degree) -> np.ndarray:
     """Anchor segments of these documents with a next segment, in all, and in documents
-    with an in-split out-link (sums over documents add up: Beam combines them)."""
+    with an out-link into the split's pool (sums over documents add up: Beam combines
+    them)."""
     nseg = np.asarray(nseg, dtype=np.int64)
     return np.array([int(np.maximum(nseg - 1, 0).sum()), int(nseg.sum()),
                      int(nseg[np.asarray(out_degree) > 0].sum())], dtype=np.int64)
 
 
-def relation_rates(counts, num_split_docs: int, probs, examples_per_segment: float,
+def relation_rates(counts, pool_size: int, probs, examples_per_segment: float,
                    split: int) -> np.ndarray:
     """Examples per eligible anchor for each relation: ``n p_r / eligible_r``.
 
     ``counts`` is ``anchor_counts`` of the split's documents; random partners need at least
-    two documents. ``n = examples_per_segment * segments``. A relation no anchor can serve
-    has its probability spread over the others (with a warning), so the mix is kept.
+    two documents in the split's pool (``pool_size`` documents). ``n =
+    examples_per_segment * segments``. A relation no anchor can serve has its probability
+    spread over the others (with a warning), so the mix is kept.
     """
     eligible = np.asarray(counts, np.int64).copy()
-    if num_split_docs < 2:
+    if pool_size < 2:
         eligible[RANDOM] = 0
     p = np.asarray(probs, dtype=np.float64).copy()
     for r in range(NUM_RELATIONS):
@@ -135,22 +162,31 @@ def relation_rates(counts, num_split_docs: int, probs, examples_per_segment: flo
                      for r in range(NUM_RELATIONS)])
 
 
-def link_weights(in_degree) -> np.ndarray:
-    return np.maximum(WEIGHT_SCALE // np.maximum(np.asarray(in_degree, np.int64), 1), 1)
+def link_weights(in_degree, sampling: str = "inverse_in_degree") -> np.ndarray:
+    """Integer weight of each link for the linked draw, from its target's in-degree (in
+    the pool): ``floor(2**24 / in-degree)`` (∝ 1 / in-degree, the paper's diversity
+    adjustment) or, with ``sampling="uniform"``, 1 (every out-link alike)."""
+    if sampling not in LINK_SAMPLINGS:
+        raise ValueError(f"unknown link sampling {sampling!r} (one of "
+                         f"{', '.join(LINK_SAMPLINGS)})")
+    in_degree = np.asarray(in_degree, np.int64)
+    if sampling == "uniform":
+        return np.ones(in_degree.shape, np.int64)
+    return np.maximum(WEIGHT_SCALE // np.maximum(in_degree, 1), 1)
 
 
 # --- Examples of anchor documents ---------------------------------------------------------
 
 @dataclass
 class Anchors:
-    """A batch of documents of one split, with their in-split out-links (CSR)."""
+    """A batch of documents of one split, with their out-links into its pool (CSR)."""
     doc: np.ndarray           # int64[d] document indices
-    rank: np.ndarray          # int64[d] rank of each document within its split
+    rank: np.ndarray          # int64[d] rank of each document within the split's pool
     nseg: np.ndarray          # int64[d] segments per document
     link_offsets: np.ndarray  # int64[d + 1]
     link_docs: np.ndarray     # int64[L] target documents
-    link_ranks: np.ndarray    # int64[L] their ranks within the split
-    link_weights: np.ndarray  # int64[L] from ``link_weights(in-degree within the split)``
+    link_ranks: np.ndarray    # int64[L] their ranks within the pool
+    link_weights: np.ndarray  # int64[L] from ``link_weights(in-degree within the pool)``
 
 
 def _anchor_counts(seed, split, doc, seg, eligible, rates) -> np.ndarray:
@@ -162,8 +198,9 @@ def _anchor_counts(seed, split, doc, seg, eligible, rates) -> np.ndarray:
     return counts
 
 
-def draw_examples(seed: int, split: int, a: Anchors, rates, num_split_docs: int) -> dict:
-    """All examples anchored in the documents of ``a``, as arrays (one entry each).
+def draw_examples(seed: int, split: int, a: Anchors, rates, pool_size: int) -> dict:
+    """All examples anchored in the documents of ``a``, as arrays (one entry each);
+    random partners are drawn among the ``pool_size`` documents of the split's pool.
 
     Returns ``row`` (index into ``a``), ``seg_a``, ``rel``, ``copy``, ``h`` (the example
     key), ``doc_b`` (-1 for random partners), ``rank_b`` and ``seg_b`` (-1 unless
@@ -176,7 +213,7 @@ def draw_examples(seed: int, split: int, a: Anchors, rates, num_split_docs: int)
     doc = np.asarray(a.doc, np.int64)[anchor_row]
     out_deg = np.diff(a.link_offsets)
     eligible = np.stack([seg + 1 < nseg[anchor_row],
-                         np.full(len(seg), num_split_docs >= 2),
+                         np.full(len(seg), pool_size >= 2),
                          out_deg[anchor_row] > 0], axis=1)
     counts = _anchor_counts(seed, split, doc, seg, eligible, rates).ravel()
     cell = np.repeat(np.arange(len(counts)), counts)  # (anchor, relation) cell per example
@@ -189,17 +226,17 @@ def draw_examples(seed: int, split: int, a: Anchors, rates, num_split_docs: int)
            "doc_b": np.asarray(a.doc, np.int64)[row].copy(),
            "rank_b": np.asarray(a.rank, np.int64)[row].copy(),
            "seg_b": np.where(rel == CONTIGUOUS, seg_a + 1, -1)}
-    _random_partners(out, a, num_split_docs)
+    _random_partners(out, a, pool_size)
     _linked_partners(out, a)
     return out
 
 
-def _random_partners(out: dict, a: Anchors, num_split_docs: int) -> None:
+def _random_partners(out: dict, a: Anchors, pool_size: int) -> None:
     m = out["rel"] == RANDOM
     if not m.any():
         return
     own = np.asarray(a.rank, np.int64)[out["row"][m]]
-    k = below(mix(out["h"][m], TAG_PARTNER), num_split_docs - 1)
+    k = below(mix(out["h"][m], TAG_PARTNER), pool_size - 1)
     out["rank_b"][m] = k + (k >= own)
     out["doc_b"][m] = -1
 

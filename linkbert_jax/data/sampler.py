@@ -5,14 +5,20 @@ in expectation (``keyed.relation_rates``), so documents without links (or single
 documents) never shift the label mix:
 
 * contiguous: anchors are segments with a next segment; B = that next segment.
-* random: anchors are all segments; B = a segment of a uniformly drawn *other* document.
-* linked: anchors are segments of documents with at least one in-split out-link; B's
-  document is drawn among those links with probability ∝ 1 / in-degree (in-degree within
-  the split), then a segment of it uniformly.
+* random: anchors are all segments; B = a segment of a uniformly drawn *other* document of
+  the split's pool.
+* linked: anchors are segments of documents with at least one out-link into the split's
+  pool; B's document is drawn among those links with probability ∝ 1 / in-degree (in-degree
+  within the pool; uniformly with ``--link_sampling uniform``), then a segment of it
+  uniformly.
 
-Train and eval are sampled separately, each only from its own documents. All draws are
-keyed (``keyed.py``, shared with the Beam pipeline): the examples, their shard and their
-order within the shard depend on the seed and the corpus only, not on the worker count.
+Anchors are the split's documents. Partners come from the split's pool
+(``keyed.pool_of``): training pairs use training documents only; eval anchors are the
+held-out documents and their random and linked partners come from the whole corpus, so
+eval measures relations of documents never seen in training, over many document pairs
+(docs/data.md, "Train and eval"). All draws are keyed (``keyed.py``, shared with the Beam
+pipeline): the examples, their shard and their order within the shard depend on the seed
+and the corpus only, not on the worker count.
 """
 from __future__ import annotations
 
@@ -45,34 +51,40 @@ class Corpus:
 
 @dataclass
 class SplitTables:
-    """One split's documents, ranks and in-split out-links with linked-draw weights."""
+    """One split's documents, the ranks of its pool and its out-links into the pool with
+    linked-draw weights."""
     split: int
-    docs: np.ndarray          # sorted document indices of the split
-    rank: np.ndarray          # int64[num_docs]: rank within the split (-1 elsewhere)
+    docs: np.ndarray          # sorted document indices of the split (the anchors)
+    pool: np.ndarray          # sorted document indices of the partner pool
+    rank: np.ndarray          # int64[num_docs]: rank within the pool (-1 elsewhere)
     nseg: np.ndarray          # int64[num_docs]
     out_offsets: np.ndarray   # int64[num_docs + 1] (CSR over all documents)
-    out_targets: np.ndarray   # int64[num_links_in_split]
-    out_weights: np.ndarray   # int64, keyed.link_weights(in-degree within the split)
+    out_targets: np.ndarray   # int64[links from the split into the pool]
+    out_weights: np.ndarray   # int64, keyed.link_weights(in-degree within the pool)
     rates: np.ndarray         # examples per eligible anchor, per relation
 
 
-def split_tables(c: Corpus, split: int, probs, examples_per_segment: float) -> SplitTables:
+def split_tables(c: Corpus, split: int, probs, examples_per_segment: float,
+                 link_sampling: str = "inverse_in_degree") -> SplitTables:
     num_docs = c.num_docs
     in_split = np.asarray(c.doc_split) == split
-    docs = np.flatnonzero(in_split)
+    in_pool = np.broadcast_to(keyed.in_pool(c.doc_split, keyed.pool_of(split)), (num_docs,))
+    docs, pool = np.flatnonzero(in_split), np.flatnonzero(in_pool)
     rank = np.full(num_docs, -1, np.int64)
-    rank[docs] = np.arange(len(docs))
+    rank[pool] = np.arange(len(pool))
     nseg = np.diff(np.asarray(c.doc_seg_start)).astype(np.int64)
     src = np.repeat(np.arange(num_docs, dtype=np.int64), np.diff(c.link_offsets))
     tgt = np.asarray(c.link_targets, dtype=np.int64)
-    keep = in_split[src] & in_split[tgt]
+    in_pool_edge = in_pool[src] & in_pool[tgt]
+    indeg = np.bincount(tgt[in_pool_edge], minlength=num_docs)
+    keep = in_split[src] & in_pool[tgt]
     src, tgt = src[keep], tgt[keep]
-    indeg = np.bincount(tgt, minlength=num_docs)
     out_deg = np.bincount(src, minlength=num_docs)
     counts = keyed.anchor_counts(nseg[docs], out_deg[docs])
-    rates = keyed.relation_rates(counts, len(docs), probs, examples_per_segment, split)
-    return SplitTables(split, docs, rank, nseg, np.concatenate([[0], np.cumsum(out_deg)]),
-                       tgt, keyed.link_weights(indeg[tgt]), rates)
+    rates = keyed.relation_rates(counts, len(pool), probs, examples_per_segment, split)
+    return SplitTables(split, docs, pool, rank, nseg,
+                       np.concatenate([[0], np.cumsum(out_deg)]), tgt,
+                       keyed.link_weights(indeg[tgt], link_sampling), rates)
 
 
 def _anchors(t: SplitTables, docs: np.ndarray) -> keyed.Anchors:
@@ -88,9 +100,9 @@ def _anchors(t: SplitTables, docs: np.ndarray) -> keyed.Anchors:
 
 def plan_block(t: SplitTables, docs: np.ndarray, seed: int) -> np.ndarray:
     """The examples anchored in ``docs`` (of split ``t``), as PLAN_DTYPE records."""
-    ex = keyed.draw_examples(seed, t.split, _anchors(t, docs), t.rates, len(t.docs))
+    ex = keyed.draw_examples(seed, t.split, _anchors(t, docs), t.rates, len(t.pool))
     rand = ex["rel"] == RANDOM
-    ex["doc_b"][rand] = t.docs[ex["rank_b"][rand]]
+    ex["doc_b"][rand] = t.pool[ex["rank_b"][rand]]
     other = ex["rel"] != CONTIGUOUS
     ex["seg_b"][other] = keyed.pick_segment(ex["h"][other], t.nseg[ex["doc_b"][other]])
     rec = np.empty(len(ex["h"]), PLAN_DTYPE)

@@ -93,6 +93,12 @@ def test_jsonl_corpus_same_as_local_at_two_parallelism_settings(tmp_path):
     assert one == m and two == m
     assert _hashes(tmp_path / "beam1") == _hashes(tmp_path / "local") == \
         _hashes(tmp_path / "beam2")
+    uniform = argv + ["--link_sampling", "uniform"]  # issue 21: the diversity switch
+    mu = run_build(*_with_output(uniform, tmp_path / "local_u"))
+    assert run_beam(*_with_output(uniform, tmp_path / "beam_u"), "--direct_num_workers=1") == mu
+    assert _hashes(tmp_path / "beam_u") == _hashes(tmp_path / "local_u")
+    shard = m["files"]["train"][0]["name"]
+    assert _hashes(tmp_path / "local_u")[shard] != _hashes(tmp_path / "local")[shard]
     _trains_on(tmp_path / "beam2", tmp_path / "train")
 
 

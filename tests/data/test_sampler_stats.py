@@ -1,4 +1,5 @@
-"""Acceptance 2: realised relation mix, linked targets ∝ 1/in-degree, split disjointness."""
+"""Acceptance 2: realised relation mix, linked targets ∝ 1/in-degree (or uniform), and the
+split: eval anchors are held-out documents paired with the whole corpus (issue 21)."""
 import json
 import random
 from collections import Counter
@@ -9,7 +10,7 @@ from scipy import stats
 
 from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
 from linkbert_jax.data import records
-from linkbert_jax.data.features import LINKED
+from linkbert_jax.data.features import LINKED, RANDOM
 from linkbert_jax.samples import minilm_dir
 
 
@@ -27,19 +28,34 @@ def _corpus(path, n_docs=200, n_hubs=10, n_linking=150):
     write_jsonl(path, recs)
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    d = tmp_path_factory.mktemp("synth")
+def _build(d, *extra):
+    """Every example of a build of the 200-document corpus, with its documents.jsonl."""
     _corpus(d / "c.jsonl")
     out = d / "out"
     m = run_build("--input", d / "c.jsonl", "--format", "jsonl", "--output_dir", out,
-                  "--tokenizer", minilm_dir(), "--max_seq_length", 64,
-                  "--relation_probs", "0.2,0.3,0.5", "--examples_per_segment", 8,
-                  "--num_shards", 3, "--eval_fraction", 0.0, "--seed", 1)
-    exs = [e for f in m["files"]["train"] for e in records.iterate_examples(out / f["name"])]
+                  "--tokenizer", minilm_dir(), "--max_seq_length", 64, *extra)
+    exs = {s: [e for f in m["files"][s] for e in records.iterate_examples(out / f["name"])]
+           for s in ("train", "eval")}
     with open(out / "documents.jsonl") as f:
         docs = [json.loads(l) for l in f]
     return m, exs, docs
+
+
+SYNTH = ("--relation_probs", "0.2,0.3,0.5", "--examples_per_segment", 8, "--num_shards", 3,
+         "--eval_fraction", 0.0, "--seed", 1)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    m, exs, docs = _build(tmp_path_factory.mktemp("synth"), *SYNTH)
+    return m, exs["train"], docs
+
+
+@pytest.fixture(scope="module")
+def synth_uniform(tmp_path_factory):
+    m, exs, docs = _build(tmp_path_factory.mktemp("synth_u"), *SYNTH,
+                          "--link_sampling", "uniform")
+    return m, exs["train"], docs
 
 
 def test_realised_relation_mix_matches_request(synth):
@@ -51,27 +67,39 @@ def test_realised_relation_mix_matches_request(synth):
         assert abs(counts[r] - n * p) < 4 * np.sqrt(n * p * (1 - p)), (r, counts)
 
 
-def test_linked_targets_proportional_to_inverse_in_degree(synth):
-    m, exs, docs = synth
+def _linked_p_value(exs, docs, weight) -> float:
+    """Chi-square p-value of the linked partners against draws ∝ ``weight(in-degree)``
+    over each anchor's out-links (anchors pooled by their links: large expected cells)."""
     indeg = Counter(t for d in docs for t in d["links"])
     obs = Counter((e["doc_a"], e["doc_b"]) for e in exs if e["relation"] == LINKED)
     per_anchor = Counter(e["doc_a"] for e in exs if e["relation"] == LINKED)
-    # Pool anchors by the "small hub" they link to so expected cells are large.
     groups = {}
     for a, n_a in per_anchor.items():
         links = docs[a]["links"]
-        w = np.array([1.0 / indeg[t] for t in links])
-        key = tuple(links)
-        o, e = groups.setdefault(key, (np.zeros(len(links)), np.zeros(len(links))))
+        w = np.array([weight(indeg[t]) for t in links])
+        o, e = groups.setdefault(tuple(links), (np.zeros(len(links)), np.zeros(len(links))))
         o += [obs[(a, t)] for t in links]
         e += n_a * w / w.sum()
     chi2 = sum(((o - e) ** 2 / e).sum() for o, e in groups.values())
     dof = sum(len(o) - 1 for o, _ in groups.values())
-    assert stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof)
-    # ...and clearly not uniform over the links: the rare hub gets most of the mass.
-    small = sum(o[2] for o, _ in groups.values())
-    total = sum(o.sum() for o, _ in groups.values())
-    assert small / total > 0.7
+    return stats.chi2.sf(chi2, dof)
+
+
+def test_linked_targets_proportional_to_inverse_in_degree(synth):
+    m, exs, docs = synth
+    assert m["options"]["link_sampling"] == "inverse_in_degree"
+    assert _linked_p_value(exs, docs, lambda d: 1.0 / d) > 1e-6
+    assert _linked_p_value(exs, docs, lambda d: 1.0) < 1e-6
+    # The rare hub (in-degree ~17.5 against 140) gets most of the mass.
+    linked = [e for e in exs if e["relation"] == LINKED]
+    assert sum(e["doc_b"] >= 2 for e in linked) / len(linked) > 0.7
+
+
+def test_uniform_link_sampling_is_uniform_over_out_links(synth_uniform):
+    m, exs, docs = synth_uniform
+    assert m["options"]["link_sampling"] == "uniform"
+    assert _linked_p_value(exs, docs, lambda d: 1.0) > 1e-6
+    assert _linked_p_value(exs, docs, lambda d: 1.0 / d) < 1e-6
 
 
 def test_link_resolution_by_id_and_title(synth):
@@ -80,23 +108,24 @@ def test_link_resolution_by_id_and_title(synth):
     assert m["num_links_resolved"] == 140 * 3 and m["counters"]["dangling_links"] == 0
 
 
-def test_eval_and_train_documents_disjoint(tmp_path):
-    _corpus(tmp_path / "c.jsonl")
-    out = tmp_path / "out"
-    m = run_build("--input", tmp_path / "c.jsonl", "--format", "jsonl", "--output_dir", out,
-                  "--tokenizer", minilm_dir(), "--max_seq_length", 64,
-                  "--eval_fraction", 0.25, "--num_eval_shards", 2, "--seed", 5)
-    with open(out / "documents.jsonl") as f:
-        split = {d["index"]: d["split"] for d in map(json.loads, f)}
+def test_eval_anchors_are_unseen_documents_paired_with_the_whole_corpus(tmp_path):
+    """Eval: anchors are the held-out documents, partners any document; no training
+    example holds a held-out document; linked eval pairs span many document pairs."""
+    m, exs, docs = _build(tmp_path, "--eval_fraction", 0.25, "--num_eval_shards", 2,
+                          "--examples_per_segment", 4, "--seed", 5)
+    split = {d["index"]: d["split"] for d in docs}
     n_eval = sum(s == "eval" for s in split.values())  # keyed per document: Binomial(200, 1/4)
     assert abs(n_eval - 50) < 4 * np.sqrt(200 * 0.25 * 0.75), n_eval
-    seen = {"train": set(), "eval": set()}
-    for s in ("train", "eval"):
-        for f in m["files"][s]:
-            for e in records.iterate_examples(out / f["name"]):
-                seen[s].update((e["doc_a"], e["doc_b"]))
-    assert seen["train"] and seen["eval"] and not seen["train"] & seen["eval"]
-    assert all(split[d] == s for s in seen for d in seen[s])
+    assert all(split[e["doc_a"]] == split[e["doc_b"]] == "train" for e in exs["train"])
+    assert all(split[e["doc_a"]] == "eval" for e in exs["eval"])
+    partners = {r: Counter(split[e["doc_b"]] for e in exs["eval"] if e["relation"] == r)
+                for r in (RANDOM, LINKED)}
+    for r in (RANDOM, LINKED):  # from the whole corpus: both splits, mostly training
+        assert partners[r]["train"] > partners[r]["eval"] > 0, partners
+    linked = [e for e in exs["eval"] if e["relation"] == LINKED]
+    assert all(e["doc_b"] in docs[e["doc_a"]]["links"] for e in linked)
+    pairs = Counter((e["doc_a"], e["doc_b"]) for e in linked)
+    assert len(pairs) >= 40 and max(pairs.values()) < len(linked) / 10, pairs
     assert len(m["files"]["eval"]) == 2
 
 
