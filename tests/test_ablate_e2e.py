@@ -51,6 +51,7 @@ def test_every_arm_is_scored_on_the_common_split(finished):
     summary = json.loads((finished / "summary.json").read_text())
     runs = summary["runs"]
     assert set(runs) == {"linkbert", "random"}
+    assert "every arm on the common eval split" in (finished / "summary.md").read_text()
     for arm in runs:
         row = runs[arm][0]
         assert all(row[k] is not None for k in ("mlm", "drp_linked", "task_full", "task_few"))

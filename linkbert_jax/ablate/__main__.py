@@ -42,9 +42,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", help="corpus (default: the Python docs)")
     p.add_argument("--format", default="sphinx_html")
     p.add_argument("--tokenizer", help="default: MiniLM's (linkbert_jax.samples)")
-    p.add_argument("--build_args", default="--max_seq_length 128 --eval_fraction 0.05",
+    p.add_argument("--build_args", default="--max_seq_length 64 --eval_fraction 0.05",
                    help="further builder flags, as one string")
-    p.add_argument("--config", default="cpu_small", help="base pretraining config")
+    p.add_argument("--config", default="cpu_minilm", help="base pretraining config")
+    p.add_argument("--init_from_hf", default=None,
+                   help="BERT directory every arm continues from (default: MiniLM's for "
+                        "--config cpu_minilm, else the config's; '' = from scratch)")
     p.add_argument("--pretrain", action="append", default=[], metavar="KEY=VALUE",
                    help="pretraining config override (repeat)")
     p.add_argument("--finetune", action="append", default=[], metavar="KEY=VALUE",
@@ -111,11 +114,12 @@ def make_link_task(args, build_dir: str) -> str:
 
 
 class Progress:
-    """One line per stage: what ran, its time, the rate so far and the ETA (from the
-    stages this process ran, skipped ones not counted)."""
+    """One line per stage: what ran and its time; after each (arm, seed) of 3 stages, the
+    rate so far and the ETA (from the (arm, seed)s this process ran; skipped ones and the
+    builds before the first are not counted)."""
 
     def __init__(self, total: int):
-        self.total, self.done, self.ran, self.t0 = total, 0, 0, time.time()
+        self.total, self.done, self.ran, self.t0 = total, 0, 0, None
 
     def stage(self, what: str, started: float | None) -> None:
         self.done += 1
@@ -124,11 +128,23 @@ class Progress:
             line += ": done before, skipped"
         else:
             self.ran += 1
-            spent = time.time() - self.t0
-            eta = spent / self.ran * (self.total - self.done)
-            line += (f": {time.time() - started:.0f} s; {spent / 60:.1f} min so far, "
-                     f"{spent / self.ran:.0f} s/stage, ETA {eta / 60:.1f} min")
+            self.t0 = self.t0 or started
+            line += f": {time.time() - started:.0f} s"
+            if self.done % 3 == 0:
+                per = (time.time() - self.t0) / (self.ran / 3)
+                line += (f"; {per / 60:.1f} min per (arm, seed), "
+                         f"ETA {per * (self.total - self.done) / 3 / 60:.1f} min")
         print(line, flush=True)
+
+
+def pretrain_overrides(args) -> dict:
+    """``--pretrain`` items, with ``init_from_hf`` (MiniLM's for ``cpu_minilm``)."""
+    out = overrides(args.pretrain, "--pretrain")
+    init = args.init_from_hf
+    if init is None and args.config == "cpu_minilm" and "init_from_hf" not in out:
+        from linkbert_jax import samples
+        init = samples.minilm_dir()
+    return {**out, "init_from_hf": init} if init is not None else out
 
 
 def ft_files(task: str, kind: str, test: bool) -> dict:
@@ -141,8 +157,7 @@ def run_arm(args, arm: str, seed: int, dirs: dict, task: str, progress: Progress
     """Pretrains, evaluates and fine-tunes one (arm, seed); its row of the table."""
     run = os.path.join(args.workdir, "runs", arm, f"seed_{seed}")
     data = os.path.abspath(dirs[arms_lib.build_key(arm)])
-    config = arms_lib.arm_config(args.config, arm, seed, data,
-                                 overrides(args.pretrain, "--pretrain"))
+    config = arms_lib.arm_config(args.config, arm, seed, data, pretrain_overrides(args))
     t = None if os.path.exists(os.path.join(run, report.HELDOUT)) else time.time()
     if not args.dry_run:
         stages.pretrain_and_eval(config, run, os.path.abspath(dirs["hyperlinks"]))
@@ -180,7 +195,7 @@ def ablate(args) -> str:
     t0 = time.time()
     arms = arms_lib.parse_arms(args.arms)
     seeds = arms_lib.parse_seeds(args.seeds)
-    overrides(args.pretrain, "--pretrain"), overrides(args.finetune, "--finetune")
+    pretrain_overrides(args), overrides(args.finetune, "--finetune")
     if not args.dry_run:
         from linkbert_jax import runtime
         runtime.setup_logging("datasets")
@@ -196,8 +211,19 @@ def ablate(args) -> str:
             rows[arm].append(run_arm(args, arm, seed, dirs, task, progress))
         if not args.dry_run:
             text = report.write_summary(args.workdir, rows, seeds[:i + 1],
-                                        time.time() - t0, _baseline_note(task))
+                                        time.time() - t0, _notes(dirs["hyperlinks"], task))
     return text
+
+
+def _notes(common: str, task: str) -> str:
+    """The table's footnotes: what the held-out columns were measured on, the task's
+    reference without a model."""
+    with open(os.path.join(common, "manifest.json"), encoding="utf-8") as f:
+        counts = json.load(f).get("relations_eval", {})
+    split = ("held-out MLM and DRP: every arm on the common eval split (" +
+             ", ".join(f"{k} n={v}" for k, v in counts.items()) +
+             f" pairs; anchors: the unseen documents of {common})")
+    return "\n".join(x for x in (split, _baseline_note(task)) if x)
 
 
 def _baseline_note(task: str) -> str:
