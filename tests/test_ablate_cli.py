@@ -108,3 +108,13 @@ def test_table_notes_the_task_baseline(tmp_path):
     assert note.endswith("dev 0.500, test 0.460")
     text = report.write_summary(str(tmp_path), {"linkbert": [{"seed": 1}]}, [1], 1.0, note)
     assert text.splitlines()[-1] == note
+
+
+def test_minilm_is_continued_by_default_and_scratch_on_request(tmp_path):
+    from linkbert_jax.samples import minilm_dir
+    parse = lambda *a: ablate_cli.make_parser().parse_args(["--workdir", str(tmp_path), *a])
+    assert ablate_cli.pretrain_overrides(parse())["init_from_hf"] == minilm_dir()
+    assert "init_from_hf" not in ablate_cli.pretrain_overrides(parse("--config", "cpu_small"))
+    assert ablate_cli.pretrain_overrides(parse("--init_from_hf", ""))["init_from_hf"] == ""
+    assert ablate_cli.pretrain_overrides(parse("--pretrain", "init_from_hf=/m")) == \
+        {"init_from_hf": "/m"}

@@ -15,7 +15,7 @@ from linkbert_jax.errors import ConfigError
 from linkbert_jax.samples import minilm_dir
 
 N_DOCS = 60
-SMALL = ["--build_args", "--max_seq_length 40 --eval_fraction 0.4",
+SMALL = ["--config", "cpu_small", "--build_args", "--max_seq_length 40 --eval_fraction 0.4",
          "--pretrain", "num_train_steps=3", "--pretrain", "seq_length=40",
          "--pretrain", "global_batch_size=8", "--pretrain", "eval_batch_size=8",
          "--pretrain", "masking.max_predictions=6", "--pretrain", "checkpoint_every_steps=3",

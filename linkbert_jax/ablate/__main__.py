@@ -5,9 +5,10 @@ then print the comparison table (mean ± sd over seeds).
         --seeds 1,2,3 --workdir ablate/pydoc
 
 Defaults are the CPU scale: the Python documentation (``make pydocs``), MiniLM's
-tokenizer, sequences of 128, the ``cpu_small`` config with its step budget
-(``--pretrain num_train_steps=N``, ``--finetune num_train_epochs=E``). At paper scale pass
-the corpus (``--input``, ``--format``), the tokenizer and ``--config tiny``.
+tokenizer, pairs of 64 tokens, every arm continuing MiniLM-L6 (``cpu_minilm``); each
+stage's budget in steps or epochs (``--pretrain num_train_steps=N``, ``--finetune
+num_train_epochs=E``). At paper scale pass the corpus (``--input``, ``--format``), the
+tokenizer, ``--config tiny`` and ``--build_args`` of its sequence length.
 
 Everything runs in this one process (the builder, the trainer and fine-tuning through
 their Python entry points), with JAX's persistent compilation cache in

@@ -49,8 +49,10 @@ def check_same_split(common_dir: str, other_dir: str) -> None:
 
 
 def heldout_eval(config, params, data_dir: str) -> dict:
-    """``params`` (a run of ``config``) on the whole eval split of the build ``data_dir``:
-    the trainer's own eval step and evaluation, another build's data."""
+    """``params`` (a run of ``config``) on the eval split of the build ``data_dir`` (the
+    whole split, or its first ``eval_max_batches`` batches of ``eval_batch_size``: the
+    same pairs for every arm): the trainer's own eval step and evaluation, another
+    build's data."""
     from linkbert_jax import evaluation, sharding, steps, trainer
     from linkbert_jax.input_pipeline import TFRecordSource
     source = TFRecordSource(data_dir)
@@ -59,9 +61,7 @@ def heldout_eval(config, params, data_dir: str) -> dict:
     parts = trainer.components(config, model_cfg, mesh)
     _, eval_fn = steps.compile_steps(model_cfg, config, parts.tx, parts.schedule, mesh,
                                      parts.rules, parts.state_shardings)
-    cfg = config.copy_and_resolve_references()
-    cfg.eval_max_batches = 0  # every pair of the split, once
-    return evaluation.evaluate(cfg, source, eval_fn, params,
+    return evaluation.evaluate(config, source, eval_fn, params,
                                sharding.batch_sharding(mesh, parts.rules))
 
 
