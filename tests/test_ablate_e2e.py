@@ -18,6 +18,7 @@ N_DOCS = 60
 SMALL = ["--config", "cpu_small", "--build_args", "--max_seq_length 40 --eval_fraction 0.4",
          "--pretrain", "num_train_steps=3", "--pretrain", "seq_length=40",
          "--pretrain", "global_batch_size=8", "--pretrain", "eval_batch_size=8",
+         "--pretrain", "eval_max_batches=0",
          "--pretrain", "masking.max_predictions=6", "--pretrain", "checkpoint_every_steps=3",
          "--finetune", "num_train_epochs=1", "--finetune", "batch_size=8",
          "--finetune", "max_seq_length=64"]

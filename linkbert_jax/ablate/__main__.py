@@ -100,7 +100,7 @@ def build_all(args, arms: list[str]) -> dict:
         print("$ python -m linkbert_jax.data.build " + " ".join(argv), flush=True)
         if not args.dry_run:  # its errors (k <= 0, a dir holding other options) raise
             build.build(build.parse_args(argv))
-            stages.check_same_split(dirs["hyperlinks"], dirs[key])
+            stages.check_same_split(dirs[arms_lib.COMMON_BUILD], dirs[key])
     return dirs
 
 
@@ -161,7 +161,7 @@ def run_arm(args, arm: str, seed: int, dirs: dict, task: str, progress: Progress
     config = arms_lib.arm_config(args.config, arm, seed, data, pretrain_overrides(args))
     t = None if os.path.exists(os.path.join(run, report.HELDOUT)) else time.time()
     if not args.dry_run:
-        stages.pretrain_and_eval(config, run, os.path.abspath(dirs["hyperlinks"]))
+        stages.pretrain_and_eval(config, run, os.path.abspath(dirs[arms_lib.COMMON_BUILD]))
     progress.stage(f"{arm} seed {seed}: pretrain + held-out eval", t)
     ft = os.path.join(args.workdir, "ft", arm, f"seed_{seed}")
     ft_config = None
@@ -203,7 +203,7 @@ def ablate(args) -> str:
         os.makedirs(args.workdir, exist_ok=True)
         use_compilation_cache(args.workdir)
     dirs = build_all(args, arms)
-    task = make_link_task(args, dirs["hyperlinks"])
+    task = make_link_task(args, dirs[arms_lib.COMMON_BUILD])
     progress = Progress(3 * len(arms) * len(seeds))
     rows = {arm: [] for arm in arms}
     text = ""
@@ -212,7 +212,7 @@ def ablate(args) -> str:
             rows[arm].append(run_arm(args, arm, seed, dirs, task, progress))
         if not args.dry_run:
             text = report.write_summary(args.workdir, rows, seeds[:i + 1],
-                                        time.time() - t0, _notes(dirs["hyperlinks"], task))
+                                        time.time() - t0, _notes(dirs[arms_lib.COMMON_BUILD], task))
     return text
 
 

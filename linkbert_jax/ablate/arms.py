@@ -28,6 +28,9 @@ def build_key(arm: str) -> str:
     return "-".join(f"{k}_{opts[k]}".replace("/", "_").replace(",", "_") for k in keys)
 
 
+COMMON_BUILD = build_key(COMMON)
+
+
 def parse_arms(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in ablations.ARMS]
