@@ -221,6 +221,13 @@ def _notes(common: str, task: str) -> str:
     reference without a model."""
     with open(os.path.join(common, "manifest.json"), encoding="utf-8") as f:
         counts = json.load(f).get("relations_eval", {})
+    scored = [report.heldout(os.path.join(run, "seed_" + seed))
+              for run in (os.path.join(os.path.dirname(os.path.dirname(common)), "runs", a)
+                          for a in arms_lib.ARMS) if os.path.isdir(run)
+              for seed in sorted(d[5:] for d in os.listdir(run) if d.startswith("seed_"))]
+    weights = next((ev for ev in scored if "drp_weight_linked" in ev), None)
+    if weights:  # the pairs scored (all, or the first eval_max_batches batches)
+        counts = {k: int(weights.get(f"drp_weight_{k}", 0)) for k in counts}
     split = ("held-out MLM and DRP: every arm on the common eval split (" +
              ", ".join(f"{k} n={v}" for k, v in counts.items()) +
              f" pairs; anchors: the unseen documents of {common})")
