@@ -1,55 +1,45 @@
-"""The arms of the paper's ablations and the commands each one runs.
+"""The driver's view of the arms. Each arm (its builder flags, objective and data
+options) is defined once, in ``linkbert_jax.configs.ablations``; this module only names
+the builds they need and parses the command line's lists.
 
-| arm | links (builder) | linked-document sampling | objective | paper |
-|---|---|---|---|---|
-| ``linkbert`` | hyperlinks | ∝ 1/in-degree | DRP (3-way) | Table 5/6 LinkBERT |
-| ``no_diversity`` | hyperlinks | uniform | DRP | Table 5 "w/o diversity" |
-| ``tfidf`` | TF-IDF top-k | ∝ 1/in-degree | DRP | Table 5 "TF-IDF links" |
-| ``random`` | k random documents | ∝ 1/in-degree | DRP | Table 5 "random links" |
-| ``no_drp`` | hyperlinks | ∝ 1/in-degree | MLM only | Table 6 "w/o DRP" |
-
-Arms whose builder options agree share one build (``linkbert`` and ``no_drp``). Each
-(arm, seed) pretrains from a generated config file (``RUN/config.py``) that loads the
-base config and sets ``data_dir``, ``seed``, ``objective`` and ``data_options`` (the
-trainer checks the last against the build's manifest), so the file records the arm.
+Arms whose builder flags agree share one build (``linkbert`` and ``no_drp``). The
+``linkbert`` build (the corpus's hyperlinks, sampled ∝ 1/in-degree) is the *common* one:
+every arm's held-out MLM and DRP are measured on its eval split, and the link task is
+made from it, so all arms are scored on the same pairs.
 """
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
+from linkbert_jax import config_defaults
+from linkbert_jax.configs import ablations
+
+ARMS = tuple(ablations.ARMS)  # every arm, in the table's order
+DEFAULT_ARMS = ("linkbert", "no_diversity", "tfidf", "random", "no_drp")
+COMMON = "linkbert"  # the arm whose build holds the common eval split and the link task
+_KEY_ORDER = ("link_source", "link_sampling", "link_k")
 
 
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    build: dict = field(default_factory=dict)  # builder options (--link_source ...)
-    objective: str = "drp"
-
-    def build_key(self) -> str:
-        """The name of its build directory (arms with the same options share it)."""
-        return "-".join(str(self.build[k]) for k in BUILD_KEYS if k in self.build)
-
-
-BUILD_KEYS = ("link_source", "link_sampling")
-_HYPER = {"link_source": "hyperlinks", "link_sampling": "inverse_in_degree"}
-ARMS = {a.name: a for a in (
-    Arm("linkbert", dict(_HYPER)),
-    Arm("no_diversity", dict(_HYPER, link_sampling="uniform")),
-    Arm("tfidf", dict(_HYPER, link_source="tfidf")),
-    Arm("random", dict(_HYPER, link_source="random")),
-    Arm("no_drp", dict(_HYPER), objective="mlm"),
-)}
+def build_key(arm: str) -> str:
+    """The name of ``arm``'s build directory (equal builder flags, equal name)."""
+    flags = ablations.build_flags(arm)
+    if not flags:
+        return "hyperlinks"
+    opts = dict(f.lstrip("-").split("=", 1) for f in flags)
+    keys = sorted(opts, key=lambda k: (_KEY_ORDER + (k,)).index(k))
+    return "-".join(f"{k}_{opts[k]}".replace("/", "_").replace(",", "_") for k in keys)
 
 
-def parse_arms(text: str) -> list[Arm]:
+COMMON_BUILD = build_key(COMMON)
+
+
+def parse_arms(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ARMS]
+    unknown = [n for n in names if n not in ablations.ARMS]
     if unknown or not names:
         raise ValueError(f"--arms: unknown arm {', '.join(unknown) or '(none)'}; "
                          f"expected some of {', '.join(ARMS)}")
     if len(set(names)) != len(names):
         raise ValueError(f"--arms names an arm twice: {text}")
-    return [ARMS[n] for n in names]
+    return names
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -63,37 +53,12 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def build_argv(arm: Arm, common: list[str], out_dir: str) -> list[str]:
-    """The builder command of ``arm`` (``common``: input, format, tokenizer, lengths...)."""
-    flags = [f"--{k}={v}" for k, v in sorted(arm.build.items())]
-    return [sys.executable, "-m", "linkbert_jax.data.build", *common, *flags,
-            "--output_dir", out_dir, "--no_progress"]
-
-
-def run_config(base: str, arm: Arm, seed: int, data_dir: str, overrides: dict) -> str:
-    """The text of the generated pretraining config file of ``(arm, seed)``."""
-    sets = {"data_dir": data_dir, "seed": seed, "objective": arm.objective,
-            "data_options": dict(arm.build), **overrides}
-    lines = [f'"""linkbert_jax.ablate: arm {arm.name}, seed {seed} (generated)."""',
-             "from linkbert_jax import config_defaults", "", "",
-             "def get_config():",
-             f"    c = config_defaults.load_config_file({base!r})"]
-    for key, value in sets.items():
-        *parents, leaf = key.split(".")
-        node = "c" + "".join(f"[{p!r}]" for p in parents)
-        lines.append(f"    {node}[{leaf!r}] = {value!r}")
-    lines.append("    return c")
-    return "\n".join(lines) + "\n"
-
-
-def pretrain_argv(config_path: str, workdir: str) -> list[str]:
-    return [sys.executable, "-m", "linkbert_jax.main", "--config", config_path,
-            "--workdir", workdir]
-
-
-def finetune_argv(init: str, train: str, dev: str, test: str | None, workdir: str,
-                  seed: int, overrides: dict) -> list[str]:
-    return [sys.executable, "-m", "linkbert_jax.finetune", "--task", "mc", "--init", init,
-            "--train_file", train, "--validation_file", dev,
-            *(["--test_file", test] if test else []), "--workdir", workdir,
-            "--seeds", str(seed), *[f"--config.{k}={v}" for k, v in overrides.items()]]
+def arm_config(base: str, arm: str, seed: int, data_dir: str, overrides: dict):
+    """The pretraining config of ``(arm, seed)``: the config ``base`` (a packaged name or
+    a file) with ``overrides`` (``{"a.b": value}``), then the arm's objective and data
+    options (``ablations.apply``), its data and seed. The run's own eval is off: the
+    driver evaluates every arm on the common split."""
+    c = ablations.apply(config_defaults.load_config_file(base, overrides), arm)
+    c.data_dir, c.seed = data_dir, seed
+    c.eval_every_steps, c.eval_at_end = 0, False
+    return c

@@ -1,28 +1,27 @@
-"""The comparison table: each arm's held-out MLM accuracy, held-out DRP accuracy per
-relation and link-task accuracy (full and few-shot), as mean ± sd over seeds."""
+"""The comparison table: each arm's held-out MLM accuracy and DRP accuracy per relation
+(all arms on the common eval split: the hyperlinks build's unseen anchor documents) and
+link-task accuracy (full and few-shot), as mean ± sd over seeds."""
 from __future__ import annotations
 
 import json
 import math
 import os
 
+HELDOUT = "heldout_eval.json"  # written by stages.pretrain_and_eval
+
 RELATIONS = ("contiguous", "random", "linked")
-COLUMNS = (("mlm", "MLM acc", "eval_mlm_accuracy"),
-           *((f"drp_{r}", f"DRP {r}", f"eval_drp_accuracy_{r}") for r in RELATIONS),
+COLUMNS = (("mlm", "MLM acc", "mlm_accuracy"),
+           *((f"drp_{r}", f"DRP {r}", f"drp_accuracy_{r}") for r in RELATIONS),
            ("task_full", "link task", None), ("task_few", "link task 10%", None))
 
 
-def final_eval(workdir: str) -> dict:
-    """The last ``eval_*`` row of a pretraining run's ``metrics.jsonl`` ({} if none)."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    last = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                if any(k.startswith("eval_") for k in row):
-                    last = row
-    return last
+def heldout(run_dir: str) -> dict:
+    """A pretraining run's scores on the common eval split ({} if not measured yet)."""
+    path = os.path.join(run_dir, HELDOUT)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def finetune_accuracy(workdir: str, seed: int) -> float | None:
@@ -39,7 +38,7 @@ def finetune_accuracy(workdir: str, seed: int) -> float | None:
 
 def row(pretrain_dir: str, full_dir: str, few_dir: str, seed: int, objective: str) -> dict:
     """One (arm, seed)'s figures; DRP is absent for an MLM-only arm."""
-    ev = final_eval(pretrain_dir)
+    ev = heldout(pretrain_dir)
     out = {"seed": seed}
     for key, _, metric in COLUMNS:
         if metric and not (key.startswith("drp_") and objective == "mlm"):

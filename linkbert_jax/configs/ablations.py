@@ -34,6 +34,9 @@ on base's ``v4-64``::
     python -m linkbert_jax.aot --config ablations:tfidf --topology v4-8
 
 ``apply(config, arm)`` sets an arm on any config (smaller runs of the same comparison).
+This module is the one owner of the arms: ``python -m linkbert_jax.ablate`` (which runs
+a set of them end to end, docs/ablations.md) takes each arm's builder flags, objective
+and data options from here.
 """
 from linkbert_jax import config_defaults
 
