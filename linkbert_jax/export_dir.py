@@ -128,9 +128,9 @@ def check(out_dir: str, overwrite: bool, *, what: str = "--output_dir",
 
 
 def _describe(marker: dict) -> str:
-    parts = [f"{k} {marker[k]}" for k in ("step", "seed") if k in marker]
-    source = marker.get("workdir") or marker.get("init")
-    return ", ".join(parts + ([f"of {source}"] if source else [])) or "no details"
+    desc = ", ".join(f"{k} {marker[k]}" for k in ("step", "seed") if k in marker)
+    source = marker.get("workdir") or marker.get("written_by")
+    return " of ".join(x for x in (desc, source) if x) or "no details"
 
 
 def _respect_umask(root: str) -> None:
