@@ -75,7 +75,7 @@ def export(args, command: list) -> str:
     """The export command; returns the output directory."""
     from linkbert_jax import checkpoints, convert, hf_files, model_card
 
-    export_dir.check(args.output_dir, args.overwrite)
+    export_dir.check(args.output_dir, args.overwrite, export_dir.PRETRAINING)
     train_config = checkpoints.read_config(args.workdir)
     manifest, manifest_path = read_manifest(train_config)
     config, params, step = checkpoints.load_params(args.workdir, args.step)
@@ -93,7 +93,7 @@ def export(args, command: list) -> str:
     facts = gather_facts(args.workdir, train_config, (manifest, manifest_path), step, config,
                          out, params, source, command,
                          [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype)
-    stamp = {"written_by": "linkbert_jax.export", "step": step,
+    stamp = {"written_by": export_dir.PRETRAINING, "step": step,
              "workdir": os.path.abspath(args.workdir), "dtype": args.dtype,
              "tokenizer": tokenizer and os.path.abspath(tokenizer)}
     with export_dir.staged(args.output_dir, stamp, overwrite=args.overwrite) as tmp:

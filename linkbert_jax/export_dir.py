@@ -3,9 +3,10 @@ that rule for the pretraining export (``python -m linkbert_jax.export``) and the
 fine-tuned model (``WORKDIR/model``, ``linkbert_jax.finetune.export``).
 
 An export writes into a new or empty directory. A non-empty one is replaced only when
-``overwrite`` is set *and* a previous export wrote it: it holds the marker
-``MARKER_NAME``, which lists every file that export wrote with its size and SHA-256,
-and nothing else is there and nothing listed has changed. Any other directory (a
+``overwrite`` is set *and* a previous export of the same kind wrote it: it holds the
+marker ``MARKER_NAME``, which names the writer (``written_by``: the pretraining export
+or fine-tuning) and lists every file it wrote with its size and SHA-256, and nothing
+else is there and nothing listed has changed. Any other directory (a
 Hugging Face model, a lone ``model.safetensors``, an export a user has added a file
 to) is refused with one line, whatever its file names; nothing in it is touched.
 
@@ -32,6 +33,8 @@ EXPORT_FILES = frozenset({
     "config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
     "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json",
     "README.md", MARKER_NAME})
+# The writers (``written_by``); a marker from before markers named theirs: PRETRAINING.
+PRETRAINING, FINETUNING = "linkbert_jax.export", "linkbert_jax.finetune"
 
 
 class OutputDirError(ConfigError):
@@ -99,11 +102,11 @@ def _names(names: list) -> str:
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def check(out_dir: str, overwrite: bool, *, what: str = "--output_dir",
+def check(out_dir: str, overwrite: bool, owner: str, *, what: str = "--output_dir",
           fix: str = "choose a new or empty --output_dir") -> None:
-    """Refuse (:class:`OutputDirError`, one line) an ``out_dir`` that an export may not
-    write into; see the module docstring. ``what`` names the directory's flag and
-    ``fix`` what the user can do, in the message."""
+    """Refuse (:class:`OutputDirError`, one line) an ``out_dir`` that the export
+    ``owner`` (the marker's ``written_by``) may not write into; see the module
+    docstring. ``what`` names the directory's flag and ``fix`` what the user can do."""
     out_dir = os.path.realpath(out_dir)
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise OutputDirError(f"{what} {out_dir} exists and is not a directory; {fix}")
@@ -115,6 +118,11 @@ def check(out_dir: str, overwrite: bool, *, what: str = "--output_dir",
         raise OutputDirError(
             f"{what} {out_dir} is not empty and was not written by an export (it holds "
             f"{_names(present)}): it is left as it is; {fix}")
+    writer = marker.get("written_by", PRETRAINING)
+    if writer != owner:  # a fine-tuned model is not the pretraining export's, nor back
+        raise OutputDirError(
+            f"{what} {out_dir} holds a model that {writer} wrote ({_describe(marker)}), "
+            f"not {owner}: it is left as it is; {fix}")
     foreign = _not_ours(out_dir, marker)
     if foreign is not None:
         raise OutputDirError(
@@ -129,7 +137,7 @@ def check(out_dir: str, overwrite: bool, *, what: str = "--output_dir",
 
 def _describe(marker: dict) -> str:
     desc = ", ".join(f"{k} {marker[k]}" for k in ("step", "seed") if k in marker)
-    source = marker.get("workdir") or marker.get("written_by")
+    source = marker.get("workdir")
     return " of ".join(x for x in (desc, source) if x) or "no details"
 
 
@@ -148,12 +156,14 @@ def _respect_umask(root: str) -> None:
 
 @contextlib.contextmanager
 def staged(out_dir: str, marker: dict, *, overwrite: bool, **message):
-    """Check ``out_dir`` (:func:`check`; ``message``: its ``what``/``fix``), yield a
+    """Check ``out_dir`` (:func:`check`, for the writer ``marker["written_by"]``;
+    ``message``: its ``what``/``fix``), yield a
     temporary sibling to write into, then mark it (``marker`` plus the listing of its
     files), give its files the umask's permissions and put it in place of ``out_dir``
     (checked again just before). On any error the sibling is removed and ``out_dir``
     is left as it was."""
-    check(out_dir, overwrite, **message)
+    owner = marker["written_by"]
+    check(out_dir, overwrite, owner, **message)
     out_dir = os.path.realpath(out_dir)
     parent, name = os.path.split(out_dir)
     os.makedirs(parent, exist_ok=True)
@@ -164,7 +174,7 @@ def staged(out_dir: str, marker: dict, *, overwrite: bool, **message):
             json.dump({**marker, "files": _listing(tmp)}, f, indent=2)
             f.write("\n")
         _respect_umask(tmp)
-        check(out_dir, overwrite, **message)
+        check(out_dir, overwrite, owner, **message)
         old = None
         if os.path.exists(out_dir):
             old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)

@@ -126,6 +126,29 @@ def test_overwrite_replaces_only_an_unchanged_earlier_export(workdir, tmp_path, 
     assert sorted(os.listdir(tmp_path)) == ["hf"]
 
 
+def test_an_export_never_replaces_the_other_kind(workdir, hf_model, tmp_path, capsys):
+    """A fine-tuned model (marked by fine-tuning) is not the pretraining export's to
+    replace, even with --overwrite; a pretraining export is not fine-tuning's."""
+    finetuned = str(tmp_path / "finetuned")
+    with export_dir.staged(finetuned, {"written_by": export_dir.FINETUNING},
+                           overwrite=False) as tmp:
+        shutil.copytree(hf_model, tmp, dirs_exist_ok=True)
+    before = tree(finetuned)
+    rc, _, err = run_export(capsys, "--workdir", workdir, "--output_dir", finetuned,
+                            "--no_verify", "--overwrite")
+    assert rc == 2 and tree(finetuned) == before
+    assert "holds a model that linkbert_jax.finetune wrote" in one_error_line(err)
+
+    pretraining = tmp_path / "ft"
+    rc, _, err = run_export(capsys, "--workdir", workdir, "--output_dir",
+                            pretraining / "model", "--no_verify")
+    assert rc == 0, err
+    before = tree(pretraining)
+    with pytest.raises(ConfigError, match="holds a model that linkbert_jax.export wrote"):
+        ft_export.check_model_dirs(str(pretraining), None, hf_model, None)
+    assert tree(pretraining) == before
+
+
 def test_finetune_refuses_a_model_dir_it_did_not_write_before_training(hf_model, tmp_path):
     work = tmp_path / "ft"
     _user_dir("hf_model", hf_model, work / "model")

@@ -81,7 +81,7 @@ def check_model_dirs(workdir: str, seeds, init: str, tokenizer: Optional[str]) -
     """Before training: refuse (one line) a model directory the run may not replace,
     or one that holds the run's own ``--init``/``--tokenizer``."""
     for path in model_dirs(workdir, seeds):
-        export_dir.check(path, overwrite=True, **_WHERE)
+        export_dir.check(path, True, export_dir.FINETUNING, **_WHERE)
         for flag, src in (("--init", init), ("--tokenizer", tokenizer)):
             if src and inside(src, path):
                 raise OutputDirError(f"{flag} {src} is inside {path}, which this run "
@@ -91,7 +91,7 @@ def check_model_dirs(workdir: str, seeds, init: str, tokenizer: Optional[str]) -
 def save(model, params, out_dir: str, tokenizer, labels: list, problem_type=None) -> str:
     """Write the directory (complete or absent: built under a temporary name, marked
     as an export's; see :func:`check_model_dirs`)."""
-    marker = {"written_by": "linkbert_jax.finetune",
+    marker = {"written_by": export_dir.FINETUNING,
               "architecture": ARCHITECTURES[type(model).__name__]}
     with export_dir.staged(out_dir, marker, overwrite=True, **_WHERE) as tmp:
         hf_files.write_weights(tmp, state_dict(model, params))
