@@ -321,12 +321,12 @@ def read_model_config(workdir: str) -> ModelConfig:
 
 
 def record_command(workdir: str, argv: list) -> None:
-    """Append the command line that (re)started a run to ``COMMANDS_NAME`` (the model
-    card quotes it)."""
+    """Append the command line that (re)started a run, and the directory its relative
+    paths are relative to, to ``COMMANDS_NAME`` (the model card quotes it)."""
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, COMMANDS_NAME), "a") as f:
         f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "argv": list(argv)}) + "\n")
+                            "cwd": os.getcwd(), "argv": list(argv)}) + "\n")
 
 
 def read_commands(workdir: str) -> list[list[str]]:

@@ -165,7 +165,7 @@ def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
                 return
     run([sys.executable, "-m", "linkbert_jax.export",
          "--workdir", train_dir, "--output_dir", export_dir,
-         "--tokenizer", os.path.join(data_dir, "tokenizer")])
+         "--tokenizer", os.path.join(data_dir, "tokenizer"), "--overwrite"])
 
 
 def eval_pairs(data_dir: str) -> dict:

@@ -1,35 +1,31 @@
 r"""Export a training workdir's checkpoint as a Hugging Face BERT directory, verified.
 
     python -m linkbert_jax.export --workdir WORKDIR --output_dir HF_DIR [--step N] \
-        [--tokenizer DIR] [--pytorch_bin] [--finetune_dropout P] [--dtype float32] \
-        [--no_verify]
+        [--tokenizer DIR | --no_tokenizer] [--overwrite] [--pytorch_bin] \
+        [--finetune_dropout P] [--dtype float32] [--no_verify]
 
 (``tools/convert_to_pytorch.py export ...`` runs the same.) Takes the latest complete
 checkpoint (or ``--step N``) and writes config.json, model.safetensors (and
 pytorch_model.bin with ``--pytorch_bin``, for transformers before 4.23), a clean tokenizer
-(``--tokenizer``, by default the one the training data was built with) and a model card.
-The directory is reloaded with ``transformers`` and compared with the JAX model before
-it replaces HF_DIR; a failed export leaves HF_DIR as it was. Training starts from a Hugging
-Face directory directly (``--config.init_from_hf=DIR``), so there is no import command.
+(``--tokenizer``, by default the one the training data was built with; none found is an
+error unless ``--no_tokenizer``), a model card and ``linkbert_export.json`` (what wrote
+the directory). The directory is reloaded with ``transformers`` and compared with the
+JAX model before it is put in place. HF_DIR must be new or empty; ``--overwrite``
+replaces an earlier export, never another directory (``linkbert_jax.export_dir``); a
+failed export leaves HF_DIR as it was. Training starts from a Hugging Face directory
+directly (``--config.init_from_hf=DIR``), so there is no import command.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import sys
-import tempfile
 from typing import Optional
 
+from linkbert_jax import export_dir, trained_tokenizer
 from linkbert_jax.errors import ConversionError
+from linkbert_jax.export_dir import EXPORT_FILES, MARKER_NAME as STAMP_NAME  # noqa: F401
 
-STAMP_NAME = "linkbert_export.json"
-# What an export writes; an existing output directory holding anything else is refused.
-EXPORT_FILES = frozenset({
-    "config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json",
-    "README.md", STAMP_NAME})
 DEFAULT_DROPOUT = 0.1  # BERT's fine-tuning dropout
 
 
@@ -60,79 +56,53 @@ def read_manifest(train_config: dict) -> tuple[Optional[dict], str]:
     return (features.read_manifest(data_dir) if os.path.isfile(path) else None), path
 
 
-def default_tokenizer(manifest: Optional[dict], manifest_path: str) -> Optional[str]:
-    """The tokenizer the training data was built with, when it is still there."""
-    if not manifest or not manifest.get("tokenizer_dir"):
+def tokenizer_of(args, train_config: dict) -> Optional[str]:
+    """``--tokenizer``, else the workdir's (:mod:`linkbert_jax.trained_tokenizer`); None
+    only with ``--no_tokenizer``. A missing tokenizer is an error naming what is missing."""
+    if args.no_tokenizer:
         return None
-    path = os.path.join(os.path.dirname(manifest_path), manifest["tokenizer_dir"])
-    return path if os.path.isfile(os.path.join(path, "tokenizer.json")) else None
-
-
-def check_output_dir(out_dir: str) -> None:
-    """Refuse to replace a directory holding files an export does not write."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConversionError(f"{out_dir}: exists and is not a directory")
-    foreign = sorted(set(os.listdir(out_dir)) - EXPORT_FILES) if os.path.isdir(out_dir) else []
-    if foreign:
-        raise ConversionError(f"{out_dir}: holds files an export does not write "
-                              f"({', '.join(foreign[:5])}); choose a new or empty directory")
-
-
-@contextlib.contextmanager
-def staged(out_dir: str):
-    """A temporary sibling of ``out_dir`` to write into; on success it replaces
-    ``out_dir``, on any error it is removed and ``out_dir`` is left as it was."""
-    out_dir = os.path.abspath(out_dir)
-    parent, name = os.path.split(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
-        yield tmp
-        old = None
-        if os.path.exists(out_dir):
-            old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-            os.replace(out_dir, os.path.join(old, name))
-        os.replace(tmp, out_dir)
-        if old:
-            shutil.rmtree(old)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    if args.tokenizer:
+        return trained_tokenizer.check_given(args.tokenizer)
+    found, why = trained_tokenizer.find(train_config)
+    if found is None:
+        raise ConversionError(f"no tokenizer for the export of {args.workdir}: {why}; pass "
+                              f"--tokenizer DIR, or --no_tokenizer to export the weights "
+                              f"without one")
+    return found
 
 
 def export(args, command: list) -> str:
     """The export command; returns the output directory."""
     from linkbert_jax import checkpoints, convert, hf_files, model_card
 
-    check_output_dir(args.output_dir)
+    export_dir.check(args.output_dir, args.overwrite, export_dir.PRETRAINING)
     train_config = checkpoints.read_config(args.workdir)
     manifest, manifest_path = read_manifest(train_config)
     config, params, step = checkpoints.load_params(args.workdir, args.step)
+    tokenizer = tokenizer_of(args, train_config)
     hidden, attention, source = finetune_dropout(train_config, args.finetune_dropout)
-    tokenizer = args.tokenizer or default_tokenizer(manifest, manifest_path)
     print(f"exporting {args.workdir} step {step} -> {args.output_dir} ({args.dtype})")
     print(f"dropout in config.json (for fine-tuning): hidden {hidden}, attention {attention}"
           f", from {source}; pretraining ran with {config.hidden_dropout_prob} / "
           f"{config.attention_probs_dropout_prob} (set it with --finetune_dropout)")
     print(f"tokenizer: {tokenizer}" if tokenizer else
-          "tokenizer: none found (the training data's tokenizer/ is gone): pass --tokenizer")
+          "tokenizer: none (--no_tokenizer): the export has no tokenizer; give it the one "
+          "the model was trained with before using it")
     formats = ("safetensors", "bin") if args.pytorch_bin else ("safetensors",)
     out = config.replace(hidden_dropout_prob=hidden, attention_probs_dropout_prob=attention)
     facts = gather_facts(args.workdir, train_config, (manifest, manifest_path), step, config,
                          out, params, source, command,
                          [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype)
-    with staged(args.output_dir) as tmp:
+    stamp = {"written_by": export_dir.PRETRAINING, "step": step,
+             "workdir": os.path.abspath(args.workdir), "dtype": args.dtype,
+             "tokenizer": tokenizer and os.path.abspath(tokenizer)}
+    with export_dir.staged(args.output_dir, stamp, overwrite=args.overwrite) as tmp:
         convert.save_hf(out, params, tmp, tokenizer=tokenizer, dtype=args.dtype,
                         weight_formats=formats)
         if not args.no_verify:
             facts.verification = verify(config, params, tmp, args.dtype, args.atol)
         model_card.write(tmp, facts)
-        hf_files.write_json(os.path.join(tmp, STAMP_NAME), {
-            "step": step, "workdir": os.path.abspath(args.workdir), "dtype": args.dtype,
-            "weights": facts.weight_files, "verification": facts.verification})
+        stamp.update(weights=facts.weight_files, verification=facts.verification)
     print(f"{'verified and ' if facts.verification else ''}exported: {args.output_dir} ("
           + ", ".join(sorted(os.listdir(args.output_dir))) + ")")
     return args.output_dir
@@ -190,7 +160,13 @@ def parse_args(argv):
     p.add_argument("--step", type=int, default=None,
                    help="default: the latest complete checkpoint")
     p.add_argument("--tokenizer", default=None,
-                   help="tokenizer directory (default: the training data's tokenizer/)")
+                   help="tokenizer directory (default: the training data's tokenizer/, "
+                        "else init_from_hf's; none found is an error)")
+    p.add_argument("--no_tokenizer", action="store_true",
+                   help="export the weights without a tokenizer (say so explicitly)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --output_dir when an earlier export wrote it (never "
+                        "another directory)")
     p.add_argument("--pytorch_bin", action="store_true",
                    help="also write pytorch_model.bin (transformers 4.9 to 4.22 read only it)")
     p.add_argument("--finetune_dropout", type=float, default=None,
@@ -201,6 +177,8 @@ def parse_args(argv):
     p.add_argument("--atol", type=float, default=1e-4,
                    help="max abs diff allowed in verification (float32)")
     args = p.parse_args(argv)
+    if args.tokenizer and args.no_tokenizer:
+        p.error("--tokenizer and --no_tokenizer exclude each other")
     if args.finetune_dropout is not None and not 0 <= args.finetune_dropout < 1:
         p.error(f"--finetune_dropout {args.finetune_dropout} is not in [0, 1)")
     return args

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, optimizer,
-                          orbax_faults, sharding, step_costs, steps)
+                          orbax_faults, run_paths, sharding, step_costs, steps)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.evaluation import eval_batch_size, eval_line, evaluate
@@ -240,6 +240,7 @@ class Setup:
 
 def setup_run(config, workdir: str, source=None) -> Setup:
     """Everything checked before compiling; writes the resolved config to the workdir."""
+    run_paths.prepare(config, workdir)
     check_counts(config)
     if source is None:
         from linkbert_jax.input_pipeline import TFRecordSource  # TensorFlow only when used

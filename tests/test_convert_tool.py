@@ -54,7 +54,8 @@ def test_tool_latest_step_in_process(workdir, tmp_path, capsys):
     """``main`` without the subcommand word exports the latest step (no verify)."""
     cfg, wd, saved = workdir
     out = str(tmp_path / "hf")
-    assert export.main(["--workdir", wd, "--output_dir", out, "--no_verify"]) == 0
+    assert export.main(["--workdir", wd, "--output_dir", out, "--no_verify",
+                        "--no_tokenizer"]) == 0
     assert "step 9" in capsys.readouterr().out
     params = convert.load_hf(out, scan_layers=True).params
     assert_bitwise_equal(params, saved[9])

@@ -166,7 +166,8 @@ def test_export_skips_an_incomplete_latest_checkpoint(tmp_path, capsys):
     _, saved = make_workdir(wd)
     os.remove(os.path.join(wd, "checkpoints", "9", "_CHECKPOINT_METADATA"))
     out = tmp_path / "hf"
-    rc, text, err = run_export(capsys, "--workdir", wd, "--output_dir", out, "--no_verify")
+    rc, text, err = run_export(capsys, "--workdir", wd, "--output_dir", out, "--no_verify",
+                               "--no_tokenizer")
     assert rc == 0, err
     assert "step 5" in text
     params = convert.load_hf(str(out), scan_layers=True).params
@@ -182,7 +183,7 @@ def test_failed_export_leaves_nothing_and_keeps_the_old_one(workdir, tmp_path, c
     assert rc == 0, err
     before = snapshot(out)
     monkeypatch.setattr(hf_torch, "verify_hf", lambda *a, **k: {"hidden": 0.5})
-    rc, _, err = run_export(capsys, *base)  # step 9 written, then verification fails
+    rc, _, err = run_export(capsys, *base, "--overwrite")  # step 9, then verification fails
     assert rc == 2 and err.startswith("error: verification failed") and err.count("\n") == 1
     assert snapshot(out) == before  # the step-5 export, untouched
     assert sorted(os.listdir(tmp_path)) == ["hf"]  # no partial directory left

@@ -7,15 +7,26 @@ The encoder goes through the pretraining export's name map
 ``id2label``/``label2id`` and ``problem_type``, so ``transformers`` loads it with no key
 missing or unexpected. :func:`verify` compares the reloaded PyTorch model's logits with
 the JAX model's.
+
+Where it goes: ``WORKDIR/model`` (``WORKDIR/seed_<s>/model`` with ``--seeds``), through
+:mod:`linkbert_jax.export_dir`, the owner of the rule for every export: a run replaces
+the model an earlier fine-tuning run left there (marked by ``linkbert_export.json``), and
+refuses, before training, any other directory there.
 """
 from __future__ import annotations
 
 import os
-import shutil
+from typing import Optional, Sequence
 
 import numpy as np
 
-from linkbert_jax import hf_files, param_mapping
+from linkbert_jax import export_dir, hf_files, param_mapping
+from linkbert_jax.data.outdir import inside
+from linkbert_jax.export_dir import OutputDirError
+
+MODEL_DIR = "model"
+_WHERE = dict(what="the fine-tuned model's directory",
+              fix="move it away or choose another --workdir")
 
 # Flax task model class -> transformers class
 ARCHITECTURES = {
@@ -60,17 +71,33 @@ def config_dict(model, labels: list, problem_type=None) -> dict:
     return dict(sorted(d.items()))
 
 
+def model_dirs(workdir: str, seeds: Optional[Sequence[int]]) -> list:
+    """Where the runs of ``seeds`` (None: one run in ``workdir``) put their models."""
+    outs = [os.path.join(workdir, f"seed_{s}") for s in seeds] if seeds else [workdir]
+    return [os.path.join(out, MODEL_DIR) for out in outs]
+
+
+def check_model_dirs(workdir: str, seeds, init: str, tokenizer: Optional[str]) -> None:
+    """Before training: refuse (one line) a model directory the run may not replace,
+    or one that holds the run's own ``--init``/``--tokenizer``."""
+    for path in model_dirs(workdir, seeds):
+        export_dir.check(path, True, export_dir.FINETUNING, **_WHERE)
+        for flag, src in (("--init", init), ("--tokenizer", tokenizer)):
+            if src and inside(src, path):
+                raise OutputDirError(f"{flag} {src} is inside {path}, which this run "
+                                     f"replaces with its model; {_WHERE['fix']}")
+
+
 def save(model, params, out_dir: str, tokenizer, labels: list, problem_type=None) -> str:
-    """Write the directory (complete or absent: built under a temporary name)."""
-    tmp = out_dir.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    hf_files.write_weights(tmp, state_dict(model, params))
-    hf_files.write_json(os.path.join(tmp, hf_files.CONFIG_NAME),
-                        config_dict(model, labels, problem_type))
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    """Write the directory (complete or absent: built under a temporary name, marked
+    as an export's; see :func:`check_model_dirs`)."""
+    marker = {"written_by": export_dir.FINETUNING,
+              "architecture": ARCHITECTURES[type(model).__name__]}
+    with export_dir.staged(out_dir, marker, overwrite=True, **_WHERE) as tmp:
+        hf_files.write_weights(tmp, state_dict(model, params))
+        hf_files.write_json(os.path.join(tmp, hf_files.CONFIG_NAME),
+                            config_dict(model, labels, problem_type))
+        tokenizer.save_pretrained(tmp)
     return out_dir
 
 

@@ -133,7 +133,7 @@ def _finish(config, setup, evaluate, best: Selection, task_data, workdir: str) -
         _write_predictions(os.path.join(workdir, "predictions.jsonl"), splits["test"], preds)
         results["test"] = test
     if jax.process_index() == 0:
-        export.save(setup.model, best.params, os.path.join(workdir, "model"),
+        export.save(setup.model, best.params, os.path.join(workdir, export.MODEL_DIR),
                     task_data.tokenizer, task_data.labels, task_data.task.problem_type)
         tmp = os.path.join(workdir, "results.json.tmp")
         with open(tmp, "w") as f:

@@ -17,7 +17,7 @@ import json
 import os
 from typing import Optional
 
-from linkbert_jax import checkpoints, convert
+from linkbert_jax import checkpoints, convert, trained_tokenizer
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
 
@@ -38,46 +38,40 @@ def is_workdir(path: str) -> bool:
             and os.path.isdir(checkpoints.checkpoint_dir(path)))
 
 
-def _workdir_tokenizer(workdir: str) -> Optional[str]:
-    with open(os.path.join(workdir, checkpoints.CONFIG_NAME)) as f:
-        train_config = json.load(f)
-    candidates = [os.path.join(train_config.get("data_dir") or "", "tokenizer"),
-                  train_config.get("init_from_hf") or ""]
-    return next((c for c in candidates if c and os.path.isfile(
-        os.path.join(c, "tokenizer.json"))), None)
-
-
 def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = None,
          numerics: Optional[dict] = None) -> Pretrained:
     """The encoder of ``path``, with the given numerics (dtype, remat, ...) set."""
     if not path or not os.path.isdir(path):
         raise ConfigError(f"--init {path!r} is not a directory (a linkbert-jax workdir or "
                           f"a Hugging Face BERT directory)")
+    if tokenizer:
+        trained_tokenizer.check_given(tokenizer)
     numerics = {k: v for k, v in (numerics or {}).items() if k in NUMERICS}
     try:
         if is_workdir(path):
             cfg, params, step = checkpoints.load_params(path, step)
             cfg = cfg.replace(**numerics)
             source = f"workdir {path} at step {step}"
-            tokenizer = tokenizer or _workdir_tokenizer(path)
+            found = trained_tokenizer.find(checkpoints.read_config(path))
         else:
             if step is not None:
                 raise ConfigError(f"--step is for a linkbert-jax workdir; {path} is not one")
             loaded = convert.load_hf(path, **numerics)
             cfg, params = loaded.config, loaded.params
             source = f"Hugging Face directory {path}"
-            tokenizer = tokenizer or path
+            found = ((path, "") if trained_tokenizer.is_tokenizer_dir(path) else
+                     (None, f"no {trained_tokenizer.TOKENIZER_FILE} in it"))
     except (convert.ConversionError, OSError, ValueError) as err:
         raise ConfigError(f"--init {path}: {err}") from None
     params = convert.unstack_layers(dict(params))
     missing = [k for k in ENCODER if k not in params]
     if missing:
         raise ConfigError(f"--init {path}: no {missing[0]} weights")
-    if not tokenizer or not os.path.isfile(os.path.join(tokenizer, "tokenizer.json")):
-        raise ConfigError(f"--init {path}: no fast tokenizer found (tokenizer.json); pass "
-                          f"--tokenizer DIR with the vocabulary the model was trained with")
+    if not tokenizer and found[0] is None:
+        raise ConfigError(f"--init {path}: no tokenizer: {found[1]}; pass --tokenizer DIR "
+                          f"with the vocabulary the model was trained with")
     return Pretrained(cfg.replace(scan_layers=False), {k: params[k] for k in ENCODER},
-                      tokenizer, source)
+                      tokenizer or found[0], source)
 
 
 def load_tokenizer(path: str):

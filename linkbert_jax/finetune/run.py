@@ -60,8 +60,9 @@ def finetune(config, *, init: str, files: dict, workdir: str,
              tokenizer: Optional[str] = None, cache_dir: Optional[str] = None) -> list:
     """Run every seed; returns their results (``params`` included: the best, on host)."""
     import jax
-    from linkbert_jax.finetune import loop, pretrained, tasks, train
+    from linkbert_jax.finetune import export, loop, pretrained, tasks, train
 
+    export.check_model_dirs(workdir, seeds, init, tokenizer)
     pre = pretrained.load(init, step=step, tokenizer=tokenizer, numerics=dict(config.model))
     tok = pretrained.load_tokenizer(pre.tokenizer_dir)
     log.info("init: %s (L%d/H%d), tokenizer %s", pre.source, pre.config.num_hidden_layers,
