@@ -105,7 +105,7 @@ def staged(out_dir: str):
 
 def export(args, command: list) -> str:
     """The export command; returns the output directory."""
-    from linkbert_jax import checkpoints, convert, hf_files, model_card
+    from linkbert_jax import checkpoints, convert, hf_files, model_card, vocabulary
 
     check_output_dir(args.output_dir)
     train_config = checkpoints.read_config(args.workdir)
@@ -113,6 +113,8 @@ def export(args, command: list) -> str:
     config, params, step = checkpoints.load_params(args.workdir, args.step)
     hidden, attention, source = finetune_dropout(train_config, args.finetune_dropout)
     tokenizer = args.tokenizer or default_tokenizer(manifest, manifest_path)
+    vocab = vocabulary.check_export(args.workdir, step, tokenizer, vocabulary.of_manifest(
+        os.path.dirname(manifest_path), manifest))
     print(f"exporting {args.workdir} step {step} -> {args.output_dir} ({args.dtype})")
     print(f"dropout in config.json (for fine-tuning): hidden {hidden}, attention {attention}"
           f", from {source}; pretraining ran with {config.hidden_dropout_prob} / "
@@ -132,7 +134,8 @@ def export(args, command: list) -> str:
         model_card.write(tmp, facts)
         hf_files.write_json(os.path.join(tmp, STAMP_NAME), {
             "step": step, "workdir": os.path.abspath(args.workdir), "dtype": args.dtype,
-            "weights": facts.weight_files, "verification": facts.verification})
+            "weights": facts.weight_files, "verification": facts.verification,
+            vocabulary.KEY: vocab})
     print(f"{'verified and ' if facts.verification else ''}exported: {args.output_dir} ("
           + ", ".join(sorted(os.listdir(args.output_dir))) + ")")
     return args.output_dir

@@ -17,7 +17,7 @@ import json
 import os
 from typing import Optional
 
-from linkbert_jax import checkpoints, convert
+from linkbert_jax import checkpoints, convert, vocabulary
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
 
@@ -76,6 +76,7 @@ def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = No
     if not tokenizer or not os.path.isfile(os.path.join(tokenizer, "tokenizer.json")):
         raise ConfigError(f"--init {path}: no fast tokenizer found (tokenizer.json); pass "
                           f"--tokenizer DIR with the vocabulary the model was trained with")
+    vocabulary.check_init_tokenizer(path, step, tokenizer)
     return Pretrained(cfg.replace(scan_layers=False), {k: params[k] for k in ENCODER},
                       tokenizer, source)
 
