@@ -23,14 +23,14 @@ from linkbert_jax.finetune import pretrained
 
 
 def _build(root, name: str, cased: bool) -> str:
-    """A small real build whose WordPiece vocabulary (160 tokens) is trained on it."""
+    """A small real build whose WordPiece vocabulary (100 tokens) is trained on it."""
     rng = random.Random(0)
     n = 24
     write_jsonl(root / f"{name}.jsonl", [{"id": f"d{i}", "title": f"Doc {i}",
                                           "text": synthetic_doc_text(rng, 8),
                                           "links": [f"d{(i + 1) % n}"]} for i in range(n)])
     argv = ["--input", root / f"{name}.jsonl", "--format", "jsonl", "--output_dir",
-            root / name, "--train_vocab_size", 160, "--max_seq_length", 64,
+            root / name, "--train_vocab_size", 100, "--max_seq_length", 64,
             "--num_shards", 2, "--eval_fraction", 0.2, "--no_progress"]
     assert build.main([str(a) for a in argv + (["--cased"] if cased else [])]) == 0
     return str(root / name)
@@ -119,7 +119,7 @@ def test_export_refuses_a_tokenizer_of_another_vocabulary(trained, tmp_path, cap
 
 
 def test_finetune_tokenizer_of_another_vocabulary_is_refused(trained, tmp_path):
-    """Row 2: a 30,522-token model with a 160-token tokenizer used to train, rc 0."""
+    """Row 2: a 30,522-token model with a 100-token tokenizer used to train, rc 0."""
     a, _, _, sha_a, _ = trained
     hf = finetune_data.tiny_bert(tmp_path / "hf")  # MiniLM's vocabulary
     files = finetune_data.real_task("seqcls", tmp_path / "task", n_train=16, n_dev=8)
