@@ -8,7 +8,8 @@
       checkpoints/<step>/       orbax CheckpointManager step directory with items
           params/               model parameters (StandardSave pytree)
           opt_state/            optimizer state (StandardSave pytree)
-          meta/                 JSON: step, rng key data, data position (batches consumed)
+          meta/                 JSON: step, rng key data, data position (batches consumed),
+                                the data's vocab_sha256 (linkbert_jax.vocabulary)
       metrics.jsonl, tensorboard/
 
 Orbax writes each step under a temporary name and renames it when complete, so a step
