@@ -81,11 +81,13 @@ def of_hf_dir(path: str, what: str) -> Optional[Side]:
     tokenizer's; None when neither is there (or the tokenizer is unreadable)."""
     from linkbert_jax.export import STAMP_NAME
     stamp = os.path.join(path, STAMP_NAME)
-    if os.path.isfile(stamp):
+    try:
         with open(stamp) as f:
             sha = json.load(f).get(KEY)
-        if sha:
-            return Side(what, path, sha)
+    except (OSError, ValueError, AttributeError):  # no (readable) export record
+        sha = None
+    if sha:
+        return Side(what, path, sha)
     if not has_tokenizer(path):
         return None
     try:
