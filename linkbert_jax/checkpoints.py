@@ -8,7 +8,8 @@
       checkpoints/<step>/       orbax CheckpointManager step directory with items
           params/               model parameters (StandardSave pytree)
           opt_state/            optimizer state (StandardSave pytree)
-          meta/                 JSON: step, rng key data, data position (batches consumed)
+          meta/                 JSON: step, rng key data, data position (batches consumed),
+                                the data's vocab_sha256 (linkbert_jax.vocabulary)
       metrics.jsonl, tensorboard/
 
 Orbax writes each step under a temporary name and renames it when complete, so a step
@@ -35,7 +36,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from linkbert_jax import checksums, orbax_faults
+from linkbert_jax import checksums, orbax_faults, tree_diff
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ModelConfig
 
@@ -165,15 +166,10 @@ def check_shapes(mgr: ocp.CheckpointManager, step: int, targets: dict) -> None:
     """A step saved with other array shapes means the config changed, not corruption:
     ``ConfigError`` (never a silent fall back). Unreadable metadata raises ValueError."""
     saved = mgr.item_metadata(step)
-    for item, target in targets.items():
-        old = [(tuple(m.shape), str(m.dtype)) for m in jax.tree_util.tree_leaves(saved[item])]
-        flat, _ = jax.tree_util.tree_flatten_with_path(target)
-        new = [(tuple(t.shape), str(t.dtype)) for _, t in flat]
-        diff = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
-        if diff or len(old) != len(new):
-            where = (f"{item}{jax.tree_util.keystr(flat[diff[0]][0])} is "
-                     f"{old[diff[0]]}, the config makes {new[diff[0]]}" if diff else
-                     f"{item} has {len(old)} arrays, the config makes {len(new)}")
+    for item, target in targets.items():  # params first: the opt_state follows them
+        where = tree_diff.first_mismatch(item, tree_diff.leaves(saved[item]),
+                                         tree_diff.leaves(target))
+        if where:
             raise ConfigError(f"checkpoint {step} in {mgr.directory} was saved by another "
                               f"model or optimizer ({where}); use a new --workdir or the "
                               f"config it was trained with")

@@ -73,7 +73,7 @@ def tokenizer_of(args, train_config: dict) -> Optional[str]:
 
 def export(args, command: list) -> str:
     """The export command; returns the output directory."""
-    from linkbert_jax import checkpoints, convert, hf_files, model_card
+    from linkbert_jax import checkpoints, convert, hf_files, model_card, vocabulary
 
     export_dir.check(args.output_dir, args.overwrite, export_dir.PRETRAINING)
     train_config = checkpoints.read_config(args.workdir)
@@ -81,6 +81,8 @@ def export(args, command: list) -> str:
     config, params, step = checkpoints.load_params(args.workdir, args.step)
     tokenizer = tokenizer_of(args, train_config)
     hidden, attention, source = finetune_dropout(train_config, args.finetune_dropout)
+    vocab = vocabulary.check_export(args.workdir, step, tokenizer, vocabulary.of_manifest(
+        os.path.dirname(manifest_path), manifest))
     print(f"exporting {args.workdir} step {step} -> {args.output_dir} ({args.dtype})")
     print(f"dropout in config.json (for fine-tuning): hidden {hidden}, attention {attention}"
           f", from {source}; pretraining ran with {config.hidden_dropout_prob} / "
@@ -95,7 +97,7 @@ def export(args, command: list) -> str:
                          [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype)
     stamp = {"written_by": export_dir.PRETRAINING, "step": step,
              "workdir": os.path.abspath(args.workdir), "dtype": args.dtype,
-             "tokenizer": tokenizer and os.path.abspath(tokenizer)}
+             "tokenizer": tokenizer and os.path.abspath(tokenizer), vocabulary.KEY: vocab}
     with export_dir.staged(args.output_dir, stamp, overwrite=args.overwrite) as tmp:
         convert.save_hf(out, params, tmp, tokenizer=tokenizer, dtype=args.dtype,
                         weight_formats=formats)

@@ -142,3 +142,23 @@ def quiet_failed_reads():
         gc.collect()
         sys.unraisablehook = previous
         logging.getLogger("asyncio").removeFilter(quiet)
+
+
+class _ReadOnlyNotices(logging.Filter):
+    """What orbax says of every read-only manager (its options adjusted, the directory
+    read only): true, expected, and no concern of the user's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("read_only=True" in text or text.startswith("Given directory is read only"))
+
+
+@contextlib.contextmanager
+def quiet_read_only():
+    """Around opening a read-only ``CheckpointManager`` to look at a step."""
+    quiet = _ReadOnlyNotices()
+    logging.getLogger("absl").addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger("absl").removeFilter(quiet)

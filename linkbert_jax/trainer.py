@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, optimizer,
-                          orbax_faults, run_paths, sharding, step_costs, steps)
+                          orbax_faults, resume_checks, run_paths, sharding, step_costs,
+                          steps, vocabulary)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.evaluation import eval_batch_size, eval_line, evaluate
@@ -102,26 +103,7 @@ def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
         raise ConfigError(f"init_from_hf {config.init_from_hf!r} is not a directory; pass "
                           f"--config.init_from_hf=DIR (a Hugging Face BERT) or '' to start "
                           f"from scratch")
-    check_vocabulary(config.init_from_hf, manifest)
-
-
-def check_vocabulary(hf_dir: str, manifest: dict) -> None:
-    """The data must be tokenized with the vocabulary of the weights it continues (a
-    vocabulary of the same size but other tokens would train silently on wrong ids)."""
-    want = manifest.get("vocab_sha256")
-    if not (want and hf_dir and any(os.path.exists(os.path.join(hf_dir, name))
-                                    for name in ("tokenizer.json", "vocab.txt"))):
-        return
-    from linkbert_jax.data import tokenizer
-    try:
-        have = tokenizer.describe(hf_dir)["vocab_sha256"]
-    except (OSError, ValueError):  # no usable tokenizer there: nothing to compare
-        return
-    if have != want:
-        raise ConfigError(f"init_from_hf {hf_dir!r} has another vocabulary than the data "
-                          f"(vocabulary hash {have[:12]} vs the manifest's {want[:12]}): "
-                          f"its token ids would mean other words; build the data with "
-                          f"--tokenizer {hf_dir}")
+    vocabulary.check_init_from_hf(config.init_from_hf, config.data_dir, manifest)
 
 
 # ---------------------------------------------------------------------------- model init
@@ -191,10 +173,12 @@ def start_run(config, mgr, setup: Setup) -> Run:
 
 # ---------------------------------------------------------------------------- loop
 
-def _save(mgr, state, base_rng, step: int, force: bool = False) -> None:
+def _save(mgr, state, base_rng, step: int, force: bool = False, vocab=None) -> None:
     meta = {"step": int(step), "data_position": int(step),
             "process_count": jax.process_count(),
             "rng": np.asarray(jax.random.key_data(base_rng)).tolist()}
+    if vocab:  # the data's vocabulary hash (linkbert_jax.vocabulary)
+        meta[vocabulary.KEY] = vocab
     checkpoints.save(mgr, step, state.params, state.opt_state, meta, force=force)
 
 
@@ -236,6 +220,7 @@ class Setup:
     model_cfg: ModelConfig
     mesh: Any
     parts: Components
+    vocab_sha256: Optional[str] = None  # the data's, recorded with each checkpoint
 
 
 def setup_run(config, workdir: str, source=None) -> Setup:
@@ -254,6 +239,7 @@ def setup_run(config, workdir: str, source=None) -> Setup:
         evals = bool(config.eval_every_steps or config.eval_at_end)
         source.check(manifest, config.train_split, config.eval_split if evals else None)
     parts = components(config, model_cfg, mesh)
+    resume_checks.check(workdir, config.data_dir, manifest, parts.abstract_state)
     if jax.process_index() == 0:  # with the resolved model (read back by export tools)
         resolved = {**config.to_dict(), "model": model_cfg.to_dict()}
         changes = checkpoints.config_changes(workdir, resolved)
@@ -261,7 +247,8 @@ def setup_run(config, workdir: str, source=None) -> Setup:
             log.warning("%s: the config differs from the one this workdir was trained with "
                         "(the run goes on with the new one): %s", workdir, "; ".join(changes))
         checkpoints.write_config(workdir, resolved)
-    return Setup(source=source, model_cfg=model_cfg, mesh=mesh, parts=parts)
+    return Setup(source=source, model_cfg=model_cfg, mesh=mesh, parts=parts,
+                 vocab_sha256=manifest.get(vocabulary.KEY))
 
 
 def compile_train_step(config, setup: Setup):
@@ -352,7 +339,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             preempted = stop.should_stop(step)
             if step % config.checkpoint_every_steps == 0 or step == total or preempted:
                 _check_finite(pending, mgr)
-                _save(mgr, state, base_rng, step, force=preempted)
+                _save(mgr, state, base_rng, step, force=preempted, vocab=setup.vocab_sha256)
             # --- eval
             if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
                     config.eval_at_end and step == total):

@@ -110,4 +110,5 @@ def test_data_of_another_vocabulary_than_the_weights(data, tmp_path, capsys):
                               str(other))
     rc = main.run(_config(data, init_from_hf=str(other)), str(tmp_path / "wd"))
     line = _one_error_line(capsys.readouterr().err)
-    assert rc == 2 and f"init_from_hf '{other}' has another vocabulary than the data" in line
+    assert rc == 2 and f"vocabulary mismatch: init_from_hf {other} (vocabulary " in line
+    assert f"vs the data {data}/manifest.json (vocabulary " in line

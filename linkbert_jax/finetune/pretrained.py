@@ -17,7 +17,7 @@ import json
 import os
 from typing import Optional
 
-from linkbert_jax import checkpoints, convert, trained_tokenizer
+from linkbert_jax import checkpoints, convert, trained_tokenizer, vocabulary
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
 
@@ -70,6 +70,7 @@ def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = No
     if not tokenizer and found[0] is None:
         raise ConfigError(f"--init {path}: no tokenizer: {found[1]}; pass --tokenizer DIR "
                           f"with the vocabulary the model was trained with")
+    vocabulary.check_init_tokenizer(path, step, tokenizer or found[0])
     return Pretrained(cfg.replace(scan_layers=False), {k: params[k] for k in ENCODER},
                       tokenizer or found[0], source)
 
