@@ -105,7 +105,7 @@ def describe(holder: dict) -> str:
 def stale_reason(holder: dict, take_over: bool = False) -> Optional[str]:
     """Why ``holder`` no longer holds the lock, or None while it may."""
     if take_over:
-        return "taken over on request"
+        return "asked to take it over"
     if holder.get("host") != socket.gethostname():
         return None  # another host (or unreadable): cannot be checked from here
     pid = holder.get("pid")
@@ -201,7 +201,7 @@ def acquire(path: str, *, take_over: bool = False, what: str = "directory") -> d
                 f"stop it first (or, if it is gone and was on another host, pass "
                 f"--take_over_lock)", held)
         if _remove_if_unchanged(lock, held):
-            log.warning("%s: took over the lock of %s (%s)", path, describe(held), why)
+            log.warning("%s: took over the lock of %s: %s", path, describe(held), why)
     held = _read(lock) or {}
     raise LockedError(f"{path}: could not take {lock} (other processes keep taking it; "
                       f"now {describe(held)})", held)
