@@ -110,3 +110,16 @@ def test_export_reports_the_config_its_step_was_trained_with(tmp_path, capsys):
     assert "| learning rate | 0.001 peak" in card4
     assert "0.005" not in _lr_and_commands(card4)
     assert "--config.learning_rate=0.001" in card4
+
+
+def test_a_step_saved_before_configs_were_recorded_uses_config_json(tmp_path, caplog):
+    wd = str(tmp_path)
+    checkpoints.write_config(wd, {"model": {"vocab_size": 5}, "learning_rate": 0.01})
+    meta = tmp_path / "checkpoints" / "3" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "metadata").write_text(json.dumps({"step": 3}))  # an older save's meta
+    got = step_config.read(wd, 3)
+    assert got == {"config": {"model": {"vocab_size": 5}, "learning_rate": 0.01},
+                   "commands": []}
+    assert "checkpoints/3 records no training config (saved by an older version)" \
+        in caplog.text
