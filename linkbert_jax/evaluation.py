@@ -5,13 +5,16 @@ then means (``objectives.summarize``). The results keep each relation's count
 (``relation_report``: ``linked 0.62 [0.55, 0.69] n=400``)."""
 from __future__ import annotations
 
+import logging
 import math
 
 import jax
 import numpy as np
 
-from linkbert_jax import objectives, sharding
+from linkbert_jax import objectives, preemption, sharding
 from linkbert_jax.data.features import RELATIONS
+
+log = logging.getLogger("linkbert_jax")
 
 Z95 = 1.959963984540054  # standard normal quantile of 0.975
 
@@ -38,8 +41,11 @@ def _any_process(flag: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
 
 
-def evaluate(config, source, eval_fn, params, data_sh) -> dict:
-    """The eval split, each example once (or ``eval_max_batches``); sums then means."""
+def evaluate(config, source, eval_fn, params, data_sh, stop=None) -> dict:
+    """The eval split, each example once (or ``eval_max_batches``); sums then means.
+    ``stop``: a ``preemption.StopSignal``, checked between batches: a signal raises
+    ``preemption.Interrupted`` within a batch (a long eval must not outlast a preemption
+    grace period)."""
     per_proc = eval_batch_size(config) // jax.process_count()
     it = source.batches(split=config.eval_split, batch_size=per_proc,
                         seq_length=config.seq_length, masking=config.masking,
@@ -47,6 +53,7 @@ def evaluate(config, source, eval_fn, params, data_sh) -> dict:
                         process_count=jax.process_count(), repeat=False, shuffle=False)
     totals, template, n = {}, None, 0
     while not config.eval_max_batches or n < config.eval_max_batches:
+        preemption.raise_if_requested(stop, n)
         batch = next(it, None)
         if not _any_process(batch is not None):
             break
@@ -64,6 +71,21 @@ def evaluate(config, source, eval_fn, params, data_sh) -> dict:
     out["examples"] = totals["examples"]
     out.update({k: v for k, v in totals.items() if k.startswith("drp_weight_")})
     return out
+
+
+def evaluate_and_log(config, source, eval_fn, params, data_sh, writer, step: int,
+                     stop=None) -> bool:
+    """``evaluate``, written to ``writer`` (a ``metrics_log.MetricsWriter``) and logged;
+    False when a signal interrupted it (then nothing is written: it is not a result)."""
+    try:
+        ev = evaluate(config, source, eval_fn, params, data_sh, stop)
+    except preemption.Interrupted as e:
+        log.warning("eval at step %d %s: not logged", step, e)
+        return False
+    if ev:
+        writer.write(step, ev, prefix="eval_")
+        log.info("eval at step %d: %s", step, eval_line(ev))
+    return True
 
 
 def wilson_interval(correct: float, n: float, z: float = Z95) -> tuple[float, float] | None:

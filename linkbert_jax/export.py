@@ -73,12 +73,14 @@ def tokenizer_of(args, train_config: dict) -> Optional[str]:
 
 def export(args, command: list) -> str:
     """The export command; returns the output directory."""
-    from linkbert_jax import checkpoints, convert, hf_files, model_card, vocabulary
+    from linkbert_jax import (checkpoints, convert, hf_files, model_card, step_config,
+                              vocabulary)
 
     export_dir.check(args.output_dir, args.overwrite, export_dir.PRETRAINING)
-    train_config = checkpoints.read_config(args.workdir)
+    _, params, step = checkpoints.load_params(args.workdir, args.step)
+    trained_with = step_config.read(args.workdir, step)  # not config.json: a later start's
+    train_config, config = trained_with["config"], step_config.model_config(trained_with)
     manifest, manifest_path = read_manifest(train_config)
-    config, params, step = checkpoints.load_params(args.workdir, args.step)
     tokenizer = tokenizer_of(args, train_config)
     hidden, attention, source = finetune_dropout(train_config, args.finetune_dropout)
     vocab = vocabulary.check_export(args.workdir, step, tokenizer, vocabulary.of_manifest(
@@ -92,7 +94,7 @@ def export(args, command: list) -> str:
           "the model was trained with before using it")
     formats = ("safetensors", "bin") if args.pytorch_bin else ("safetensors",)
     out = config.replace(hidden_dropout_prob=hidden, attention_probs_dropout_prob=attention)
-    facts = gather_facts(args.workdir, train_config, (manifest, manifest_path), step, config,
+    facts = gather_facts(args.workdir, trained_with, (manifest, manifest_path), step, config,
                          out, params, source, command,
                          [hf_files.WEIGHT_FORMATS[f] for f in formats], args.dtype)
     stamp = {"written_by": export_dir.PRETRAINING, "step": step,
@@ -110,11 +112,12 @@ def export(args, command: list) -> str:
     return args.output_dir
 
 
-def gather_facts(workdir: str, train_config: dict, manifest: tuple, step: int, config,
+def gather_facts(workdir: str, trained_with: dict, manifest: tuple, step: int, config,
                  exported, params, dropout_source: str, command: list, weight_files: list,
                  dtype: str):
-    """What the model card says (see :mod:`linkbert_jax.model_card`)."""
-    from linkbert_jax import checkpoints, model_card
+    """What the model card says (see :mod:`linkbert_jax.model_card`); ``trained_with``:
+    the step's config and commands (``step_config.read``)."""
+    from linkbert_jax import model_card
     from linkbert_jax.model import count_params
 
     train_row, eval_row = model_card.last_rows(os.path.join(workdir, "metrics.jsonl"), step)
@@ -125,9 +128,9 @@ def gather_facts(workdir: str, train_config: dict, manifest: tuple, step: int, c
         params_encoder=count_params(params, encoder_only=True, config=config),
         params_total=count_params(params, config=config) - (
             config.padded_vocab_size - config.vocab_size) * (config.hidden_size + 1),
-        train_config=train_config, manifest=manifest[0], manifest_path=manifest[1],
+        train_config=trained_with["config"], manifest=manifest[0], manifest_path=manifest[1],
         train_row=train_row, eval_row=eval_row,
-        train_commands=checkpoints.read_commands(workdir), export_command=command,
+        train_commands=trained_with["commands"], export_command=command,
         weight_files=weight_files, dtype=dtype)
 
 

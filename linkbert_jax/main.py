@@ -21,27 +21,32 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
 _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
+_TAKE_OVER = flags.DEFINE_bool(
+    "take_over_lock", False, "Take the workdir's lock (writer.lock) even if its holder may "
+    "still run (one on another host cannot be checked; a dead pid here is taken over anyway).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
-        process_id=None, command=None) -> int:
+        process_id=None, command=None, take_over_lock=False) -> int:
     """The whole program as a function (tests call it with a synthetic ``source``).
-    ``command``: the command line, recorded in the workdir for the model card."""
+    ``command``: the command line, recorded in the workdir for the model card. One trainer
+    per workdir: a second one exits 2 before writing anything (``workdir_lock``)."""
     import jax
 
-    from linkbert_jax import checkpoints, trainer
+    from linkbert_jax import checkpoints, trainer, workdir_lock
     from linkbert_jax.checkpoints import IntegrityError
     from linkbert_jax.errors import ConfigError, CorruptDataError, NonFiniteLossError
     from linkbert_jax.orbax_faults import CheckpointWriteError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:
-        if command and jax.process_index() == 0:
-            checkpoints.record_command(workdir, command)
-        trainer.train_and_evaluate(config, workdir, source)
+        with workdir_lock.lock_run(workdir, take_over=take_over_lock):
+            if command and jax.process_index() == 0:
+                checkpoints.record_command(workdir, command)
+            trainer.train_and_evaluate(config, workdir, source)
     except (ConfigError, CorruptDataError, IntegrityError, CheckpointWriteError,
-            NonFiniteLossError) as e:
+            NonFiniteLossError, workdir_lock.LockedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3 if isinstance(e, NonFiniteLossError) else 2
     except OSError as e:  # the workdir's disk (metrics, config): full, gone, read-only
@@ -58,7 +63,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     sys.exit(run(_CONFIG.value, _WORKDIR.value, coordinator=_COORDINATOR.value,
                  num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
-                 command=sys.orig_argv))
+                 command=sys.orig_argv, take_over_lock=_TAKE_OVER.value))
 
 
 def cli() -> None:

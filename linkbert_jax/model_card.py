@@ -1,9 +1,10 @@
 """The model card (``README.md``) of an export, written from the training workdir.
 
 Every figure is read, never typed: the architecture and parameter count from the exported
-config and params, the data from the build's ``manifest.json``, the training setup from the
-workdir's ``config.json``, the metrics from its ``metrics.jsonl`` (the last train and eval
-rows at or before the exported step), the commands from the workdir's command history.
+config and params, the data from the build's ``manifest.json``, the training setup and the
+commands from the exported step (the config it was trained with, ``step_config``), the
+metrics from the workdir's ``metrics.jsonl`` (the last train and eval rows at or before
+the exported step).
 Hugging Face conventions: YAML metadata (``library_name``, ``pipeline_tag: fill-mask``,
 ``tags``, a ``license`` left for the user), then prose.
 """
@@ -78,12 +79,12 @@ class Facts:
     dropout_source: str
     params_encoder: int  # BertModel parameters
     params_total: int  # with the pretraining heads (MLM, and DRP or NSP)
-    train_config: dict  # the workdir's config.json
+    train_config: dict  # the config the step was trained with (step_config.read)
     manifest: Optional[dict]
     manifest_path: str
     train_row: Optional[dict]  # last metrics.jsonl rows at or before ``step``
     eval_row: Optional[dict]
-    train_commands: list  # argv lists, oldest first
+    train_commands: list  # argv lists, oldest first, up to the run that saved the step
     export_command: list
     weight_files: list
     dtype: str

@@ -59,3 +59,16 @@ class StopSignal:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+
+class Interrupted(Exception):
+    """A loop (an eval) stopped early by a termination signal: its partial results are
+    not results (never logged as if complete)."""
+
+
+def raise_if_requested(stop, i: int) -> None:
+    """Call between the items of a loop that every process runs in step (an eval's
+    batches): ``Interrupted`` once ``stop`` (a ``StopSignal``, or None) has a signal,
+    agreed across processes every ``stop.check_every`` items."""
+    if stop is not None and stop.should_stop(i):
+        raise Interrupted(f"interrupted by a termination signal after {i} batches")

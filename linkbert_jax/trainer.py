@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, optimizer,
-                          orbax_faults, resume_checks, run_paths, sharding, step_costs,
-                          steps, vocabulary)
+                          orbax_faults, resume_checks, run_paths, sharding, step_config,
+                          step_costs, steps, vocabulary)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
-from linkbert_jax.evaluation import eval_batch_size, eval_line, evaluate
+from linkbert_jax.evaluation import eval_batch_size, evaluate_and_log
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
 from linkbert_jax.preemption import StopSignal
 
@@ -173,12 +173,10 @@ def start_run(config, mgr, setup: Setup) -> Run:
 
 # ---------------------------------------------------------------------------- loop
 
-def _save(mgr, state, base_rng, step: int, force: bool = False, vocab=None) -> None:
+def _save(mgr, state, base_rng, step: int, saved: dict, force: bool = False) -> None:
     meta = {"step": int(step), "data_position": int(step),
-            "process_count": jax.process_count(),
+            "process_count": jax.process_count(), **saved,
             "rng": np.asarray(jax.random.key_data(base_rng)).tolist()}
-    if vocab:  # the data's vocabulary hash (linkbert_jax.vocabulary)
-        meta[vocabulary.KEY] = vocab
     checkpoints.save(mgr, step, state.params, state.opt_state, meta, force=force)
 
 
@@ -192,6 +190,14 @@ def _check_finite(pending: list, mgr) -> None:
             raise NonFiniteLossError(
                 f"loss is {float(loss)} at step {step}: training stopped. The last good "
                 f"checkpoint (step {good}) is kept; lower the learning rate or check the data.")
+
+
+def _save_now(mgr, state, base_rng, step: int, saved: dict, pending: list) -> bool:
+    """Save ``step`` unless it is saved already (a signal during its eval); True."""
+    if mgr.latest_step() != step:
+        _check_finite(pending, mgr)
+        _save(mgr, state, base_rng, step, saved, force=True)
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +226,15 @@ class Setup:
     model_cfg: ModelConfig
     mesh: Any
     parts: Components
-    vocab_sha256: Optional[str] = None  # the data's, recorded with each checkpoint
+    saved: dict  # saved with each checkpoint's meta: the config and the vocabulary hash
+
+
+def saved_meta(resolved: dict, workdir: str, manifest: dict) -> dict:
+    """What each checkpoint records besides the state: the config it was trained with
+    (:mod:`linkbert_jax.step_config`) and the data's vocabulary hash (None: unknown)."""
+    vocab = manifest.get(vocabulary.KEY)
+    return {step_config.META_KEY: step_config.record(resolved, workdir),
+            **({vocabulary.KEY: vocab} if vocab else {})}
 
 
 def setup_run(config, workdir: str, source=None) -> Setup:
@@ -240,15 +254,15 @@ def setup_run(config, workdir: str, source=None) -> Setup:
         source.check(manifest, config.train_split, config.eval_split if evals else None)
     parts = components(config, model_cfg, mesh)
     resume_checks.check(workdir, config.data_dir, manifest, parts.abstract_state)
-    if jax.process_index() == 0:  # with the resolved model (read back by export tools)
-        resolved = {**config.to_dict(), "model": model_cfg.to_dict()}
+    resolved = {**config.to_dict(), "model": model_cfg.to_dict()}  # what export reads back
+    if jax.process_index() == 0:
         changes = checkpoints.config_changes(workdir, resolved)
         if changes:
             log.warning("%s: the config differs from the one this workdir was trained with "
                         "(the run goes on with the new one): %s", workdir, "; ".join(changes))
         checkpoints.write_config(workdir, resolved)
     return Setup(source=source, model_cfg=model_cfg, mesh=mesh, parts=parts,
-                 vocab_sha256=manifest.get(vocabulary.KEY))
+                 saved=saved_meta(resolved, workdir, manifest))
 
 
 def compile_train_step(config, setup: Setup):
@@ -316,8 +330,8 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     pending: list = []  # (step, device metrics) since the last log point
     step = start
     try:  # everything from here on is released by _close, a failing eval included
-        if start >= total and config.eval_at_end:  # a finished run: its final eval may
-            _eval_and_log(config, source, eval_fn, state, data_sh, writer, step)  # have failed
+        if start >= total and config.eval_at_end:  # a finished run whose final eval failed
+            evaluate_and_log(config, source, eval_fn, state.params, data_sh, writer, step, stop)
         while step < total:
             # --- update
             t0 = time.perf_counter()
@@ -339,11 +353,13 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             preempted = stop.should_stop(step)
             if step % config.checkpoint_every_steps == 0 or step == total or preempted:
                 _check_finite(pending, mgr)
-                _save(mgr, state, base_rng, step, force=preempted, vocab=setup.vocab_sha256)
+                _save(mgr, state, base_rng, step, setup.saved, force=preempted)
             # --- eval
             if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
                     config.eval_at_end and step == total):
-                _eval_and_log(config, source, eval_fn, state, data_sh, writer, step)
+                if not evaluate_and_log(config, source, eval_fn, state.params, data_sh, writer,
+                                        step, stop):  # a signal: save (if not yet), stop
+                    preempted = _save_now(mgr, state, base_rng, step, setup.saved, pending)
                 meter.reset(step)
             # --- preemption
             if preempted:
@@ -353,13 +369,6 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     finally:
         _close(mgr, failures, writer, stop)
     return state
-
-
-def _eval_and_log(config, source, eval_fn, state, data_sh, writer, step: int) -> None:
-    ev = evaluate(config, source, eval_fn, state.params, data_sh)
-    if ev:
-        writer.write(step, ev, prefix="eval_")
-        log.info("eval at step %d: %s", step, eval_line(ev))
 
 
 def _close(mgr, failures, writer, stop) -> None:

@@ -9,7 +9,7 @@ import os
 import jax
 import numpy as np
 
-from linkbert_jax import checkpoints
+from linkbert_jax import checkpoints, step_config
 from linkbert_jax.model import ModelConfig, init_params
 
 TINY = dict(vocab_size=30522, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
@@ -55,16 +55,19 @@ def make_workdir(path: str, steps=(5, 9), *, init_from_hf: str = "", data_dir: s
     Returns ``(ModelConfig, {step: params})``."""
     cfg = ModelConfig(**TINY, scan_layers=True, hidden_dropout_prob=dropout,
                       attention_probs_dropout_prob=dropout)
-    checkpoints.write_config(path, {
+    config = {
         "model": cfg.to_dict(), "seed": 0, "init_from_hf": init_from_hf, "data_dir": data_dir,
         "num_train_steps": max(steps), "global_batch_size": 8, "seq_length": 32,
-        "learning_rate": 1e-3, "warmup_steps": 1})
+        "learning_rate": 1e-3, "warmup_steps": 1}
+    checkpoints.write_config(path, config)
+    checkpoints.record_command(path, ["/usr/bin/python3", "-m", "linkbert_jax.main",
+                                      "--config", "configs/tiny.py", "--workdir", path])
     mgr = checkpoints.manager(path, async_save=False)
     saved = {}
     for step in steps:
         saved[step] = random_params(cfg, seed=step)
         checkpoints.save(mgr, step, saved[step], {"mu": np.zeros(3, np.float32)},
-                         {"step": step})
+                         {"step": step, step_config.META_KEY: step_config.record(config, path)})
     mgr.wait_until_finished()
     mgr.close()
     if metrics:
@@ -73,6 +76,4 @@ def make_workdir(path: str, steps=(5, 9), *, init_from_hf: str = "", data_dir: s
                 f.write(json.dumps({"step": step, "mlm_loss": 10.0 - step / 10,
                                     "mlm_accuracy": step / 100, "drp_loss": 1.1,
                                     "drp_accuracy": 0.4}) + "\n")
-    checkpoints.record_command(path, ["/usr/bin/python3", "-m", "linkbert_jax.main",
-                                      "--config", "configs/tiny.py", "--workdir", path])
     return cfg, saved

@@ -4,7 +4,7 @@
 
 SPEC: {"config": "cpu_small" (a packaged name or a path), "workdir": DIR, "overrides": {"a.b": value},
        "source": {SyntheticSource kwargs}, "distributed": {coordinator, num_processes,
-       process_id}, "mode": "train" | "meshes",
+       process_id}, "mode": "train" | "meshes", "take_over_lock": bool,
        "meshes": [{"mesh": {data, fsdp, tensor}, "overrides": {...}}, ...]}
 """
 from __future__ import annotations
@@ -54,7 +54,8 @@ def main() -> int:
     return entry.run(config, spec["workdir"], SyntheticSource(**spec.get("source", {})),
                      coordinator=dist.get("coordinator"),
                      num_processes=dist.get("num_processes"),
-                     process_id=dist.get("process_id"))
+                     process_id=dist.get("process_id"),
+                     take_over_lock=spec.get("take_over_lock", False))
 
 
 if __name__ == "__main__":
