@@ -11,14 +11,14 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, optimizer,
-                          orbax_faults, sharding, step_costs, steps)
+from linkbert_jax import (arm_checks, checkpoints, data_position, metrics_log, objectives,
+                          optimizer, orbax_faults, sharding, step_costs, steps)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.evaluation import eval_batch_size, eval_line, evaluate
@@ -168,11 +168,11 @@ def restore_or_init(config, mgr, setup: Setup) -> tuple[steps.TrainState, Option
 @dataclasses.dataclass(frozen=True)
 class Run:
     """Where the loop starts: the state, the base rng, and the step and data position
-    (batches consumed) it resumes at."""
+    (examples consumed, ``data_position.Position``) it resumes at."""
     state: steps.TrainState
     base_rng: Any
     step: int
-    data_position: int
+    data: data_position.Position
 
 
 def start_run(config, mgr, setup: Setup) -> Run:
@@ -181,19 +181,15 @@ def start_run(config, mgr, setup: Setup) -> Run:
     base_rng = jax.random.key(config.seed)
     if meta is not None:
         base_rng = jax.random.wrap_key_data(np.asarray(meta["rng"], np.uint32))
-        if meta.get("process_count", jax.process_count()) != jax.process_count():
-            log.warning("checkpoint written by %d processes, resumed by %d: the data stream "
-                        "is split differently from here on (not an exact resume)",
-                        meta["process_count"], jax.process_count())
-    return Run(state=state, base_rng=base_rng, step=int(jax.device_get(state.step)),
-               data_position=int(meta["data_position"]) if meta else 0)
+    step = int(jax.device_get(state.step))
+    return Run(state=state, base_rng=base_rng, step=step,
+               data=data_position.start_position(config, meta, step))
 
 
 # ---------------------------------------------------------------------------- loop
 
-def _save(mgr, state, base_rng, step: int, force: bool = False) -> None:
-    meta = {"step": int(step), "data_position": int(step),
-            "process_count": jax.process_count(),
+def _save(mgr, state, base_rng, step: int, data, force: bool = False) -> None:
+    meta = {"step": int(step), **data.meta(), "process_count": jax.process_count(),
             "rng": np.asarray(jax.random.key_data(base_rng)).tolist()}
     checkpoints.save(mgr, step, state.params, state.opt_state, meta, force=force)
 
@@ -280,17 +276,6 @@ def compile_train_step(config, setup: Setup):
     return train_fn, eval_fn
 
 
-def _train_batches(config, source, data_position: int) -> Iterator[dict]:
-    """This process's shard of the training stream, resumed at ``data_position``."""
-    n_proc = jax.process_count()
-    return source.batches(split=config.train_split,
-                          batch_size=config.global_batch_size // n_proc,
-                          seq_length=config.seq_length, masking=config.masking,
-                          seed=config.seed, process_index=jax.process_index(),
-                          process_count=n_proc, start_batch=data_position, repeat=True,
-                          shuffle=True)
-
-
 def _throughput(config, model_cfg: ModelConfig, start: int) -> metrics_log.Throughput:
     flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
                                            config.masking.max_predictions)
@@ -317,7 +302,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
 
     # --- input: this process's shard of the stream, resumed at the saved position
     source = setup.source
-    it = _train_batches(config, source, run.data_position)
+    it = data_position.train_batches(config, source, run.data, data_sh)
 
     # --- metrics
     total = config.num_train_steps
@@ -351,7 +336,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             preempted = stop.should_stop(step)
             if step % config.checkpoint_every_steps == 0 or step == total or preempted:
                 _check_finite(pending, mgr)
-                _save(mgr, state, base_rng, step, force=preempted)
+                _save(mgr, state, base_rng, step, run.data.at(step), force=preempted)
             # --- eval
             if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
                     config.eval_at_end and step == total):
