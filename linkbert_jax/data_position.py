@@ -49,7 +49,8 @@ def start_position(config, meta: Optional[dict], step: int) -> Position:
                               f"fixed at {streams} streams at its first start; drop "
                               f"--config.data_streams or use a new --workdir")
         old_b = int(meta.get("data_batch_size", B))
-        examples = int(meta.get("data_examples", int(meta["data_position"]) * old_b))
+        examples = int(meta["data_examples"] if "data_examples" in meta
+                       else int(meta["data_position"]) * old_b)
         pos = Position(step, examples, streams, B)
         if old_b != B:
             log.warning("global_batch_size %d -> %d: the data stream continues at example "
