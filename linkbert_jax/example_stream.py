@@ -13,8 +13,9 @@ The rule (also in docs/training.md):
   examples of every stream: row ``v*m + i`` is example ``j0 + b*m + i`` of stream ``v``,
   where ``j0 = N / V`` and ``N`` is the data position, the number of examples consumed
   when the run (re)started.
-* Example ``j`` of stream ``v`` is masked with random numbers keyed by ``(seed, v, j)``
-  (``masking.row_keys``).
+* The block of stream ``v`` that starts at its example ``j`` is masked with random
+  numbers drawn from ``(seed, v, j)`` (``masking.block_draws``), whichever process
+  builds which of its rows.
 * Process ``p`` builds the rows of each global batch that its devices hold (from the
   batch sharding) and reads only the streams that overlap them.
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import tensorflow as tf
 
 from linkbert_jax import input_pipeline as ip
@@ -73,22 +73,20 @@ def make_dataset(data_dir, *, split: str, position: Position, global_batch_size:
     if empty:
         raise ConfigError(f"data stream {empty[0]} of split {split!r} ({files[empty[0]][0][0]}"
                           f", ...) has no examples")
-    blocks = tuple(_stream_blocks(
-        [p for p, _ in files[v]], sum(n for _, n in files[v]),
-        ip.fold(tf.constant([0, seed], tf.int64), v), j0, m, shuffle, shuffle_buffer)
-        for v in used)
-    stream_R = np.concatenate([np.full(b - a, v) for v, a, b in parts]).astype(np.int64)
-    offset_R = np.concatenate([np.arange(a, b) for _, a, b in parts]).astype(np.int64)
+    base = {v: ip.fold(tf.constant([0, seed], tf.int64), v) for v in used}
+    blocks = tuple(_stream_blocks([p for p, _ in files[v]], sum(n for _, n in files[v]),
+                                  base[v], j0, m, shuffle, shuffle_buffer) for v in used)
     slot = {v: k for k, v in enumerate(used)}
 
     def assemble(k, blocks_):
         serialized = tf.concat([blocks_[slot[v]][a:b] for v, a, b in parts], axis=0)
-        return serialized, tf.constant(stream_R), j0 + k * m + tf.constant(offset_R)
+        return serialized, tf.stack([ip.fold(base[v], 3, j0 + k * m) for v, _, _ in parts])
 
     ds = tf.data.Dataset.zip(blocks).enumerate().map(assemble)
     ds = ds.map(functools.partial(
-        ip.parse_and_mask, batch_size=len(stream_R), seq_length=seq_length,
-        masking=masking, seed=seed, ids=features.special_ids(manifest),
+        ip.parse_and_mask, spans=[(a, b) for _, a, b in parts], block=m,
+        batch_size=sum(b - a for _, a, b in parts), seq_length=seq_length,
+        masking=masking, ids=features.special_ids(manifest),
         vocab_size=int(manifest["vocab_size"])),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()

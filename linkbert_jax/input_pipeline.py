@@ -9,7 +9,7 @@ the files of process ``i``, for a one-pass eval split, ``files[i::process_count]
   record by record ``CYCLE_LENGTH`` files at a time, then shuffled in blocks of
   ``shuffle_buffer`` records (stateless, seeded from ``(seed, stream, e, block)``;
   independent of TF's global seed); epochs are concatenated;
-* each example is masked with random numbers keyed by ``(seed, stream, its position)``.
+* each block of a stream's examples is masked from its own seed (``masking.block_draws``).
 
 A resume needs no saved iterator state: the epoch and offset of a position follow from
 the manifest's per-file counts (checked against the files' record headers at start-up,
@@ -35,7 +35,7 @@ from linkbert_jax import runtime
 from linkbert_jax.data import features, records
 from linkbert_jax.data.features import read_manifest, special_ids
 from linkbert_jax.errors import ConfigError, CorruptDataError
-from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table, row_keys
+from linkbert_jax.masking import MaskingConfig, block_draws, mask_batch, random_token_table
 
 __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
            "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard",
@@ -111,10 +111,10 @@ def epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
     return ds.skip(skip) if skip else ds
 
 
-def parse_and_mask(serialized, stream_B, position_B, *, batch_size, seq_length, masking,
-                   seed, ids, vocab_size):
+def parse_and_mask(serialized, seeds, *, spans, block, batch_size, seq_length, masking,
+                   ids, vocab_size):
     """Parsed and masked batch of ``batch_size`` rows (``serialized`` may be shorter: the
-    rest is padding); row r is example ``position_B[r]`` of stream ``stream_B[r]``."""
+    rest is padding), masked with ``masking.block_draws(seeds, spans, block)``."""
     parsed = tf.io.parse_example(serialized, features.feature_spec(features.TRAINING_FEATURES))
     n = tf.shape(serialized)[0]
     pad_rows = batch_size - n  # > 0 only for the last batch of a non-repeating stream
@@ -129,7 +129,7 @@ def parse_and_mask(serialized, stream_B, position_B, *, batch_size, seq_length, 
     attention_BxL = pos_L < lengths_B[:, None]
     type_BxL = features.token_types(pos_L, a_len_B[:, None]) & attention_BxL
     ids_BxL, positions, orig, weights = mask_batch(
-        ids_BxL, lengths_B, row_keys(seed, stream_B, position_B), config=masking,
+        ids_BxL, lengths_B, block_draws(tf.unstack(seeds), spans, block), config=masking,
         mask_id=ids["mask"],
         special_ids=list(ids.values()),
         random_ids=random_token_table(vocab_size, list(ids.values())))
@@ -197,25 +197,23 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
             masking=masking, seed=seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer)
     files = process_files(data_dir, manifest, split, process_index, process_count)
     num_examples = sum(n for _, n in files)
-    ds = epoch_records([p for p, _ in files], fold(tf.constant([0, seed], tf.int64),
-                                                    process_index),
-                       tf.constant(0, tf.int64), shuffle=shuffle,
-                       shuffle_buffer=shuffle_buffer, skip=start_batch * batch_size)
+    base_seed = fold(tf.constant([0, seed], tf.int64), process_index)
+    ds = epoch_records([p for p, _ in files], base_seed, tf.constant(0, tf.int64),
+                       shuffle=shuffle, shuffle_buffer=shuffle_buffer,
+                       skip=start_batch * batch_size)
     ds = ds.batch(batch_size, drop_remainder=False)
     extra = _padding_batches(data_dir, manifest, split, process_count, batch_size,
                              start_batch, num_examples)
     if extra > 0:
         ds = ds.concatenate(
             tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)).repeat(extra))
-    rows_B = tf.range(batch_size, dtype=tf.int64)
     ds = ds.enumerate(start=start_batch).map(
-        lambda k, s: (s, tf.fill([batch_size], tf.cast(process_index, tf.int64)),
-                      k * batch_size + rows_B))
+        lambda k, s: (s, tf.stack([fold(base_seed, 3, k)])))
     ds = ds.map(functools.partial(
-        parse_and_mask, batch_size=batch_size, seq_length=seq_length, masking=masking,
-        seed=seed, ids=special_ids(manifest), vocab_size=int(manifest["vocab_size"])),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
+        parse_and_mask, spans=[(0, batch_size)], block=batch_size, batch_size=batch_size,
+        seq_length=seq_length, masking=masking, ids=special_ids(manifest),
+        vocab_size=int(manifest["vocab_size"])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True

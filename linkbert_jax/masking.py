@@ -1,10 +1,9 @@
-"""Dynamic MLM masking of a whole batch, in TensorFlow, with counter-based random numbers.
+"""Dynamic MLM masking of a whole batch, in TensorFlow, with stateless random ops.
 
-Applied after batching (one vectorised pass per batch, not one per example), but each
-row draws its random numbers from its own key: the masking of an example is a pure
-function of ``(seed, stream, position)`` (``row_keys``; see ``example_stream``) and the
-example, whatever the batch it lands in, the batch size, the process count, the
-threading, and after a resume.
+Applied after batching (one vectorised pass per batch, not one per example). The random
+numbers come by blocks (``block_draws``): a block of a stream's examples is masked from
+its own seed (``example_stream``: the stream and the block's first position), the same
+whichever process builds it, whatever the threading, and after a resume.
 """
 from __future__ import annotations
 
@@ -49,53 +48,28 @@ def random_token_table(vocab_size: int, special_ids) -> np.ndarray:
     return allowed
 
 
-_GOLDEN = 0x9E3779B9
+def block_draws(seeds, spans, block: int):
+    """``draw(n, salt)``: float32 ``[R, n]`` uniforms in [0, 1) for a batch assembled
+    from pieces of blocks: piece ``i`` is rows ``spans[i]`` of a ``[block, n]``
+    stateless draw seeded by ``seeds[i]`` (an int64 ``[2]`` seed) and ``salt``. So a
+    row's numbers depend on its block's seed and its place in the block only, not on the
+    other pieces of its batch."""
+    def draw(n, salt: int):
+        return tf.concat([tf.random.stateless_uniform(
+            [block, n], tf.random.experimental.stateless_fold_in(seed, salt))[a:b]
+            for seed, (a, b) in zip(seeds, spans)], axis=0)
+    return draw
 
 
-def _u32(x) -> tf.Tensor:
-    return tf.constant(x & 0xFFFFFFFF, tf.uint32) if isinstance(x, int) else x
-
-
-def _mix(x):
-    """A bijective 32-bit integer hash (lowbias32: xor-shift-multiply, full avalanche)."""
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
-    x = x * _u32(0x7FEB352D)
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(15)))
-    x = x * _u32(0x846CA68B)
-    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
-
-
-def _absorb(h, word):
-    return _mix(tf.bitwise.bitwise_xor(h, _mix(word + _u32(_GOLDEN))))
-
-
-def row_keys(seed: int, stream_B, position_B) -> tf.Tensor:
-    """uint32 key of each row: a hash of (seed, its stream, its position in the stream,
-    int64), the only input of its random numbers."""
-    position_B = tf.cast(position_B, tf.int64)
-    lo = tf.cast(tf.bitwise.bitwise_and(position_B, 0xFFFFFFFF), tf.uint32)
-    hi = tf.cast(tf.bitwise.right_shift(position_B, 32), tf.uint32)
-    h = _mix(_u32(seed) + _u32(_GOLDEN))
-    for word in (_u32(seed >> 32), tf.cast(stream_B, tf.uint32), lo, hi):
-        h = _absorb(h, word)
-    return h
-
-
-def row_uniform(keys_B, n, salt: int) -> tf.Tensor:
-    """float32 [B, n] in [0, 1): draw ``salt`` of each row, a function of its key only."""
-    cols_n = _mix(tf.cast(tf.range(n), tf.uint32) + _u32(salt * _GOLDEN + 1))
-    bits = _mix(tf.bitwise.bitwise_xor(keys_B[:, None], cols_n[None, :]) + _u32(salt))
-    return tf.cast(tf.bitwise.right_shift(bits, _u32(8)), tf.float32) * (1.0 / (1 << 24))
-
-
-def mask_batch(ids_BxL, lengths_B, keys_B, *, config: MaskingConfig, mask_id: int,
+def mask_batch(ids_BxL, lengths_B, draw, *, config: MaskingConfig, mask_id: int,
                special_ids, random_ids):
     """Masks a padded batch.
 
     Args:
       ids_BxL: int32 token ids, padded (positions >= length are padding).
       lengths_B: int32 number of real tokens per row.
-      keys_B: uint32 key of each row (``row_keys``), the only source of randomness.
+      draw: ``draw(n, salt)`` -> float32 [B, n] uniforms (``block_draws``), the only
+        source of randomness.
       special_ids: ids never chosen for prediction ([CLS], [SEP], [PAD], [MASK], ...).
       random_ids: 1-D array of ids a random replacement is drawn from.
 
@@ -116,7 +90,7 @@ def mask_batch(ids_BxL, lengths_B, keys_B, *, config: MaskingConfig, mask_id: in
     n_mask_B = tf.minimum(tf.maximum(n_mask_B, 1), tf.minimum(n_cand_B, P))
 
     # The n_mask candidates with the highest random score are chosen.
-    scores_BxL = tf.where(cand_BxL, row_uniform(keys_B, L, 0), -1.0)
+    scores_BxL = tf.where(cand_BxL, draw(L, 0), -1.0)
     _, top_BxP = tf.math.top_k(scores_BxL, k=P, sorted=True)
     take_BxP = tf.range(P)[None, :] < n_mask_B[:, None]
     key_BxP = tf.sort(tf.where(take_BxP, top_BxP, L), axis=1)
@@ -124,8 +98,8 @@ def mask_batch(ids_BxL, lengths_B, keys_B, *, config: MaskingConfig, mask_id: in
     positions_BxP = tf.where(weights_BxP, key_BxP, 0)
     orig_BxP = tf.gather(ids_BxL, positions_BxP, batch_dims=1)
 
-    u_BxP = row_uniform(keys_B, P, 1)
-    draw_BxP = tf.cast(row_uniform(keys_B, P, 2) * len(random_ids), tf.int32)
+    u_BxP = draw(P, 1)
+    draw_BxP = tf.cast(draw(P, 2) * len(random_ids), tf.int32)
     rand_BxP = tf.gather(tf.constant(random_ids, tf.int32),
                          tf.minimum(draw_BxP, len(random_ids) - 1))
     new_BxP = tf.where(
