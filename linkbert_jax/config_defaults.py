@@ -65,6 +65,9 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
     c.data_dir = ""
     c.train_split = "train"
     c.eval_split = "eval"
+    # Virtual streams the train files are dealt to (docs/training.md, "data stream"); 0 =
+    # the process count at the first start. Fixed for a workdir at its first start.
+    c.data_streams = 0
     c.seq_length = 512
     c.masking = ml_collections.ConfigDict(dict(
         mask_prob=0.15, max_predictions=80, mask_token_prob=0.8, random_token_prob=0.1))

@@ -1,31 +1,31 @@
-"""Streaming tf.data input pipeline: per-process file shards, seeded shuffle, dynamic MLM
-masking, host-local numpy batches, exact resume.
+"""Streaming tf.data input pipeline: seeded shuffle, dynamic MLM masking, host-local
+numpy batches, exact resume.
 
-The stream of process ``i`` is a pure function of (data files, seed, i, process_count,
-batch index):
+The training stream (``repeat=True``) is ``linkbert_jax.example_stream``: virtual streams
+of files, global batches built from them, a position in examples. Within a stream (or
+the files of process ``i``, for a one-pass eval split, ``files[i::process_count]``):
 
-* epoch ``e`` reads this process's files (``files[i::process_count]``) in an order drawn
-  from ``(seed, i, e)``, interleaved record by record ``CYCLE_LENGTH`` files at a time,
-  then shuffled in blocks of ``shuffle_buffer`` records (stateless, seeded from
-  ``(seed, i, e, block)``; independent of TF's global seed);
-* epochs are concatenated, then batched (a batch may span an epoch boundary);
-* batch ``k`` is parsed with ``tf.io.parse_example`` and masked with stateless random ops
-  seeded from ``(seed, i, k)``.
+* epoch ``e`` reads the files in an order drawn from ``(seed, stream, e)``, interleaved
+  record by record ``CYCLE_LENGTH`` files at a time, then shuffled in blocks of
+  ``shuffle_buffer`` records (stateless, seeded from ``(seed, stream, e, block)``;
+  independent of TF's global seed); epochs are concatenated;
+* each block of a stream's examples is masked from its own seed (``masking.block_draws``).
 
-``start_batch=k`` therefore needs no saved iterator state: the epoch and offset of example
-``k * batch_size`` follow from the manifest's per-file counts, and the offset is skipped on
-serialized records, before any parsing. The data position to checkpoint is the number of
-batches consumed.
+A resume needs no saved iterator state: the epoch and offset of a position follow from
+the manifest's per-file counts (checked against the files' record headers at start-up,
+``check_files``), and the offset is skipped on serialized records, before any parsing.
 
 The records, their parse spec, token types and the manifest (``max_seq_length``,
 ``vocab_size``, ``special_ids``, per-file counts under ``files``, and ``"bytes"``, each
-file's size, which ``check_files`` compares at start-up) are defined by
-``linkbert_jax.data.features``, the contract with the corpus builder.
+file's size) are defined by ``linkbert_jax.data.features``, the contract with the
+corpus builder.
 """
 from __future__ import annotations
 
 import functools
+import mmap
 import os
+import struct
 from typing import Iterator
 
 import numpy as np
@@ -35,7 +35,7 @@ from linkbert_jax import runtime
 from linkbert_jax.data import features, records
 from linkbert_jax.data.features import read_manifest, special_ids
 from linkbert_jax.errors import ConfigError, CorruptDataError
-from linkbert_jax.masking import MaskingConfig, mask_batch, random_token_table
+from linkbert_jax.masking import MaskingConfig, block_draws, mask_batch, random_token_table
 
 __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
            "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard",
@@ -73,13 +73,13 @@ def process_files(data_dir, manifest: dict, split: str, process_index: int,
     return files[process_index::process_count]
 
 
-def _fold(seed, *data):
+def fold(seed, *data):
     for d in data:
         seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(d, tf.int64))
     return seed
 
 
-def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
+def epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
                    skip: int = 0):
     """Serialized records of one epoch (``epoch``: int64 scalar tensor), less ``skip``.
 
@@ -90,7 +90,7 @@ def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
     paths = tf.constant(paths)
     if shuffle:
         order = tf.argsort(tf.random.stateless_uniform(
-            [int(paths.shape[0])], _fold(base_seed, 1, epoch)))
+            [int(paths.shape[0])], fold(base_seed, 1, epoch)))
         paths = tf.gather(paths, order)
     ds = tf.data.Dataset.from_tensor_slices(paths)
     cycle = min(CYCLE_LENGTH, int(paths.shape[0]))
@@ -103,7 +103,7 @@ def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
     ds = ds.skip(first_block * shuffle_buffer).batch(shuffle_buffer)
 
     def permute(block, records):
-        seed = _fold(base_seed, 2, epoch, block)
+        seed = fold(base_seed, 2, epoch, block)
         return tf.gather(records, tf.argsort(
             tf.random.stateless_uniform(tf.shape(records)[:1], seed)))
 
@@ -111,8 +111,10 @@ def _epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
     return ds.skip(skip) if skip else ds
 
 
-def _parse_and_mask(index, serialized, *, batch_size, seq_length, masking, base_seed,
-                    ids, vocab_size):
+def parse_and_mask(serialized, seeds, *, spans, block, batch_size, seq_length, masking,
+                   ids, vocab_size):
+    """Parsed and masked batch of ``batch_size`` rows (``serialized`` may be shorter: the
+    rest is padding), masked with ``masking.block_draws(seeds, spans, block)``."""
     parsed = tf.io.parse_example(serialized, features.feature_spec(features.TRAINING_FEATURES))
     n = tf.shape(serialized)[0]
     pad_rows = batch_size - n  # > 0 only for the last batch of a non-repeating stream
@@ -127,7 +129,8 @@ def _parse_and_mask(index, serialized, *, batch_size, seq_length, masking, base_
     attention_BxL = pos_L < lengths_B[:, None]
     type_BxL = features.token_types(pos_L, a_len_B[:, None]) & attention_BxL
     ids_BxL, positions, orig, weights = mask_batch(
-        ids_BxL, lengths_B, _fold(base_seed, 3, index), config=masking, mask_id=ids["mask"],
+        ids_BxL, lengths_B, block_draws(tf.unstack(seeds), spans, block), config=masking,
+        mask_id=ids["mask"],
         special_ids=list(ids.values()),
         random_ids=random_token_table(vocab_size, list(ids.values())))
     out = {
@@ -168,7 +171,9 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
                  ) -> tf.data.Dataset:
     """Host-local batches (dicts of tensors, see ``batches``) of ``split``.
 
-    ``repeat=True``: an endless stream of full batches. ``repeat=False``: one pass; the
+    ``repeat=True``: an endless stream of full batches, ``example_stream`` with one
+    stream per process (process ``i``: rows ``[i*b, (i+1)*b)`` of global batches of
+    ``process_count * b``, from batch ``start_batch``). ``repeat=False``: one pass; the
     last partial batch is padded with rows of ``example_weight`` 0, and every process
     yields ``ceil(max_i examples_i / batch_size)`` batches (all-padding ones at the end
     where it has fewer examples), minus ``start_batch``. A corrupt shard shows
@@ -181,36 +186,34 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
         raise ValueError("max_predictions > seq_length")
     if batch_size < 1 or start_batch < 0:
         raise ValueError(f"bad batch_size {batch_size} / start_batch {start_batch}")
-    ids = special_ids(manifest)
+    if repeat:  # the training stream with V = process_count (example_stream)
+        from linkbert_jax import example_stream
+        B, rows = batch_size * process_count, [(process_index * batch_size,
+                                                 (process_index + 1) * batch_size)]
+        position = example_stream.Position(start_batch, start_batch * B, process_count, B)
+        return example_stream.make_dataset(
+            data_dir, split=split, position=position, global_batch_size=B, rows=rows,
+            seq_length=seq_length,
+            masking=masking, seed=seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer)
     files = process_files(data_dir, manifest, split, process_index, process_count)
-    paths = [p for p, _ in files]
     num_examples = sum(n for _, n in files)
-    base_seed = _fold(tf.constant([0, seed], tf.int64), process_index)
-    epoch = functools.partial(_epoch_records, paths, base_seed, shuffle=shuffle,
-                              shuffle_buffer=shuffle_buffer)
-
-    offset = start_batch * batch_size
-    if repeat:
-        if num_examples == 0:
-            raise ValueError(f"split {split!r} of process {process_index} has no examples")
-        first, within = divmod(offset, num_examples)
-        ds = epoch(tf.constant(first, tf.int64), skip=within)
-        ds = ds.concatenate(tf.data.Dataset.range(first + 1, 2**62).flat_map(epoch))
-        ds = ds.batch(batch_size, drop_remainder=True)
-    else:
-        ds = epoch(tf.constant(0, tf.int64), skip=offset)
-        ds = ds.batch(batch_size, drop_remainder=False)
-        extra = _padding_batches(data_dir, manifest, split, process_count, batch_size,
-                                 start_batch, num_examples)
-        if extra > 0:
-            ds = ds.concatenate(
-                tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)).repeat(extra))
-    ds = ds.enumerate(start=start_batch)
+    base_seed = fold(tf.constant([0, seed], tf.int64), process_index)
+    ds = epoch_records([p for p, _ in files], base_seed, tf.constant(0, tf.int64),
+                       shuffle=shuffle, shuffle_buffer=shuffle_buffer,
+                       skip=start_batch * batch_size)
+    ds = ds.batch(batch_size, drop_remainder=False)
+    extra = _padding_batches(data_dir, manifest, split, process_count, batch_size,
+                             start_batch, num_examples)
+    if extra > 0:
+        ds = ds.concatenate(
+            tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)).repeat(extra))
+    ds = ds.enumerate(start=start_batch).map(
+        lambda k, s: (s, tf.stack([fold(base_seed, 3, k)])))
     ds = ds.map(functools.partial(
-        _parse_and_mask, batch_size=batch_size, seq_length=seq_length, masking=masking,
-        base_seed=base_seed, ids=ids, vocab_size=int(manifest["vocab_size"])),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
+        parse_and_mask, spans=[(0, batch_size)], block=batch_size, batch_size=batch_size,
+        seq_length=seq_length, masking=masking, ids=special_ids(manifest),
+        vocab_size=int(manifest["vocab_size"])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
@@ -218,19 +221,19 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
 
 
 def _count_records(path: str) -> int:
-    """Records of a TFRecord file, from their length headers only (no data read)."""
-    n, size = 0, os.path.getsize(path)
-    with open(path, "rb") as f:
-        pos = 0
-        while pos < size:
-            head = f.read(12)
-            if len(head) < 12:
-                raise CorruptShardError(f"{path}: truncated record header after {n} records")
-            pos += 12 + int.from_bytes(head[:8], "little") + 4
-            f.seek(pos)
+    """Records of a TFRecord file, from their length headers only (the payloads are
+    skipped: about a second per GB from the page cache)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return 0
+    n, pos, header = 0, 0, struct.Struct("<Q")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        while pos + 12 <= size:
+            pos += 16 + header.unpack_from(mm, pos)[0]
             n += 1
     if pos != size:
-        raise CorruptShardError(f"{path}: truncated inside record {n - 1}")
+        raise CorruptShardError(f"{path}: truncated inside record {n - 1}" if pos > size
+                                else f"{path}: truncated record header after {n} records")
     return n
 
 
@@ -251,12 +254,13 @@ def _count_remote(path: str) -> int:
 def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False) -> None:
     """Every file of ``split`` is there and is what the manifest says, else
     ``CorruptShardError`` naming the file: its size (``bytes``, written by the builder;
-    free to check) or, for manifests without sizes, its record count from the headers.
+    free to check) and, for local files, its record count from the headers (the counts
+    place the data position of a resume, so an edited count must not pass).
     ``read_all`` also reads every record (CRC checked) and counts them: for an eval
     split, whose damage would otherwise surface after training."""
-    for path, num_examples in process_files(data_dir, manifest, split, 0, 1):
-        entry = next(e for e in manifest["files"][split]
-                     if e["name"] == os.path.basename(path))
+    entries = manifest["files"].get(split) or []
+    for (path, num_examples), entry in zip(process_files(data_dir, manifest, split, 0, 1),
+                                           entries):
         size = _file_size(path)
         if size is None:
             raise CorruptShardError(f"{path}: missing (listed in the manifest of {data_dir})")
@@ -271,13 +275,14 @@ def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False)
                 n = sum(1 for _ in records.iterate_records(path))
             except records.RecordError as e:
                 raise CorruptShardError(f"corrupt TFRecord shard {e}") from None
-        elif "bytes" not in entry:
+        elif not features.is_remote(path):  # the count places a resume: always checked
             n = _count_records(path)
-        else:
+        else:  # a bucket's size is checked; counting would read every byte
             continue
         if n != num_examples:
             raise CorruptShardError(f"{path}: {n} records where the manifest says "
-                                    f"{num_examples}: truncated or replaced; rebuild the data")
+                                    f"{num_examples}: the manifest was edited or the file "
+                                    f"replaced; rebuild the data")
 
 
 def find_corrupt_shard(paths) -> tuple[str, str] | None:
@@ -292,6 +297,25 @@ def find_corrupt_shard(paths) -> tuple[str, str] | None:
         except tf.errors.NotFoundError:
             return path, "file not found"
     return None
+
+
+def numpy_batches(ds: tf.data.Dataset, paths) -> Iterator[dict[str, np.ndarray]]:
+    """``ds`` as numpy; TF's errors of a corrupt shard among ``paths`` become
+    ``CorruptShardError`` naming it."""
+    it = ds.as_numpy_iterator()
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (tf.errors.DataLossError, tf.errors.NotFoundError,
+                tf.errors.InvalidArgumentError) as e:
+            bad = find_corrupt_shard(paths)
+            if bad is None:
+                raise
+            raise CorruptShardError(f"corrupt or truncated TFRecord shard {bad[0]}: "
+                                    f"{bad[1]}") from e
+        yield batch
 
 
 def batches(data_dir, *, split: str, batch_size: int, seq_length: int,
@@ -313,20 +337,8 @@ def batches(data_dir, *, split: str, batch_size: int, seq_length: int,
                       shuffle=shuffle, shuffle_buffer=shuffle_buffer)
     files = process_files(data_dir, read_manifest(data_dir), split, process_index,
                           process_count)
-    it = ds.as_numpy_iterator()
     seen = 0
-    while True:
-        try:
-            batch = next(it)
-        except StopIteration:
-            break
-        except (tf.errors.DataLossError, tf.errors.NotFoundError,
-                tf.errors.InvalidArgumentError) as e:
-            bad = find_corrupt_shard([p for p, _ in files])
-            if bad is None:
-                raise
-            raise CorruptShardError(f"corrupt or truncated TFRecord shard {bad[0]}: "
-                                    f"{bad[1]}") from e
+    for batch in numpy_batches(ds, [p for p, _ in files]):
         seen += int(batch["example_weight"].sum())
         yield batch
     if not repeat:
@@ -363,6 +375,19 @@ class TFRecordSource:
     def batches(self, *, masking, **kwargs) -> Iterator[dict[str, np.ndarray]]:
         """``batches(data_dir, ...)`` with the config's masking section."""
         return batches(self.data_dir, masking=MaskingConfig(**dict(masking)), **kwargs)
+
+    def stream_batches(self, *, split, position, global_batch_size, rows, masking,
+                       **kwargs) -> Iterator[dict[str, np.ndarray]]:
+        """This process's ``rows`` of the training stream from ``position``
+        (``example_stream``), as numpy batches."""
+        from linkbert_jax import example_stream
+        ds = example_stream.make_dataset(
+            self.data_dir, split=split, position=position,
+            global_batch_size=global_batch_size, rows=rows,
+            masking=MaskingConfig(**dict(masking)), **kwargs)
+        paths = [p for p, _ in process_files(self.data_dir, read_manifest(self.data_dir),
+                                             split, 0, 1)]
+        return numpy_batches(ds, paths)
 
     def check(self, manifest: dict, train_split: str, eval_split: str | None) -> None:
         """At start-up: the files are those of the manifest (sizes; the eval split read in

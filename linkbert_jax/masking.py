@@ -1,8 +1,9 @@
 """Dynamic MLM masking of a whole batch, in TensorFlow, with stateless random ops.
 
-Applied after batching (one vectorised pass per batch, not one per example), so the
-masking of batch ``k`` is a pure function of ``(seed, process, k)`` and the batch: it is
-the same whatever the threading and after a resume.
+Applied after batching (one vectorised pass per batch, not one per example). The random
+numbers come by blocks (``block_draws``): a block of a stream's examples is masked from
+its own seed (``example_stream``: the stream and the block's first position), the same
+whichever process builds it, whatever the threading, and after a resume.
 """
 from __future__ import annotations
 
@@ -47,14 +48,28 @@ def random_token_table(vocab_size: int, special_ids) -> np.ndarray:
     return allowed
 
 
-def mask_batch(ids_BxL, lengths_B, seed, *, config: MaskingConfig, mask_id: int,
+def block_draws(seeds, spans, block: int):
+    """``draw(n, salt)``: float32 ``[R, n]`` uniforms in [0, 1) for a batch assembled
+    from pieces of blocks: piece ``i`` is rows ``spans[i]`` of a ``[block, n]``
+    stateless draw seeded by ``seeds[i]`` (an int64 ``[2]`` seed) and ``salt``. So a
+    row's numbers depend on its block's seed and its place in the block only, not on the
+    other pieces of its batch."""
+    def draw(n, salt: int):
+        return tf.concat([tf.random.stateless_uniform(
+            [block, n], tf.random.experimental.stateless_fold_in(seed, salt))[a:b]
+            for seed, (a, b) in zip(seeds, spans)], axis=0)
+    return draw
+
+
+def mask_batch(ids_BxL, lengths_B, draw, *, config: MaskingConfig, mask_id: int,
                special_ids, random_ids):
     """Masks a padded batch.
 
     Args:
       ids_BxL: int32 token ids, padded (positions >= length are padding).
       lengths_B: int32 number of real tokens per row.
-      seed: int32/int64 tensor of shape [2] for the stateless random ops.
+      draw: ``draw(n, salt)`` -> float32 [B, n] uniforms (``block_draws``), the only
+        source of randomness.
       special_ids: ids never chosen for prediction ([CLS], [SEP], [PAD], [MASK], ...).
       random_ids: 1-D array of ids a random replacement is drawn from.
 
@@ -64,8 +79,6 @@ def mask_batch(ids_BxL, lengths_B, seed, *, config: MaskingConfig, mask_id: int,
     """
     P = config.max_predictions
     B, L = tf.shape(ids_BxL)[0], tf.shape(ids_BxL)[1]
-    seed = tf.cast(seed, tf.int64)
-    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(4)]
 
     pos_L = tf.range(L)
     cand_BxL = pos_L[None, :] < lengths_B[:, None]
@@ -77,7 +90,7 @@ def mask_batch(ids_BxL, lengths_B, seed, *, config: MaskingConfig, mask_id: int,
     n_mask_B = tf.minimum(tf.maximum(n_mask_B, 1), tf.minimum(n_cand_B, P))
 
     # The n_mask candidates with the highest random score are chosen.
-    scores_BxL = tf.where(cand_BxL, tf.random.stateless_uniform([B, L], seeds[0]), -1.0)
+    scores_BxL = tf.where(cand_BxL, draw(L, 0), -1.0)
     _, top_BxP = tf.math.top_k(scores_BxL, k=P, sorted=True)
     take_BxP = tf.range(P)[None, :] < n_mask_B[:, None]
     key_BxP = tf.sort(tf.where(take_BxP, top_BxP, L), axis=1)
@@ -85,9 +98,10 @@ def mask_batch(ids_BxL, lengths_B, seed, *, config: MaskingConfig, mask_id: int,
     positions_BxP = tf.where(weights_BxP, key_BxP, 0)
     orig_BxP = tf.gather(ids_BxL, positions_BxP, batch_dims=1)
 
-    u_BxP = tf.random.stateless_uniform([B, P], seeds[1])
-    rand_BxP = tf.gather(tf.constant(random_ids, tf.int32), tf.random.stateless_uniform(
-        [B, P], seeds[2], minval=0, maxval=len(random_ids), dtype=tf.int32))
+    u_BxP = draw(P, 1)
+    draw_BxP = tf.cast(draw(P, 2) * len(random_ids), tf.int32)
+    rand_BxP = tf.gather(tf.constant(random_ids, tf.int32),
+                         tf.minimum(draw_BxP, len(random_ids) - 1))
     new_BxP = tf.where(
         u_BxP < config.mask_token_prob, tf.constant(mask_id, tf.int32),
         tf.where(u_BxP < config.mask_token_prob + config.random_token_prob,

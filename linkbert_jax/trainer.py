@@ -11,15 +11,15 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import (arm_checks, checkpoints, metrics_log, objectives, optimizer,
-                          orbax_faults, resume_checks, run_paths, sharding, step_config,
-                          step_costs, steps, vocabulary)
+from linkbert_jax import (arm_checks, checkpoints, data_position, metrics_log, objectives,
+                          optimizer, orbax_faults, resume_checks, run_paths, sharding,
+                          step_config, step_costs, steps, vocabulary)
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.evaluation import eval_batch_size, evaluate_and_log
@@ -150,11 +150,11 @@ def restore_or_init(config, mgr, setup: Setup) -> tuple[steps.TrainState, Option
 @dataclasses.dataclass(frozen=True)
 class Run:
     """Where the loop starts: the state, the base rng, and the step and data position
-    (batches consumed) it resumes at."""
+    (examples consumed, ``data_position.Position``) it resumes at."""
     state: steps.TrainState
     base_rng: Any
     step: int
-    data_position: int
+    data: data_position.Position
 
 
 def start_run(config, mgr, setup: Setup) -> Run:
@@ -163,19 +163,16 @@ def start_run(config, mgr, setup: Setup) -> Run:
     base_rng = jax.random.key(config.seed)
     if meta is not None:
         base_rng = jax.random.wrap_key_data(np.asarray(meta["rng"], np.uint32))
-        if meta.get("process_count", jax.process_count()) != jax.process_count():
-            log.warning("checkpoint written by %d processes, resumed by %d: the data stream "
-                        "is split differently from here on (not an exact resume)",
-                        meta["process_count"], jax.process_count())
-    return Run(state=state, base_rng=base_rng, step=int(jax.device_get(state.step)),
-               data_position=int(meta["data_position"]) if meta else 0)
+    step = int(jax.device_get(state.step))
+    return Run(state=state, base_rng=base_rng, step=step,
+               data=data_position.start_position(config, meta, step))
 
 
 # ---------------------------------------------------------------------------- loop
 
 def _save(mgr, state, base_rng, step: int, saved: dict, force: bool = False) -> None:
-    meta = {"step": int(step), "data_position": int(step),
-            "process_count": jax.process_count(), **saved,
+    """``saved``: the data position, config and vocabulary (:func:`saved_meta`)."""
+    meta = {"step": int(step), "process_count": jax.process_count(), **saved,
             "rng": np.asarray(jax.random.key_data(base_rng)).tolist()}
     checkpoints.save(mgr, step, state.params, state.opt_state, meta, force=force)
 
@@ -282,17 +279,6 @@ def compile_train_step(config, setup: Setup):
     return train_fn, eval_fn
 
 
-def _train_batches(config, source, data_position: int) -> Iterator[dict]:
-    """This process's shard of the training stream, resumed at ``data_position``."""
-    n_proc = jax.process_count()
-    return source.batches(split=config.train_split,
-                          batch_size=config.global_batch_size // n_proc,
-                          seq_length=config.seq_length, masking=config.masking,
-                          seed=config.seed, process_index=jax.process_index(),
-                          process_count=n_proc, start_batch=data_position, repeat=True,
-                          shuffle=True)
-
-
 def _throughput(config, model_cfg: ModelConfig, start: int) -> metrics_log.Throughput:
     flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
                                            config.masking.max_predictions)
@@ -319,7 +305,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
 
     # --- input: this process's shard of the stream, resumed at the saved position
     source = setup.source
-    it = _train_batches(config, source, run.data_position)
+    it = data_position.train_batches(config, source, run.data, data_sh)
 
     # --- metrics
     total = config.num_train_steps
@@ -353,13 +339,15 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             preempted = stop.should_stop(step)
             if step % config.checkpoint_every_steps == 0 or step == total or preempted:
                 _check_finite(pending, mgr)
-                _save(mgr, state, base_rng, step, setup.saved, force=preempted)
+                _save(mgr, state, base_rng, step, {**run.data.at(step).meta(), **setup.saved},
+                      force=preempted)
             # --- eval
             if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
                     config.eval_at_end and step == total):
                 if not evaluate_and_log(config, source, eval_fn, state.params, data_sh, writer,
                                         step, stop):  # a signal: save (if not yet), stop
-                    preempted = _save_now(mgr, state, base_rng, step, setup.saved, pending)
+                    preempted = _save_now(mgr, state, base_rng, step,
+                                          {**run.data.at(step).meta(), **setup.saved}, pending)
                 meter.reset(step)
             # --- preemption
             if preempted:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 
 # --- the pair record ---------------------------------------------------------------------
 INPUT_IDS = "input_ids"
@@ -106,7 +107,26 @@ def read_manifest(data_dir) -> dict:
     for key in REQUIRED_KEYS:
         if key not in manifest:
             raise ValueError(f"manifest {path} lacks {key!r}")
+    check_file_names(manifest, path)
     return upgrade_manifest(manifest)
+
+
+def check_file_names(manifest: dict, path: str) -> None:
+    """ValueError unless every file name of the manifest (``path``) is a relative path
+    that stays inside the data directory (no ``..``, no absolute path, no scheme)."""
+    splits = manifest.get("files")
+    for split, entries in (splits.items() if isinstance(splits, dict) else ()):
+        for e in entries if isinstance(entries, list) else ():
+            name = e.get("name") if isinstance(e, dict) else None
+            if name is None:
+                continue
+            norm = posixpath.normpath(str(name).replace("\\", "/"))
+            if (not isinstance(name, str) or not name or is_remote(name)
+                    or os.path.isabs(name) or norm.startswith("/")
+                    or norm == ".." or norm.startswith("../") or norm == "."):
+                raise ValueError(f"manifest {path}: file {name!r} of split {split!r} is "
+                                 f"not inside the data directory (file names must be "
+                                 f"relative paths under it)")
 
 
 def special_ids(manifest: dict) -> dict[str, int]:

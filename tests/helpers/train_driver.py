@@ -3,8 +3,9 @@
     cd tests && python -m helpers.train_driver SPEC_JSON     (helpers.training.driver)
 
 SPEC: {"config": "cpu_small" (a packaged name or a path), "workdir": DIR, "overrides": {"a.b": value},
-       "source": {SyntheticSource kwargs}, "distributed": {coordinator, num_processes,
-       process_id}, "mode": "train" | "meshes", "take_over_lock": bool,
+       "source": {SyntheticSource kwargs} | "tfrecord" (config.data_dir), "distributed":
+       {coordinator, num_processes, process_id}, "mode": "train" | "meshes",
+       "take_over_lock": bool,
        "meshes": [{"mesh": {data, fsdp, tensor}, "overrides": {...}}, ...]}
 """
 from __future__ import annotations
@@ -51,7 +52,9 @@ def main() -> int:
     from linkbert_jax import main as entry
     config = load_config_file(spec["config"], spec.get("overrides", {}))
     dist = spec.get("distributed", {})
-    return entry.run(config, spec["workdir"], SyntheticSource(**spec.get("source", {})),
+    source = spec.get("source", {})
+    source = None if source == "tfrecord" else SyntheticSource(**source)
+    return entry.run(config, spec["workdir"], source,
                      coordinator=dist.get("coordinator"),
                      num_processes=dist.get("num_processes"),
                      process_id=dist.get("process_id"),
