@@ -242,12 +242,13 @@ def _finish(config, setup, evaluate, best: Selection, task_data, workdir: str,
     params = jax.tree_util.tree_map(steps.to_sharded, best.params, setup.state_sh.params)
     results = {"seed": config.seed, "best_step": best.step, "metric": config.metric,
                "dev": best.metrics}
-    out = {name: evaluate(params, splits[name]) for name in ("validation", "test")
-           if name in splits}
-    if any(v is None for v in out.values()):
-        log.warning("stopped after a termination signal, before the predictions: run the "
-                    "same command again to write them")
-        return None
+    out = {}
+    for name in [k for k in ("validation", "test") if k in splits]:
+        out[name] = evaluate(params, splits[name])
+        if out[name] is None:
+            log.warning("stopped after a termination signal, before the predictions: run "
+                        "the same command again to write them")
+            return None
     _write_predictions(os.path.join(workdir, "dev_predictions.jsonl"), splits["validation"],
                        out["validation"][0])
     if "test" in splits:
