@@ -169,6 +169,7 @@ def _rerun(cli, workdir, log) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_zero_and_the_same_command_resumes_bitwise(cli, tmp_path):
     command, env, _, _ = cli
     work = tmp_path / "work"
@@ -185,6 +186,7 @@ def test_sigterm_saves_exits_zero_and_the_same_command_resumes_bitwise(cli, tmp_
     assert "seed 1: finished earlier" in out and "seed 2: resumed from" in out
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_checkpoint_the_same_command_resumes_bitwise(cli, tmp_path):
     command, env, _, _ = cli
     work = tmp_path / "work"
@@ -197,6 +199,7 @@ def test_sigkill_after_a_checkpoint_the_same_command_resumes_bitwise(cli, tmp_pa
     assert "seed 1: resumed from" in out and "rows after step" in out
 
 
+@pytest.mark.slow
 def test_num_train_steps_is_honoured(cli):
     _, _, baseline, out = cli
     assert f"{STEPS} steps (num_train_steps of 64 examples" in out
