@@ -40,7 +40,8 @@ def assert_same_outputs(a, b) -> None:
     assert _rows(a) == rows
     kinds = [(r["step"], "loss" in r) for r in rows]
     assert len(kinds) == len(set(kinds)), "a metrics row is repeated"
-    assert not os.path.exists(os.path.join(b, "checkpoints"))  # removed when finished
+    ckpt = os.path.join(b, "checkpoints")  # its steps removed when finished
+    assert not os.path.exists(ckpt) or not [d for d in os.listdir(ckpt) if d[0].isdigit()]
 
 
 # ---------------------------------------------------------------------------- in process
@@ -83,6 +84,10 @@ def ft(tmp_path_factory):
 @pytest.mark.parametrize("n", [3, 6, 11, 17, 20])
 def test_stopped_anywhere_the_same_call_resumes_bitwise(ft, tmp_path, n, caplog):
     run, baseline, expected, _ = ft
+    mine = {tmp_path / "notes.txt": b"mine", tmp_path / "checkpoints" / "notes.txt": b"too"}
+    for path, content in mine.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(content)
     stop = ScriptedStop(n)
     assert run(tmp_path, stop=stop) is None
     assert stop.calls == n  # nothing more was computed: the save started at once
@@ -90,6 +95,7 @@ def test_stopped_anywhere_the_same_call_resumes_bitwise(ft, tmp_path, n, caplog)
         assert "evaluation interrupted by a termination signal" in caplog.text
     assert run(tmp_path) == expected
     assert_same_outputs(baseline, tmp_path)
+    assert all(path.read_bytes() == content for path, content in mine.items())
 
 
 def test_finished_seed_is_reused_and_another_run_refused(ft, tmp_path):
@@ -106,6 +112,11 @@ def test_finished_seed_is_reused_and_another_run_refused(ft, tmp_path):
         msg = str(err.value)
         assert what in msg and "config.learning_rate: 0.001 -> 0.0001" in msg, msg
         assert "use a new --workdir" in msg and "\n" not in msg
+    old = tmp_path / "older_version"  # results.json without the record of its run
+    old.mkdir()
+    (old / "results.json").write_text('{"seed": 42, "dev": {"accuracy": 0.5}}')
+    with pytest.raises(ConfigError, match="results.json has no record of the run"):
+        run(old)
 
 
 def test_num_train_steps_overrides_epochs_and_negative_is_refused():

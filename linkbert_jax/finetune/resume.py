@@ -23,7 +23,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 from typing import Optional
 
 import jax
@@ -50,6 +49,9 @@ def record(config, origin: dict) -> dict:
 
 def check_same_run(saved: dict, current: dict, where: str) -> None:
     """``ConfigError`` naming the first differences when ``saved`` is another run."""
+    if not saved:
+        raise ConfigError(f"{where} has no record of the run that wrote it (an older "
+                          f"version?): use a new --workdir, or move it away to start over")
     keys = sorted(k for k in set(saved) | set(current)
                   if saved.get(k) != current.get(k) and k not in IGNORED)
     if keys:
@@ -126,14 +128,20 @@ def restore(mgr, state, run: dict) -> Optional[Resumed]:
 
 
 def discard(mgr, workdir: str) -> None:
-    """A finished seed's checkpoints (its results and model are written): removed."""
+    """A finished seed's checkpoints (its results and model are written): its steps
+    removed, then the directory if nothing else is in it."""
     mgr.wait_until_finished()
+    for step in mgr.all_steps():
+        mgr.delete(step)
     mgr.close()
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("finished seed")
     if jax.process_index() == 0:
-        shutil.rmtree(checkpoints.checkpoint_dir(workdir), ignore_errors=True)
+        try:
+            os.rmdir(checkpoints.checkpoint_dir(workdir))
+        except OSError:  # a file of someone else's: left there
+            pass
 
 
 class NeverStop:
