@@ -71,6 +71,29 @@ def _to_python(x):
     return x.item() if x.ndim == 0 else x.tolist()
 
 
+def drop_rows_after(workdir: str, step: int) -> int:
+    """Keep the rows of ``WORKDIR/metrics.jsonl`` up to ``step`` (a run resumed at
+    ``step`` writes the later ones again) and drop a line cut short by a kill; the file is
+    rewritten under a temporary name. Returns the number of rows dropped."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass  # a line cut short by a kill
+    if len(kept) < len(lines):
+        with open(path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(path + ".tmp", path)
+    return len(lines) - len(kept)
+
+
 class MetricsWriter:
     """Writes on process 0 only: ``WORKDIR/metrics.jsonl`` and TensorBoard event files."""
 

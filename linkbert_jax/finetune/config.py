@@ -4,7 +4,8 @@ only the differences: the LinkBERT paper's per-task hyperparameters).
 
 ``get_config(task, **overrides)`` returns the full ``ml_collections.ConfigDict`` with every
 key the fine-tuning loop reads. The optimizer keys are those of
-``linkbert_jax.optimizer`` (``num_train_steps`` is resolved from the epochs at run time);
+``linkbert_jax.optimizer`` (``num_train_steps``, when 0, is resolved from the epochs at
+run time);
 their defaults are Hugging Face ``Trainer``'s, which LinkBERT's run scripts use (AdamW
 0.9/0.999/1e-8, no weight decay, clip 1.0, linear decay, no warmup unless stated).
 """
@@ -57,7 +58,8 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     c.eval_batch_size = 64
     c.microbatches = 1
     c.num_train_epochs = 3.0
-    c.num_train_steps = 0  # resolved from the epochs and the training split's size
+    c.num_train_steps = 0  # > 0: this many steps, num_train_epochs ignored; 0: resolved
+    # from the epochs and the training split's size
     c.learning_rate = 5e-5
     c.warmup_steps = 0
     c.warmup_fraction = 0.0  # > 0: warmup = fraction of all steps (HF's warmup_ratio)
@@ -72,6 +74,7 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     c.metric = metric  # the dev metric that selects the best checkpoint (higher is better)
     c.eval_every_steps = 0  # 0: at the end of every epoch
     c.log_every_steps = 20
+    c.checkpoint_every_steps = 500  # and on SIGTERM/SIGINT and at the end (resumable)
     c.seed = 42  # HF Trainer's default seed
 
     # Parallelism: the pretraining mesh and logical rules.

@@ -198,16 +198,16 @@ def _grouped(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng) -> np
 
 def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
                   process_index: int = 0, process_count: int = 1,
-                  lengths: Lengths = Lengths()) -> Iterator[dict]:
+                  lengths: Lengths = Lengths(), first: int = 0) -> Iterator[dict]:
     """One epoch of shuffled global batches (the last one zero-weight padded, as a
     PyTorch DataLoader's shorter last batch), shaped by ``lengths`` (cut or packed);
-    each process gets its part."""
+    each process gets its part. ``first``: batches of the epoch to skip (a resume)."""
     arr = model_inputs(split.arrays)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(split))
     if lengths.group:
         order = _grouped(order, row_lengths(split), batch_size, rng)
-    for start in range(0, len(order), batch_size):
+    for start in range(first * batch_size, len(order), batch_size):
         b = lengths.shape(_take(arr, order[start:start + batch_size], batch_size))
         yield _local(b, process_index, process_count)
 

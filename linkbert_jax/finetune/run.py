@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -43,7 +44,7 @@ def table(title: str, results: Sequence[dict]) -> str:
 
 def _write_summary(workdir: str, title: str, results: Sequence[dict]) -> str:
     text = table(title, results)
-    rows = [{k: v for k, v in r.items() if k != "params"} for r in results]
+    rows = list(results)
     for name, content in (("summary.md", text + "\n"),
                           ("summary.json", json.dumps({"title": title, "runs": rows,
                                                        "summary": summary(results)},
@@ -55,10 +56,31 @@ def _write_summary(workdir: str, title: str, results: Sequence[dict]) -> str:
     return text
 
 
+def _origin(init: str, pre, files: dict) -> dict:
+    """Where a run's inputs come from, in absolute paths (with a workdir's step, read
+    from ``pretrained.load``'s description: ``workdir PATH at step N``)."""
+    at_step = re.search(r" at step (\d+)$", pre.source)
+    return {"init": os.path.abspath(init), "init_step": at_step and int(at_step.group(1)),
+            "tokenizer": os.path.abspath(pre.tokenizer_dir),
+            **{f"{k}_file": os.path.abspath(v) for k, v in files.items() if v}}
+
+
 def finetune(config, *, init: str, files: dict, workdir: str,
              seeds: Optional[Sequence[int]] = None, step: Optional[int] = None,
              tokenizer: Optional[str] = None, cache_dir: Optional[str] = None) -> list:
-    """Run every seed; returns their results (``params`` included: the best, on host)."""
+    """Run every seed (resuming a stopped one, reusing finished ones); returns their
+    results, or [] when a signal stopped the run (saved: the same call resumes it)."""
+    from linkbert_jax.preemption import StopSignal
+    stop = StopSignal()
+    try:
+        return _finetune(config, stop, init=init, files=files, workdir=workdir, seeds=seeds,
+                         step=step, tokenizer=tokenizer, cache_dir=cache_dir)
+    finally:
+        stop.restore()
+
+
+def _finetune(config, stop, *, init, files, workdir, seeds, step, tokenizer,
+              cache_dir) -> list:
     import jax
     from linkbert_jax.finetune import export, loop, pretrained, tasks, train
 
@@ -69,19 +91,28 @@ def finetune(config, *, init: str, files: dict, workdir: str,
              pre.config.hidden_size, pre.tokenizer_dir)
     task_data = tasks.load(tasks.get_task(config.task), files, tok, config,
                            cache_dir or os.path.join(workdir, "cache"))
+    steps_given = config.num_train_steps > 0
     train.resolve_steps(config, len(task_data.splits["train"]))
     train.validate(config, pre.config, tok)
-    log.info("%s: %s; %d steps (%s epochs of %d examples, batch %d) on %d devices",
+    log.info("%s: %s; %d steps (%s of %d examples, batch %d) on %d devices",
              config.task, ", ".join(f"{k} {len(v)}" for k, v in task_data.splits.items()),
-             config.num_train_steps, config.num_train_epochs,
-             len(task_data.splits["train"]), config.batch_size, jax.device_count())
+             config.num_train_steps, "num_train_steps" if steps_given else
+             f"{config.num_train_epochs} epochs", len(task_data.splits["train"]),
+             config.batch_size, jax.device_count())
     setup = train.build(config, pre, task_data)
     compiled = train.compile_steps(setup, task_data.task.loss, config)
     results = []
     for seed in seeds or [config.seed]:
         config.seed = int(seed)
         out = workdir if not seeds else os.path.join(workdir, f"seed_{seed}")
-        results.append(loop.run_seed(config, pre, task_data, setup, compiled, out))
+        if stop.should_stop(0):  # between seeds: nothing to save
+            log.warning("stopped after a termination signal, before seed %d", seed)
+            return []
+        result = loop.run_seed(config, pre, task_data, setup, compiled, out, stop=stop,
+                               origin=_origin(init, pre, files))
+        if result is None:  # stopped by a signal, saved
+            return []
+        results.append(result)
     if jax.process_index() == 0:
         title = f"{config.task} from {init}"
         text = _write_summary(workdir, title, results)
@@ -90,13 +121,16 @@ def finetune(config, *, init: str, files: dict, workdir: str,
 
 
 def run(config, *, coordinator=None, num_processes=None, process_id=None, **kwargs) -> int:
-    """``finetune`` with errors as one line: 2 for bad input or config, 3 for a NaN."""
+    """``finetune`` with errors as one line: 2 for bad input, config or checkpoints, 3
+    for a NaN."""
     from linkbert_jax import runtime
+    from linkbert_jax.checkpoints import IntegrityError
+    from linkbert_jax.orbax_faults import CheckpointWriteError
     runtime.setup_logging("datasets")
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:
         finetune(config, **kwargs)
-    except (ConfigError, NonFiniteLossError) as err:
+    except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError) else 3
+        return 3 if isinstance(err, NonFiniteLossError) else 2
     return 0

@@ -42,13 +42,20 @@ class Setup:
 # ---------------------------------------------------------------------------- checks
 
 def resolve_steps(config, num_train: int) -> None:
-    """``num_train_steps`` from the epochs (as HF Trainer: ceil(epochs x steps/epoch))."""
-    per_epoch = data.steps_per_epoch(num_train, config.batch_size)
-    config.num_train_steps = max(1, math.ceil(config.num_train_epochs * per_epoch))
+    """``num_train_steps``: as given when > 0 (``num_train_epochs`` is then ignored, as
+    HF Trainer's ``max_steps``), else from the epochs: ceil(epochs x steps/epoch)."""
+    if config.num_train_steps < 0:
+        raise ConfigError(f"num_train_steps is {config.num_train_steps}: it must be > 0, "
+                          f"or 0 to train num_train_epochs epochs (--config.num_train_steps)")
+    if config.num_train_steps == 0:
+        per_epoch = data.steps_per_epoch(num_train, config.batch_size)
+        config.num_train_steps = max(1, math.ceil(config.num_train_epochs * per_epoch))
 
 
 def validate(config, model_cfg, tokenizer) -> None:
     """Everything that would otherwise fail deep inside compilation, as one message."""
+    from linkbert_jax.trainer import check_counts
+    check_counts(config)  # the step counts it has (num_train_steps resolved)
     mesh = sharding.make_mesh(config.mesh)
     dp = sharding.data_parallel_size(mesh, sharding.rules_from_config(config))
     for name, b, unit in (("batch_size", config.batch_size, dp * config.microbatches),
@@ -164,12 +171,16 @@ def compile_steps(setup: Setup, loss, config):
 
 
 def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int,
-              lengths: data.Lengths = data.Lengths()):
+              lengths: data.Lengths = data.Lengths(), stop=None):
     """Logits of every row of ``split``, in order, on the host (per-token logits of
-    batches cut shorter padded back to the split's length with zeros)."""
+    batches cut shorter padded back to the split's length with zeros); None when
+    ``stop`` (a ``linkbert_jax.preemption.StopSignal``) asks to stop between batches."""
     out, L = [], split.arrays["input_ids"].shape[-1]
-    for batch in data.eval_batches(split, batch_size, jax.process_index(),
-                                   jax.process_count(), lengths):
+    for i, batch in enumerate(data.eval_batches(split, batch_size, jax.process_index(),
+                                                jax.process_count(), lengths)):
+        if stop is not None and stop.should_stop(i):
+            log.warning("evaluation interrupted by a termination signal (batch %d)", i)
+            return None
         x = np.asarray(jax.device_get(eval_fn(params, sharding.global_batch(batch,
                                                                             setup.data_sh))))
         if x.ndim == 3 and x.shape[1] < L:  # [B, l, K]
