@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   builds linked pairs from real Wikipedia, pretrains, exports, shows it working
+#   make demo   builds linked pairs from the Python docs, pretrains, exports, shows it working
 #   make test   installs the test and beam extras and the Python documentation corpus, and
 #               runs the whole test suite (what CI runs)
 PYTHON ?= python3
@@ -52,7 +52,7 @@ TEST_WORKERS ?= 2
 test: install pydocs
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
-demo: install
+demo: install pydocs
 	$(PY) -m linkbert_jax.demo $(DEMO_ARGS)
 
 bench: install

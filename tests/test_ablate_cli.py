@@ -62,6 +62,7 @@ def test_arms_have_one_owner():
     (["--seeds", "a"], "integers"),
     (["--pretrain", "noequals"], "KEY=VALUE"),
     (["--finetune", "=3"], "KEY=VALUE"),
+    (["--pretrain", "num_train_stpes=5"], "no config field 'num_train_stpes'"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, capsys, argv, says):
     rc, _, _, err = dry_run(tmp_path, capsys, *argv)

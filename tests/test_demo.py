@@ -1,5 +1,5 @@
-"""The newcomer's command, shrunk: every stage runs for real (build from the gensim
-Wikipedia sample with MiniLM's vocabulary, continue MiniLM as a LinkBERT, export, PyTorch
+"""The newcomer's command, shrunk: every stage runs for real (build from the Python
+documentation, ``make pydocs``, with MiniLM's vocabulary, continue MiniLM as a LinkBERT, export, PyTorch
 fill-mask and DRP), then a re-run reuses them. The two runs are the README's block
 ``demo`` (``python -m linkbert_jax.demo``, then ``linkbert-demo``), from the package
 installed in a fresh venv (not editable), in a directory outside the checkout."""
@@ -10,7 +10,8 @@ import subprocess
 import transformers
 
 from helpers import installed, readme
-from linkbert_jax.demo import FILL_MASK_SENTENCES, eval_pairs
+from linkbert_jax import samples
+from linkbert_jax.demo import CORPORA, eval_pairs
 
 SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1"]
 
@@ -18,8 +19,9 @@ SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1"]
 def _demo(command: list, workdir, python: str):
     """``command`` (``python`` is the fresh venv's; a console script is on its PATH)."""
     command = [python, *command[1:]] if command[0] == "python" else command
+    docs = {samples.PYDOCS_ENV: samples.python_docs()}  # the checkout's `make pydocs`
     out = subprocess.run([*command, "--workdir", str(workdir), *SHRINK], cwd=workdir.parent,
-                         env=installed.env(python), capture_output=True, text=True,
+                         env=installed.env(python, **docs), capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
@@ -32,11 +34,11 @@ def test_demo_end_to_end_then_reuses(tmp_path, installed_python):
     text = _demo(first, workdir, installed_python)
     for stage in ("1/4 data", "2/4 train", "3/4 export", "4/4 show", "summary"):
         assert stage in text
-    assert "fill-mask" in text and "The capital of France is [MASK]." in text
+    assert "fill-mask" in text and CORPORA["pydocs"]["fill_mask"][0] in text
     assert "verified:" in text  # the export matched transformers
     for rel in ("contiguous", "random", "linked"):
         assert f"gold {rel}" in text
-    assert "DRP accuracy" in text and "106 Wikipedia articles" in text
+    assert "DRP accuracy" in text and "4,395 Python documentation pages" in text
     png = workdir / "train" / "training_curves.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert (workdir / "export" / "model.safetensors").exists()
@@ -57,7 +59,7 @@ def check_export(workdir):
     assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.1
     pairs = [transformers.AutoTokenizer.from_pretrained(export).decode(ex["input_ids"][1:-1])
              for ex in eval_pairs(str(workdir / "data")).values()]
-    texts = list(FILL_MASK_SENTENCES) + pairs
+    texts = list(CORPORA["pydocs"]["fill_mask"]) + pairs
     ids = {fast: transformers.AutoTokenizer.from_pretrained(export, use_fast=fast)(texts)
            ["input_ids"] for fast in (True, False)}
     assert ids[True] == ids[False]
