@@ -21,9 +21,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
 _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
-_TAKE_OVER = flags.DEFINE_bool(
-    "take_over_lock", False, "Take the workdir's lock (writer.lock) even if its holder may "
-    "still run (one on another host cannot be checked; a dead pid here is taken over anyway).")
+_TAKE_OVER = runtime.define_take_over_lock_flag()
 flags.mark_flags_as_required(["config", "workdir"])
 
 

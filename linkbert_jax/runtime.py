@@ -26,6 +26,16 @@ def define_distributed_flags():
             flags.DEFINE_integer("process_id", None, "This process's index."))
 
 
+def define_take_over_lock_flag():
+    """``--take_over_lock`` (:mod:`linkbert_jax.workdir_lock`), for an entry point that
+    holds a workdir's lock."""
+    from absl import flags
+    return flags.DEFINE_bool(
+        "take_over_lock", False, "Take the workdir's lock (writer.lock) even if its holder "
+        "may still run (one on another host cannot be checked; a dead pid here is taken "
+        "over anyway).")
+
+
 def init_distributed(coordinator: str | None, num_processes: int | None,
                      process_id: int | None) -> None:
     """Explicit flags, else auto-detection on TPU pods / GPU clusters, else one process."""

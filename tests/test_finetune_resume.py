@@ -17,9 +17,12 @@ import time
 import pytest
 
 from helpers import finetune_data, processes
+from linkbert_jax import export_dir, vocabulary, workdir_lock
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import loop, pretrained, tasks, train
+from linkbert_jax.finetune import run as ft_run
+from linkbert_jax.samples import minilm_dir
 
 TIMING = ("steps_per_sec", "examples_per_sec")
 OUTPUTS = ("results.json", "dev_predictions.jsonl", "predictions.jsonl",
@@ -130,6 +133,32 @@ def test_num_train_steps_overrides_epochs_and_negative_is_refused():
     c.num_train_steps = -5
     with pytest.raises(ConfigError, match="num_train_steps is -5: it must be > 0, or 0"):
         train.resolve_steps(c, 64)
+
+
+def test_a_second_run_on_the_workdir_is_refused_and_writes_nothing(ft, tmp_path, capsys):
+    """Issue 22 row 4 for fine-tuning: one run per workdir (its lock names the holder)."""
+    _, _, _, c = ft
+    files = finetune_data.real_task("seqcls", tmp_path / "data", n_train=8, n_dev=8)
+    wd = tmp_path / "wd"
+    with workdir_lock.lock_dir(str(wd), what="fine-tuning run"):
+        rc = ft_run.run(c.copy_and_resolve_references(), init=str(tmp_path / "never_read"),
+                        files=files, workdir=str(wd))
+        assert sorted(os.listdir(wd)) == [workdir_lock.LOCK_NAME]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {wd} is in use") and f"pid {os.getpid()}" in err[0]
+    assert os.listdir(wd) == []  # released
+
+
+def test_the_model_records_its_vocabulary(ft):
+    """Issue 22 item 2: the fine-tuned model's export record has the vocabulary hash of
+    the tokenizer it was trained with (as the pretraining export's)."""
+    _, baseline, _, _ = ft
+    with open(baseline / "model" / export_dir.MARKER_NAME) as f:
+        record = json.load(f)
+    assert record[vocabulary.KEY] == vocabulary.of_tokenizer(minilm_dir())  # tiny_bert's
+    assert vocabulary.of_hf_dir(str(baseline / "model"), "--init").sha256 == record[
+        vocabulary.KEY]
 
 
 # ---------------------------------------------------------------------------- the command

@@ -35,6 +35,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
 _SEEDS = flags.DEFINE_list("seeds", None, "run once per seed and report mean ± std")
 _CACHE = flags.DEFINE_string("cache_dir", None, "tokenized data cache (default WORKDIR/cache)")
 _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
+_TAKE_OVER = runtime.define_take_over_lock_flag()
 flags.mark_flags_as_required(["init", "train_file", "validation_file", "workdir"])
 
 
@@ -61,7 +62,8 @@ def main(argv):
     seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
     sys.exit(run.run(config, init=_INIT.value, files=files, workdir=_WORKDIR.value,
                      seeds=seeds, step=_STEP.value, tokenizer=_TOKENIZER.value,
-                     cache_dir=_CACHE.value, coordinator=_COORDINATOR.value,
+                     cache_dir=_CACHE.value, take_over_lock=_TAKE_OVER.value,
+                     coordinator=_COORDINATOR.value,
                      num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
 
 

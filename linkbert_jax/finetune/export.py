@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from linkbert_jax import export_dir, hf_files, param_mapping
+from linkbert_jax import export_dir, hf_files, param_mapping, vocabulary
 from linkbert_jax.data.outdir import inside
 from linkbert_jax.export_dir import OutputDirError
 
@@ -98,6 +98,7 @@ def save(model, params, out_dir: str, tokenizer, labels: list, problem_type=None
         hf_files.write_json(os.path.join(tmp, hf_files.CONFIG_NAME),
                             config_dict(model, labels, problem_type))
         tokenizer.save_pretrained(tmp)
+        marker[vocabulary.KEY] = vocabulary.of_tokenizer(tmp)  # as the pretraining export
     return out_dir
 
 

@@ -67,16 +67,20 @@ def _origin(init: str, pre, files: dict) -> dict:
 
 def finetune(config, *, init: str, files: dict, workdir: str,
              seeds: Optional[Sequence[int]] = None, step: Optional[int] = None,
-             tokenizer: Optional[str] = None, cache_dir: Optional[str] = None) -> list:
+             tokenizer: Optional[str] = None, cache_dir: Optional[str] = None,
+             take_over_lock: bool = False) -> list:
     """Run every seed (resuming a stopped one, reusing finished ones); returns their
-    results, or [] when a signal stopped the run (saved: the same call resumes it)."""
+    results, or [] when a signal stopped the run (saved: the same call resumes it). One
+    run per workdir (:mod:`linkbert_jax.workdir_lock`): a second one is refused."""
+    from linkbert_jax import workdir_lock
     from linkbert_jax.preemption import StopSignal
-    stop = StopSignal()
-    try:
-        return _finetune(config, stop, init=init, files=files, workdir=workdir, seeds=seeds,
-                         step=step, tokenizer=tokenizer, cache_dir=cache_dir)
-    finally:
-        stop.restore()
+    with workdir_lock.lock_run(workdir, take_over=take_over_lock, what="fine-tuning run"):
+        stop = StopSignal()
+        try:
+            return _finetune(config, stop, init=init, files=files, workdir=workdir,
+                             seeds=seeds, step=step, tokenizer=tokenizer, cache_dir=cache_dir)
+        finally:
+            stop.restore()
 
 
 def _finetune(config, stop, *, init, files, workdir, seeds, step, tokenizer,
@@ -126,11 +130,13 @@ def run(config, *, coordinator=None, num_processes=None, process_id=None, **kwar
     from linkbert_jax import runtime
     from linkbert_jax.checkpoints import IntegrityError
     from linkbert_jax.orbax_faults import CheckpointWriteError
+    from linkbert_jax.workdir_lock import LockedError
     runtime.setup_logging("datasets")
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:
         finetune(config, **kwargs)
-    except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError) as err:
+    except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError,
+            LockedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 3 if isinstance(err, NonFiniteLossError) else 2
     return 0
