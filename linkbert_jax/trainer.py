@@ -292,6 +292,17 @@ def _throughput(config, model_cfg: ModelConfig, start: int) -> metrics_log.Throu
                                   start, config.num_train_steps)
 
 
+def _log(pending: list, mgr, meter, writer, step: int, total: int) -> list:
+    """Log the mean of the metrics since the last log point (their losses checked
+    first); returns the new, empty pending list."""
+    _check_finite(pending, mgr)
+    row = metrics_log.mean_of(jax.device_get([m for _, m in pending]))
+    row.update(meter.measure(step))
+    writer.write(step, row)
+    log.info(metrics_log.console_line(step, total, row))
+    return []
+
+
 def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     setup = setup_run(config, workdir, source)
     train_fn, eval_fn = compile_train_step(config, setup)
@@ -302,6 +313,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
                               async_save=config.async_checkpointing)
     run = start_run(config, mgr, setup)
     state, base_rng, start = run.state, run.base_rng, run.step
+    saved_at = lambda s: {**run.data.at(s).meta(), **setup.saved}  # noqa: E731 (meta)
 
     # --- input: this process's shard of the stream, resumed at the saved position
     source = setup.source
@@ -328,26 +340,19 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
             pending.append((step, m))
             # --- log
             if step % config.log_every_steps == 0 or step == total or step == start + 1:
-                _check_finite(pending, mgr)
-                row = metrics_log.mean_of(jax.device_get([m for _, m in pending]))
-                row.update(meter.measure(step))
-                writer.write(step, row)
-                log.info(metrics_log.console_line(step, total, row))
-                pending = []
+                pending = _log(pending, mgr, meter, writer, step, total)
             # --- checkpoint (only after every loss since the last one was checked)
             checkpoints.raise_if_save_failed(mgr, failures)
             preempted = stop.should_stop(step)
             if step % config.checkpoint_every_steps == 0 or step == total or preempted:
                 _check_finite(pending, mgr)
-                _save(mgr, state, base_rng, step, {**run.data.at(step).meta(), **setup.saved},
-                      force=preempted)
+                _save(mgr, state, base_rng, step, saved_at(step), force=preempted)
             # --- eval
             if (config.eval_every_steps and step % config.eval_every_steps == 0) or (
                     config.eval_at_end and step == total):
                 if not evaluate_and_log(config, source, eval_fn, state.params, data_sh, writer,
                                         step, stop):  # a signal: save (if not yet), stop
-                    preempted = _save_now(mgr, state, base_rng, step,
-                                          {**run.data.at(step).meta(), **setup.saved}, pending)
+                    preempted = _save_now(mgr, state, base_rng, step, saved_at(step), pending)
                 meter.reset(step)
             # --- preemption
             if preempted:
