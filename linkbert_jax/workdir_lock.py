@@ -185,12 +185,13 @@ def _remove_if_unchanged(lock: str, held: dict) -> bool:
 
 def acquire(path: str, *, take_over: bool = False, what: str = "directory") -> dict:
     """Take ``path``'s lock (creating ``path``); the record written, or ``LockedError``."""
+    created = not os.path.isdir(path)
     os.makedirs(path, exist_ok=True)
     lock = os.path.join(path, LOCK_NAME)
     record = me()
     for _ in range(5):
-        if _create(lock, record):
-            return record
+        if _create(lock, record):  # release removes a directory it created, left empty
+            return {**record, "_created": True} if created else record
         held = _read(lock)
         if held is None:  # released meanwhile
             continue
@@ -214,6 +215,9 @@ def release(path: str, record: dict) -> None:
     if held and held.get("token") == record["token"]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
+        if record.get("_created"):  # a run refused before writing leaves no directory
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # only if empty
     elif held is not None:
         log.warning("%s: the lock was taken over by %s while this process held it",
                     path, describe(held))

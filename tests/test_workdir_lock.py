@@ -162,3 +162,17 @@ def test_racers_on_one_stale_lock_exactly_one_wins(tmp_path):
     assert all(f"pid {winner} on host" in o for o in refused), outs
     assert not (d / LOCK_NAME).exists()
     assert sorted(os.listdir(d)) == []  # no temporary files left
+
+
+def test_a_directory_the_lock_created_is_removed_only_if_left_empty(tmp_path):
+    """A run refused before it wrote anything leaves no new directory behind; a
+    directory that existed, or that the run wrote into, stays."""
+    new, kept, existing = tmp_path / "new", tmp_path / "kept", tmp_path / "existing"
+    existing.mkdir()
+    for path in (new, existing):
+        with workdir_lock.lock_dir(str(path)):
+            assert (path / workdir_lock.LOCK_NAME).exists()
+    with workdir_lock.lock_dir(str(kept)):
+        (kept / "config.json").write_text("{}")
+    assert not new.exists() and existing.is_dir() and os.listdir(existing) == []
+    assert os.listdir(kept) == ["config.json"]
