@@ -33,6 +33,8 @@ import json
 import os
 import posixpath
 
+from linkbert_jax.data.files import is_remote  # one owner: a scheme:// at the start
+
 # --- the pair record ---------------------------------------------------------------------
 INPUT_IDS = "input_ids"
 A_LENGTH = "a_length"
@@ -74,11 +76,6 @@ DOCUMENTS_NAME = "documents.jsonl"
 REQUIRED_KEYS = ("max_seq_length", "vocab_size", "files")
 REQUIRED_SPECIALS = ("cls", "sep", "pad", "mask")
 _LEGACY_SPECIAL_TABLES = ("special_token_ids", "special_tokens")
-
-
-def is_remote(path: str) -> bool:
-    """A ``scheme://`` path (gs://, s3://, ram://...): read through ``tf.io.gfile``."""
-    return "://" in path
 
 
 def _open(path: str):

@@ -13,6 +13,8 @@ _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def is_remote(path: str) -> bool:
+    """A ``scheme://`` path (gs://, s3://, ram://...), the scheme at the start: read
+    through a filesystem library; anything else (``dir/a://b`` too) is a local path."""
     return bool(_SCHEME.match(path))
 
 
