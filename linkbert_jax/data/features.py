@@ -47,6 +47,7 @@ TRAINING_FEATURES = (INPUT_IDS, A_LENGTH, RELATION)  # what the input pipeline p
 RELATIONS = ("contiguous", "random", "linked")  # names of the relation labels, in order
 NUM_RELATIONS = len(RELATIONS)
 CONTIGUOUS, RANDOM, LINKED = range(NUM_RELATIONS)
+SPLITS = ("train", "eval")  # the builder's splits, by index (documents.jsonl, shard names)
 
 
 def feature_spec(names=FEATURES) -> dict:

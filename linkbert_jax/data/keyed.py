@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkbert_jax.data.features import CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM, RELATIONS
+from linkbert_jax.data.features import (CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM, RELATIONS,
+                                        SPLITS)
 
 log = logging.getLogger(__name__)
-SPLIT_NAMES = ("train", "eval")
 TRAIN, EVAL = 0, 1
 POOL_ALL = 2  # the partner pool of the eval split: every document, ranked by its index
 LINK_SAMPLINGS = ("inverse_in_degree", "uniform")  # --link_sampling
@@ -150,12 +150,12 @@ def relation_rates(counts, pool_size: int, probs, examples_per_segment: float,
     for r in range(NUM_RELATIONS):
         if p[r] > 0 and eligible[r] == 0:
             log.warning("%s split: no anchor can serve relation '%s'; its probability "
-                        "%.3f is spread over the others", SPLIT_NAMES[split], RELATIONS[r], p[r])
+                        "%.3f is spread over the others", SPLITS[split], RELATIONS[r], p[r])
             p[r] = 0.0
     n = examples_per_segment * int(counts[1])
     if p.sum() == 0:
         if n > 0:
-            raise ValueError(f"{SPLIT_NAMES[split]} split: no relation can be sampled")
+            raise ValueError(f"{SPLITS[split]} split: no relation can be sampled")
         return np.zeros(NUM_RELATIONS)
     p = p / p.sum()
     return np.array([n * p[r] / eligible[r] if eligible[r] else 0.0

@@ -7,9 +7,9 @@ import os
 import numpy as np
 
 from linkbert_jax.data import files, records, sampler
-from linkbert_jax.data.features import MANIFEST_NAME, NUM_RELATIONS, serialize_example
+from linkbert_jax.data.features import (MANIFEST_NAME, NUM_RELATIONS, SPLITS,
+                                        serialize_example)
 
-SPLITS = ("train", "eval")
 TMP_SUFFIX = ".tmp"
 
 
