@@ -6,7 +6,7 @@ from the MiniLM-L6-H384 (uncased) BERT checkpoint that ships in the
 vocabulary (``--tokenizer`` of the corpus builder). fp32, no dropout, short warmup; pairs
 of 64 tokens so that the 2-core CPU demo does ~0.9 steps/s on a quiet VM. Learning rate
 1e-3: at 2e-4 the relation loss stayed at ln 3 for 250 steps on the Python documentation;
-at 1e-3 held-out linked pairs score above chance by step 250 (README, the demo).
+at 1e-3 all three held-out relations score above chance by step 500 (README, the demo).
 
 Launch (the demo passes the checkpoint directory)::
 
