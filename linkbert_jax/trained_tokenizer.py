@@ -5,7 +5,6 @@ under ``data_dir``), else that of the Hugging Face checkpoint training continued
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional
 
@@ -19,12 +18,11 @@ def is_tokenizer_dir(path: str) -> bool:
 
 
 def _data_tokenizer(data_dir: str) -> str:
-    from linkbert_jax.data.features import MANIFEST_NAME
+    from linkbert_jax.data import features
     name = "tokenizer"
     try:
-        with open(os.path.join(data_dir, MANIFEST_NAME), encoding="utf-8") as f:
-            name = json.load(f).get("tokenizer_dir") or name
-    except (OSError, ValueError, AttributeError):
+        name = features.read_manifest(data_dir).get("tokenizer_dir") or name
+    except (OSError, ValueError):
         pass  # no (readable) manifest: the builder's default name
     return os.path.join(data_dir, name)
 

@@ -17,7 +17,6 @@ without a tokenizer) is not compared.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional
 
@@ -79,13 +78,8 @@ def _training_data(data_dir: str) -> Optional[Side]:
 def of_hf_dir(path: str, what: str) -> Optional[Side]:
     """A Hugging Face directory's vocabulary: the one its export recorded, else its own
     tokenizer's; None when neither is there (or the tokenizer is unreadable)."""
-    from linkbert_jax.export import STAMP_NAME
-    stamp = os.path.join(path, STAMP_NAME)
-    try:
-        with open(stamp) as f:
-            sha = json.load(f).get(KEY)
-    except (OSError, ValueError, AttributeError):  # no (readable) export record
-        sha = None
+    from linkbert_jax import export_dir
+    sha = (export_dir.read_marker(path) or {}).get(KEY)  # the export's record, if any
     if sha:
         return Side(what, path, sha)
     if not has_tokenizer(path):

@@ -6,15 +6,10 @@ import sys
 import pytest
 
 from helpers import REPO as ROOT
+from helpers.outcomes import one_error_line
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
 from linkbert_jax import main
-
-
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
 
 
 @pytest.mark.parametrize("flag, message", [
@@ -29,7 +24,7 @@ def test_bad_config_flag_is_one_line(tmp_path, flag, message):
                         "cpu_small", "--workdir", str(tmp_path / "wd"), flag],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr[-3000:]
-    assert message in _one_error_line(p.stderr)
+    assert message in one_error_line(p.stderr)
     assert not (tmp_path / "wd").exists()
 
 
@@ -39,7 +34,7 @@ def test_bad_config_flag_is_one_line(tmp_path, flag, message):
 def test_non_positive_counts_are_one_line(tmp_path, capsys, key, value):
     c = small_config(**{key: value})
     assert main.run(c, str(tmp_path), SyntheticSource(vocab_size=2048)) == 2
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     low = 0 if key == "eval_every_steps" else 1
     assert f"{key} is {value}: it must be at least {low} (--config.{key})" in line
 
@@ -55,5 +50,5 @@ def test_finetune_bad_task_or_key_is_one_line(tmp_path, args, message):
                         "--workdir", str(tmp_path / "ft")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr[-3000:]
-    assert message in _one_error_line(p.stderr)
+    assert message in one_error_line(p.stderr)
     assert not (tmp_path / "ft").exists()

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.outcomes import one_error_line
 from helpers.training import small_config
 from linkbert_jax import input_pipeline, main
 from linkbert_jax.data import build, records, tokenizer
@@ -46,12 +47,6 @@ def _config(data_dir, **kw):
     return c
 
 
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
-
-
 def _record_ends(path) -> list[int]:
     ends, pos = [], 0
     for rec in records.iterate_records(str(path)):
@@ -75,7 +70,7 @@ def test_shard_cut_at_a_record_boundary_stops_at_start_up(data, tmp_path, capsys
     keep = len(ends) // 2
     os.truncate(shard, ends[keep - 1])  # a valid TFRecord file of the first `keep` records
     rc = main.run(_config(data), str(tmp_path / "wd"))
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and str(shard) in line and "where the manifest says" in line
     assert not (tmp_path / "wd" / "checkpoints").exists()  # nothing trained
     manifest = json.load(open(data / "manifest.json"))
@@ -91,7 +86,7 @@ def test_corrupt_eval_shard_stops_at_start_up_not_after_training(data, tmp_path,
     shard = data / "eval-00000-of-00001.tfrecord"
     _flip_in_record(shard, 1)
     rc = main.run(_config(data, eval_at_end=True), str(tmp_path / "wd"))
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"{shard}: CRC mismatch in record 1" in line
     assert not os.path.exists(tmp_path / "wd" / "metrics.jsonl")  # before any training
 
@@ -100,7 +95,7 @@ def test_corrupt_train_record_is_one_line_exit_2(data, tmp_path, capsys):
     shard = data / "train-00000-of-00002.tfrecord"
     _flip_in_record(shard, 3)  # same size: only reading it finds the damage
     rc = main.run(_config(data), str(tmp_path / "wd"))
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"corrupt or truncated TFRecord shard {shard}" in line
 
 
@@ -109,6 +104,6 @@ def test_data_of_another_vocabulary_than_the_weights(data, tmp_path, capsys):
     tokenizer.train_wordpiece([synthetic_doc_text(random.Random(1), 20)] * 5, 120,
                               str(other))
     rc = main.run(_config(data, init_from_hf=str(other)), str(tmp_path / "wd"))
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"vocabulary mismatch: init_from_hf {other} (vocabulary " in line
     assert f"vs the data {data}/manifest.json (vocabulary " in line

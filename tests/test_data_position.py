@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 
+from helpers.outcomes import one_error_line
 from helpers.shards import MAX_LEN, write_shards
 from helpers.training import small_config
 from linkbert_jax import data_position, example_stream, input_pipeline, main
@@ -128,12 +129,6 @@ def _run(data_dir, workdir, capsys, **kw):
     return rc, capsys.readouterr().err
 
 
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
-
-
 def _meta(workdir, step):
     with open(os.path.join(workdir, "checkpoints", str(step), "meta", "metadata")) as f:
         return json.load(f)
@@ -151,7 +146,7 @@ def test_batch_size_change_resumes_at_the_example_or_is_refused(shards, tmp_path
     meta = _meta(wd, 4)
     assert (meta["data_examples"], meta["data_streams"]) == (16 + 2 * 4, 4)
     rc, err = _run(shards, wd, capsys, num_train_steps=6, global_batch_size=6)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert rc == 2 and "global_batch_size 6 does not divide over the 4 data streams" in line
     assert sorted(os.listdir(wd / "checkpoints")) == ["2", "4"]
 
@@ -177,7 +172,7 @@ def test_edited_train_count_is_refused_at_start_up(shards, tmp_path, capsys):
 
     _edit_manifest(data, edit)
     rc, err = _run(data, tmp_path / "wd", capsys, num_train_steps=1)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     shard = data / "train-00001-of-00004.tfrecord"
     assert rc == 2 and f"{shard}: 41 records where the manifest says 44" in line
     assert not (tmp_path / "wd" / "checkpoints").exists()
@@ -194,6 +189,6 @@ def test_shard_names_outside_the_data_dir_are_refused(shards, tmp_path, capsys, 
         open(os.path.join(shards, "manifest.json"), "rb").read())
     _edit_manifest(data, lambda m: m["files"]["train"][0].update(name=name))
     rc, err = _run(data, tmp_path / "wd", capsys, num_train_steps=1)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert rc == 2 and f"file {name!r} of split 'train' is not inside the data directory" \
         in line

@@ -2,7 +2,6 @@
 (rc 2, one line, every file as it was), ``--overwrite`` replaces only an earlier export;
 saved configs hold absolute paths, a missing tokenizer is an error that names what is
 missing (or ``--no_tokenizer`` says so), and the files follow the umask."""
-import hashlib
 import json
 import os
 import shutil
@@ -12,6 +11,7 @@ import pytest
 
 from helpers.exports import make_workdir
 from helpers.finetune_data import tiny_bert
+from helpers.outcomes import tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
 from linkbert_jax import export, export_dir, trainer
@@ -19,17 +19,6 @@ from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import export as ft_export
 from linkbert_jax.finetune import pretrained
 from linkbert_jax.samples import minilm_dir
-
-
-def tree(path) -> dict:
-    """``{relative path: sha256}`` of every file under ``path``."""
-    out = {}
-    for d, _, names in os.walk(path):
-        for n in names:
-            p = os.path.join(d, n)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, path)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def run_export(capsys, *args) -> tuple[int, str, str]:
@@ -78,13 +67,13 @@ def _user_dir(kind: str, hf_model: str, dest) -> str:
 def test_export_never_replaces_a_model_dir_it_did_not_write(workdir, hf_model, tmp_path,
                                                             capsys, kind, overwrite):
     out = _user_dir(kind, hf_model, tmp_path / "mine")
-    before = tree(out)
+    before = tree_hashes(out)
     rc, _, err = run_export(capsys, "--workdir", workdir, "--output_dir", out, "--no_verify",
                             *(["--overwrite"] if overwrite else []))
     assert rc == 2
     assert "is not empty and was not written by an export" in one_error_line(err)
     assert out in err and "model.safetensors" in err
-    assert tree(out) == before
+    assert tree_hashes(out) == before
     assert sorted(os.listdir(tmp_path)) == ["mine"]  # no temporary sibling left
 
 
@@ -97,11 +86,11 @@ def test_overwrite_replaces_only_an_unchanged_earlier_export(workdir, tmp_path, 
         marker = json.load(f)
     assert marker["written_by"] == "linkbert_jax.export" and marker["step"] == 5
     assert set(marker["files"]) == set(os.listdir(out)) - {export_dir.MARKER_NAME}
-    step5 = tree(out)
+    step5 = tree_hashes(out)
 
     rc, _, err = run_export(capsys, *base)  # without --overwrite: refused
     assert rc == 2 and "holds an earlier export (step 5 of " in one_error_line(err)
-    assert "pass --overwrite" in err and tree(out) == step5
+    assert "pass --overwrite" in err and tree_hashes(out) == step5
 
     # An export a user has added a file to, or changed a file of, is theirs now.
     with open(os.path.join(out, "notes.txt"), "w") as f:
@@ -111,11 +100,11 @@ def test_overwrite_replaces_only_an_unchanged_earlier_export(workdir, tmp_path, 
     os.remove(os.path.join(out, "notes.txt"))
     with open(os.path.join(out, "config.json"), "a") as f:
         f.write("\n")
-    edited = tree(out)
+    edited = tree_hashes(out)
     rc, _, err = run_export(capsys, *base, "--overwrite")
     assert rc == 2 and "'config.json', which that export did not write (or which " \
         "changed since)" in one_error_line(err)
-    assert tree(out) == edited
+    assert tree_hashes(out) == edited
 
     shutil.rmtree(out)  # an unchanged earlier export is replaced with --overwrite
     assert run_export(capsys, *base, "--step", "5")[0] == 0
@@ -133,26 +122,26 @@ def test_an_export_never_replaces_the_other_kind(workdir, hf_model, tmp_path, ca
     with export_dir.staged(finetuned, {"written_by": export_dir.FINETUNING},
                            overwrite=False) as tmp:
         shutil.copytree(hf_model, tmp, dirs_exist_ok=True)
-    before = tree(finetuned)
+    before = tree_hashes(finetuned)
     rc, _, err = run_export(capsys, "--workdir", workdir, "--output_dir", finetuned,
                             "--no_verify", "--overwrite")
-    assert rc == 2 and tree(finetuned) == before
+    assert rc == 2 and tree_hashes(finetuned) == before
     assert "holds a model that linkbert_jax.finetune wrote" in one_error_line(err)
 
     pretraining = tmp_path / "ft"
     rc, _, err = run_export(capsys, "--workdir", workdir, "--output_dir",
                             pretraining / "model", "--no_verify")
     assert rc == 0, err
-    before = tree(pretraining)
+    before = tree_hashes(pretraining)
     with pytest.raises(ConfigError, match="holds a model that linkbert_jax.export wrote"):
         ft_export.check_model_dirs(str(pretraining), None, hf_model, None)
-    assert tree(pretraining) == before
+    assert tree_hashes(pretraining) == before
 
 
 def test_finetune_refuses_a_model_dir_it_did_not_write_before_training(hf_model, tmp_path):
     work = tmp_path / "ft"
     _user_dir("hf_model", hf_model, work / "model")
-    before = tree(work)
+    before = tree_hashes(work)
     with pytest.raises(ConfigError, match="the fine-tuned model's directory .* is not empty "
                        "and was not written by an export .* choose another --workdir"):
         ft_export.check_model_dirs(str(work), None, hf_model, None)
@@ -167,7 +156,7 @@ def test_finetune_refuses_a_model_dir_it_did_not_write_before_training(hf_model,
     with pytest.raises(ConfigError, match="--tokenizer .* is inside .*, which this run "):
         ft_export.check_model_dirs(str(tmp_path / "w2"), None, hf_model,
                                    str(tmp_path / "w2/model/tok"))
-    assert {k: v for k, v in tree(work).items() if k.startswith("model")} == before
+    assert {k: v for k, v in tree_hashes(work).items() if k.startswith("model")} == before
 
 
 def _modes(path) -> set:
@@ -211,11 +200,11 @@ def test_relative_config_paths_are_saved_absolute(tmp_path, monkeypatch):
 
 def test_training_refuses_a_workdir_whose_config_it_did_not_write(hf_model, tmp_path):
     wd = _user_dir("hf_model", hf_model, tmp_path / "wd")
-    before = tree(wd)
+    before = tree_hashes(wd)
     with pytest.raises(ConfigError, match="its config.json was not written by training "
                        r"\(a Hugging Face model's config\)"):
         trainer.setup_run(small_config(), wd, SyntheticSource(vocab_size=2048))
-    assert tree(wd) == before
+    assert tree_hashes(wd) == before
 
 
 def test_export_without_a_tokenizer_fails_unless_no_tokenizer(tmp_path, capsys,

@@ -10,7 +10,6 @@ every step and every evaluation batch); the CLI tests send real signals."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 

@@ -3,7 +3,6 @@ builder output, a few trainer steps, export, reload with ``transformers``, impor
 fine-tuning's ``--init``; an arm whose data does not match its config is one error line."""
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import transformers
 from safetensors.numpy import load_file
 
 from helpers import REPO
-from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
+from helpers.corpora import ring_corpus, run_build
 from helpers.training import metric_rows
 from linkbert_jax import arm_checks, checkpoints, config_defaults, convert, export, main
 from linkbert_jax.config_defaults import load_config_file
@@ -38,13 +37,7 @@ def root(tmp_path_factory):
 
 
 def _build(root, name: str, *flags) -> str:
-    corpus = root / "corpus.jsonl"
-    if not corpus.exists():
-        rng, n = random.Random(0), 24
-        write_jsonl(corpus, [{"id": f"d{i}", "title": f"Doc {i}",
-                              "text": synthetic_doc_text(rng, 12),
-                              "links": [f"d{(i + 1) % n}", f"d{(i + 7) % n}"]}
-                             for i in range(n)])
+    corpus = ring_corpus(root / "corpus.jsonl")
     out = root / f"data_{name}"
     run_build("--input", corpus, "--format", "jsonl", "--output_dir", out, "--tokenizer",
               minilm_dir(), "--max_seq_length", 64, "--num_shards", 1, "--num_eval_shards", 1,

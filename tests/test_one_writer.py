@@ -2,12 +2,12 @@
 naming the first (exit 2) and changes nothing in the workdir; the first goes on and
 releases the lock on SIGTERM. The config each checkpoint was trained with is saved with
 it, and export and its model card report that one, not the workdir's latest config.json."""
-import hashlib
 import json
 import os
 import signal
 import socket
 
+from helpers.outcomes import one_error_line, tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, config_path, driver, metric_rows, result_of,
                               small_config, wait_for)
@@ -20,25 +20,6 @@ SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
                "model.vocab_size": 2048}
 
 
-def _snapshot(d) -> dict:
-    """{relative path: sha256} of every file under ``d`` (directories too, by name)."""
-    out = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(root, name), d) + "/"] = ""
-        for name in files:
-            p = os.path.join(root, name)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, d)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
-def _error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
-
-
 def test_a_second_trainer_is_refused_and_changes_nothing(tmp_path, capsys):
     wd = tmp_path / "wd"
     over = {**OVERRIDES, **SMALL_MODEL, "num_train_steps": 500, "checkpoint_every_steps": 2,
@@ -48,16 +29,16 @@ def test_a_second_trainer_is_refused_and_changes_nothing(tmp_path, capsys):
     wait_for(lambda: checkpoints.is_complete(str(wd / "checkpoints" / "2")), first)
     os.kill(first.pid, signal.SIGSTOP)  # the workdir holds still while the second one tries
     try:
-        before = _snapshot(wd)
+        before = tree_hashes(wd, dirs=True)
         second = small_config(learning_rate=5e-3, num_train_steps=500, eval_at_end=False)
         rc = main.run(second, str(wd), SyntheticSource(vocab_size=2048, max_seq_length=32),
                       command=["linkbert-train", "--config.learning_rate=0.005"])
         err = capsys.readouterr().err
-        after = _snapshot(wd)
+        after = tree_hashes(wd, dirs=True)
     finally:
         os.kill(first.pid, signal.SIGCONT)
     assert rc == 2, err[-3000:]
-    line = _error_line(err)
+    line = one_error_line(err)
     assert f"is in use: its trainer is pid {first.pid} on host {socket.gethostname()}" in line
     assert after == before  # no metrics appended, no config or command history rewritten
     first.send_signal(signal.SIGTERM)

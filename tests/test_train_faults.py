@@ -12,6 +12,7 @@ import threading
 import time
 
 from helpers import TESTS
+from helpers.outcomes import one_error_line
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, config_path, driver, metric_rows,
                               small_config, wait_for)
@@ -22,12 +23,6 @@ from linkbert_jax import checkpoints, main
 SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
                "model.num_attention_heads": 2, "model.intermediate_size": 64,
                "model.vocab_size": 2048}
-
-
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
 
 
 def _full_disk_from_step(first_failing: int):
@@ -109,7 +104,7 @@ def test_full_disk_stops_the_run_with_the_cause(tmp_path, monkeypatch, capsys):
         rc, err, valid = _on_a_full_tmpfs(workdir)
     else:
         rc, err, valid = _on_a_simulated_full_disk(workdir, monkeypatch, capsys)
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert rc == 2, err[-3000:]
     assert "could not be written" in line and "No space left on device" in line
     kept = re.search(r"the last complete checkpoint \(step (\d+)\) is kept", line)
@@ -152,7 +147,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
-    assert "second SIGINT: stopped at once, without saving" in _one_error_line(err)
+    assert "second SIGINT: stopped at once, without saving" in one_error_line(err)
     assert max(r["step"] for r in metric_rows(tmp_path) if "loss" in r) < 500
     assert checkpoints.latest_valid_step(str(tmp_path)) >= 2  # kept, valid
 

@@ -8,9 +8,7 @@ byte what it was.
 The chain is row 8's too: training is given a relative ``--config.data_dir``; the
 export and fine-tuning then run from another directory and find the tokenizer.
 """
-import hashlib
 import os
-import random
 import shutil
 import stat
 import subprocess
@@ -18,8 +16,9 @@ import sys
 
 import pytest
 
-from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.corpora import ring_corpus
 from helpers.finetune_data import real_task, tiny_bert
+from helpers.outcomes import one_error_line, sha256_of
 from linkbert_jax import export, export_dir, main
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.data import build
@@ -49,32 +48,24 @@ class Planted:
         for root, _, names in os.walk(d):
             for n in names:
                 path = os.path.join(root, n)
-                self.hashes[path] = _sha(path)
+                self.hashes[path] = sha256_of(path)
         return str(d)
 
     def hf_dir(self, d) -> str:
         """``d`` itself a user's BERT directory."""
         shutil.copytree(self.model, d)
         for n in os.listdir(d):
-            self.hashes[os.path.join(d, n)] = _sha(os.path.join(d, n))
+            self.hashes[os.path.join(d, n)] = sha256_of(os.path.join(d, n))
         return str(d)
 
     def assert_kept(self):
-        now = {p: _sha(p) if os.path.isfile(p) else None for p in self.hashes}
+        now = {p: sha256_of(p) if os.path.isfile(p) else None for p in self.hashes}
         changed = sorted(p for p in self.hashes if now[p] != self.hashes[p])
         assert not changed, f"user files changed or gone: {changed}"
 
 
-def _sha(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+    return one_error_line(capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +81,7 @@ def user(root):
 
 
 def _build_argv(root, out, *extra):
-    corpus = root / "corpus.jsonl"
-    if not corpus.exists():
-        rng, n = random.Random(0), 24
-        write_jsonl(corpus, [{"id": f"d{i}", "title": f"Doc {i}",
-                              "text": synthetic_doc_text(rng, 12),
-                              "links": [f"d{(i + 1) % n}", f"d{(i + 7) % n}"]}
-                             for i in range(n)])
+    corpus = ring_corpus(root / "corpus.jsonl")
     return [str(a) for a in ("--input", corpus, "--format", "jsonl", "--output_dir", out,
                              "--tokenizer", minilm_dir(), "--max_seq_length", 64,
                              "--num_shards", 1, "--num_eval_shards", 1, "--eval_fraction",

@@ -2,7 +2,6 @@
 manifest, each checkpoint, each export), and a resume of another model names the first
 real difference. Each refusal is one line naming both sides, exit 2, and leaves every
 file as it was."""
-import hashlib
 import json
 import os
 import random
@@ -14,6 +13,7 @@ import pytest
 
 from helpers import finetune_data
 from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.outcomes import one_error_line, tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
 from linkbert_jax import checkpoints, export, main, tree_diff, vocabulary
@@ -63,20 +63,9 @@ def _copy(src, tmp_path, name="wd") -> str:
 
 
 def _hashes(*dirs) -> dict:
-    out = {}
-    for d in dirs:
-        for root, _, files in os.walk(d):
-            for f in files:
-                path = os.path.join(root, f)
-                out[path] = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    assert out
+    out = {d: tree_hashes(d) for d in dirs}
+    assert any(out.values())
     return out
-
-
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    return lines[0]
 
 
 def test_each_checkpoint_records_the_data_vocabulary(trained):
@@ -91,7 +80,7 @@ def test_resume_on_data_of_another_vocabulary_is_refused(trained, tmp_path, caps
     wd = _copy(src, tmp_path)
     before = _hashes(wd)
     rc = main.run(_config(b, num_train_steps=2), wd)
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and line.startswith("error: vocabulary mismatch: the checkpoint "), line
     assert f"{wd}/checkpoints/1 (vocabulary {sha_a[:12]})" in line
     assert f"the data {b}/manifest.json (vocabulary {sha_b[:12]})" in line
@@ -107,7 +96,7 @@ def test_export_refuses_a_tokenizer_of_another_vocabulary(trained, tmp_path, cap
     before = _hashes(wd, b)
     rc = export.main(["--workdir", wd, "--output_dir", out, "--tokenizer",
                       f"{b}/tokenizer", "--no_verify"])
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"the checkpoint {wd}/checkpoints/1 (vocabulary {sha_a[:12]})" in line
     assert f"the tokenizer {b}/tokenizer (vocabulary {sha_b[:12]})" in line
     assert not os.path.exists(out) and _hashes(wd, b) == before
@@ -130,7 +119,7 @@ def test_finetune_tokenizer_of_another_vocabulary_is_refused(trained, tmp_path):
                         files["train"], "--validation_file", files["validation"],
                         "--workdir", str(work)], capture_output=True, text=True,
                        timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    line = _one_error_line(p.stderr)
+    line = one_error_line(p.stderr)
     minilm = vocabulary.of_tokenizer(hf)
     assert p.returncode == 2 and f"--init {hf} (vocabulary {minilm[:12]})" in line, line
     assert f"--tokenizer {a}/tokenizer (vocabulary {sha_a[:12]})" in line
@@ -167,7 +156,7 @@ def test_resume_with_another_layer_count_names_the_layer(tmp_path, capsys):
                            (4, "params['encoder']['layer_3'] is in the config but not in "
                                "the checkpoint")):
         rc = main.run(config(layers), wd, source)
-        line = _one_error_line(capsys.readouterr().err)
+        line = one_error_line(capsys.readouterr().err)
         assert rc == 2 and f"checkpoint 1 in {wd}/checkpoints was saved by another " \
                            f"model or optimizer ({phrase}" in line, line
         assert "mlm" not in line

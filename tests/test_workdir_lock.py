@@ -2,7 +2,6 @@
 refused with its holder named and nothing changed; a stale lock is taken over with a
 warning; SIGTERM, errors and Ctrl-C release it; of several processes taking over one
 stale lock, exactly one wins."""
-import hashlib
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ import time
 
 import pytest
 
+from helpers.outcomes import tree_hashes
 from linkbert_jax import workdir_lock
 from linkbert_jax.workdir_lock import LOCK_NAME, LockedError, lock_dir
 
@@ -44,17 +44,6 @@ def _holder(d, mode="hold") -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _snapshot(d) -> dict:
-    """{relative path: sha256} of every file under ``d``."""
-    out = {}
-    for root, _, files in os.walk(d):
-        for name in files:
-            p = os.path.join(root, name)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, d)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 def _record(**kw) -> dict:
     rec = workdir_lock.me()
     rec.update(kw)
@@ -79,14 +68,14 @@ def test_a_second_writer_is_refused_naming_the_holder_and_sigterm_releases(tmp_p
     (d / "metrics.jsonl").write_text('{"step": 1}\n')
     holder = _holder(d)
     assert holder.stdout.readline().strip() == "HELD"
-    before = _snapshot(d)
+    before = tree_hashes(d)
     with pytest.raises(LockedError) as e:
         with lock_dir(str(d), what="trainer"):
             pytest.fail("a second writer got the lock")
     msg = str(e.value)
     assert f"pid {holder.pid} on host {socket.gethostname()}" in msg, msg
     assert "its trainer is" in msg and "--take_over_lock" in msg and "\n" not in msg
-    assert _snapshot(d) == before  # the refused writer changed nothing
+    assert tree_hashes(d) == before  # the refused writer changed nothing
     holder.send_signal(signal.SIGTERM)
     assert holder.wait(timeout=30) == 143  # exited through its finally blocks
     assert not (d / LOCK_NAME).exists()

@@ -13,7 +13,6 @@ pretraining heads play no part in a task model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional
 

@@ -8,9 +8,10 @@ A seed's workdir (``WORKDIR``, or ``WORKDIR/seed_<s>`` with ``--seeds``)::
     checkpoints/<step>/   the latest one only; removed when the seed is finished
         params/           {"train": the trained parameters, "best": the best on dev}
         opt_state/        the optimizer state
-        meta/             step, rng, data position (batches consumed), seed, the best
+        meta/             step (= batches consumed: the data position), rng, the best
                           dev metrics and their step, the train metrics not logged yet,
                           whether the evaluation at this step is still owed, the run
+                          (its seed included)
     results.json          written last: the seed is finished (reused, not retrained)
 
 "The run" is the flat record of what a seed's result depends on (the config, the
@@ -92,7 +93,7 @@ def save(mgr, step: int, state, rng, best, best_params, pending: list, eval_owed
          run: dict, *, force: bool = False) -> None:
     """Save a seed's run at ``step`` (``best_params``: sharded like ``state.params``)."""
     rows = jax.device_get([m for _, m in pending])
-    meta = {"step": int(step), "data_position": int(step), "seed": run.get("config.seed"),
+    meta = {"step": int(step),  # = batches consumed: the data position
             "rng": np.asarray(jax.random.key_data(rng)).tolist(), "best": best,
             "pending": [[int(s), {k: float(v) for k, v in m.items()}]
                         for (s, _), m in zip(pending, rows)],

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers.corpora import synthetic_doc_text, write_jsonl
+from helpers.outcomes import one_error_line
 from linkbert_jax.data import build, outdir
 from linkbert_jax.samples import minilm_dir
 
@@ -27,10 +28,7 @@ def _argv(src, out, *extra):
 
 def _error(capsys) -> str:
     """The one error line of a failed run (and that it is the only output on stderr)."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+    return one_error_line(capsys.readouterr().err)
 
 
 def _snapshot(d):

@@ -24,6 +24,18 @@ def write_jsonl(path, records):
             f.write(json.dumps(r) + "\n")
 
 
+def ring_corpus(path, n: int = 24):
+    """``path`` (written once): ``n`` JSONL documents of 12 random sentences, document i
+    linking to i+1 and i+7 (mod n)."""
+    if not path.exists():
+        rng = random.Random(0)
+        write_jsonl(path, [{"id": f"d{i}", "title": f"Doc {i}",
+                            "text": synthetic_doc_text(rng, 12),
+                            "links": [f"d{(i + 1) % n}", f"d{(i + 7) % n}"]}
+                           for i in range(n)])
+    return path
+
+
 def run_build(*argv) -> dict:
     """The builder in-process (``--no_progress`` added); returns its manifest."""
     args = build.parse_args([str(a) for a in argv] + ["--no_progress"])
