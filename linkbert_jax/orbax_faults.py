@@ -12,11 +12,16 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
 
 import orbax.checkpoint as ocp
+
+# how tensorstore and Python name an OS error: "[OS error 28: ...]",
+# "... [os_error_code='28']", "[Errno 28] ..."
+_ERRNO = re.compile(r"OS error (\d+)|os_error_code='(\d+)'|\[Errno (\d+)\]")
 
 
 def one_line(e: BaseException) -> str:
@@ -25,8 +30,13 @@ def one_line(e: BaseException) -> str:
     while e.__cause__ is not None:
         e = e.__cause__
     text = " ".join(str(e).split())
-    if len(text) > 320:  # the cause is often at the end (tensorstore: "[OS error 28: ...]")
-        text = f"{text[:150]} ... {text[-150:]}"
+    if len(text) > 320:  # keep the start, the end, and the OS error wherever it is
+        found = _ERRNO.search(text, 150, len(text) - 150)
+        middle = ""
+        if found:
+            code = int(next(g for g in found.groups() if g))
+            middle = f" ... [OS error {code}: {os.strerror(code)}]"
+        text = f"{text[:150]}{middle} ... {text[-150:]}"
     return f"{type(e).__name__}: {text}"
 
 

@@ -16,7 +16,7 @@ from helpers.outcomes import one_error_line
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, config_path, driver, metric_rows,
                               small_config, wait_for)
-from linkbert_jax import checkpoints, main
+from linkbert_jax import checkpoints, main, orbax_faults
 
 
 # small_config's model, as overrides for a subprocess run of configs/cpu_small.py
@@ -111,6 +111,20 @@ def test_full_disk_stops_the_run_with_the_cause(tmp_path, monkeypatch, capsys):
     # step 2, unless a loaded machine let step 4's save in before the disk was full
     assert kept and int(kept.group(1)) >= 2, line
     assert valid == kept.group(1)  # that step restores and verifies
+
+
+def test_the_os_error_survives_shortening_wherever_it_sits():
+    """A tensorstore error is a page of spec; its OS error may sit in the middle (seen
+    when the full disk met a zarr metadata write)."""
+    spec = '{"driver":"zarr","metadata":{"chunks":[4,4]},"cached_metadata":false}' * 4
+    assert orbax_faults.one_line(Exception("short")) == "Exception: short"
+    for said in ("[OS error 28: No space left on device]",
+                 "Failed to write 4 bytes: No space left on device [os_error_code='28']"):
+        wrapped = Exception("orbax")
+        wrapped.__cause__ = ValueError(f'Error writing "{"x" * 200}/.zarray": {said} {spec}')
+        line = orbax_faults.one_line(wrapped)
+        assert line.startswith("ValueError: Error writing") and len(line) < 420, line
+        assert "No space left on device" in line and line.endswith("false}"), line
 
 
 def test_ctrl_c_saves_and_exits_zero_then_a_finished_run_runs_its_final_eval(tmp_path):
