@@ -22,7 +22,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from linkbert_jax.data.features import NUM_RELATIONS  # the DRP head's size (the labels')
+from linkbert_jax.relations import NUM_RELATIONS  # the DRP head's size (the labels')
 from linkbert_jax.readout import Readout, at_positions, flat, key_mask
 
 

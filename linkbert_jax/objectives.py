@@ -14,10 +14,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from linkbert_jax.data.features import LINKED, RELATIONS
+from linkbert_jax.relations import LINKED, RELATIONS
 
 DEFAULT_OBJECTIVE = "drp"
-# objective -> the relation labels its head predicts, in label order (features.RELATIONS).
+# objective -> the relation labels its head predicts, in label order (relations.RELATIONS).
 _HEAD_RELATIONS = {"drp": RELATIONS, "nsp": RELATIONS[:LINKED], "mlm": ()}
 OBJECTIVES = tuple(_HEAD_RELATIONS)
 

@@ -34,6 +34,8 @@ import os
 import posixpath
 
 from linkbert_jax.data.files import is_remote  # one owner: a scheme:// at the start
+from linkbert_jax.relations import (CONTIGUOUS, LINKED, NUM_RELATIONS,  # noqa: F401
+                                    RANDOM, RELATIONS)  # the records' labels
 
 # --- the pair record ---------------------------------------------------------------------
 INPUT_IDS = "input_ids"
@@ -44,9 +46,6 @@ SCALAR_FEATURES = (A_LENGTH, RELATION, DOC_A, DOC_B, SEG_A, SEG_B)  # one int64 
 FEATURES = (INPUT_IDS,) + SCALAR_FEATURES  # every feature is int64
 TRAINING_FEATURES = (INPUT_IDS, A_LENGTH, RELATION)  # what the input pipeline parses
 
-RELATIONS = ("contiguous", "random", "linked")  # names of the relation labels, in order
-NUM_RELATIONS = len(RELATIONS)
-CONTIGUOUS, RANDOM, LINKED = range(NUM_RELATIONS)
 SPLITS = ("train", "eval")  # the builder's splits, by index (documents.jsonl, shard names)
 
 
