@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="linkbert-jax",
-    version="0.1.0",
+    version="0.2.0",
     description="Pretrain LinkBERT-style encoders (MLM + document relation prediction) "
                 "in JAX/Flax on TPU/GPU/CPU and export Hugging Face checkpoints.",
     packages=find_packages(include=["linkbert_jax", "linkbert_jax.*"]),
@@ -12,7 +12,7 @@ setup(
         "linkbert-build = linkbert_jax.data.build:main",
         "linkbert-train = linkbert_jax.main:cli",
         "linkbert-demo = linkbert_jax.demo:main",
-        "linkbert-export = linkbert_jax.export:main",
+        "linkbert-export = linkbert_jax.hf.export:main",
         "linkbert-finetune = linkbert_jax.finetune.__main__:cli",
         "linkbert-aot = linkbert_jax.aot.__main__:console",
     ]},

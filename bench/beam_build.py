@@ -164,7 +164,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.docs, args.scale = 500, 2
-    from linkbert_jax.samples import minilm_dir
+    from linkbert_jax.data.samples import minilm_dir
 
     os.makedirs(args.work_dir, exist_ok=True)
     results = []

@@ -22,7 +22,7 @@ import time
 from xml.sax.saxutils import escape, quoteattr
 
 from linkbert_jax.data import readers, wikipedia
-from linkbert_jax.samples import minilm_dir, wikipedia_sample
+from linkbert_jax.data.samples import minilm_dir, wikipedia_sample
 
 _LINK = re.compile(r"\[\[([^\[\]|#\n]+)(#[^\[\]|\n]*)?(\||\]\])")
 

@@ -38,7 +38,8 @@ def random_state(arch: str):
     """(abstract TrainState, params, opt_state): random arrays with the trainer's shardings."""
     import jax
     import numpy as np
-    from linkbert_jax import sharding, trainer
+    from linkbert_jax import sharding
+    from linkbert_jax.pretrain import trainer
     from linkbert_jax.config_defaults import load_config_file
 
     c = load_config_file(arch)
@@ -60,7 +61,7 @@ def random_state(arch: str):
 def main() -> None:
     args = _args()
     import jax
-    from linkbert_jax import checkpoints
+    from linkbert_jax.checkpoint import checkpoints
 
     arch, rounds = ("tiny", 1) if args.quick else (args.arch, args.rounds)
     abstract, params, opt_state = random_state(arch)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from linkbert_jax import hostmem, runtime
+from linkbert_jax.infra import hostmem, runtime
 
 
 def setup() -> None:

@@ -38,7 +38,8 @@ def _args():
 def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     import jax
     import jax.numpy as jnp
-    from linkbert_jax import sharding, steps, trainer
+    from linkbert_jax import sharding
+    from linkbert_jax.pretrain import steps, trainer
     from linkbert_jax.config_defaults import load_config_file
 
     c = load_config_file(arch,

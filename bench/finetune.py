@@ -84,7 +84,7 @@ def text_rows(n: int, seq_length: int, seed: int = 0):
     import numpy as np
     from transformers import AutoTokenizer
 
-    from linkbert_jax.samples import minilm_dir, wikipedia_articles
+    from linkbert_jax.data.samples import minilm_dir, wikipedia_articles
     tok = AutoTokenizer.from_pretrained(minilm_dir())
     arts, rng, pairs = wikipedia_articles(), random.Random(seed), []
     while len(pairs) < n:
@@ -108,7 +108,8 @@ def our_step(arch: dict, rows: dict, batch_size: int, **config):
     ``fn.compile(epochs)`` compiles the step for each batch shape of the first ``epochs``
     epochs (``fn.shapes`` of them). ``config``: fine-tuning config keys."""
     import jax
-    from linkbert_jax import sharding, steps
+    from linkbert_jax import sharding
+    from linkbert_jax.pretrain import steps
     from linkbert_jax.finetune import config as ft_config
     from linkbert_jax.finetune import data, pretrained, seqcls, tasks, train
     from linkbert_jax.model import ModelConfig, init_params

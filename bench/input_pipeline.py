@@ -30,7 +30,7 @@ def _args():
 ARGS = _args()
 # Pin before TensorFlow starts its thread pools.
 os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: ARGS.cores]))
-from linkbert_jax import runtime  # noqa: E402
+from linkbert_jax.infra import runtime  # noqa: E402
 
 runtime.quiet_tensorflow()
 import numpy as np  # noqa: E402
@@ -39,7 +39,7 @@ import tensorflow as tf  # noqa: E402
 tf.config.threading.set_intra_op_parallelism_threads(ARGS.cores)
 tf.config.threading.set_inter_op_parallelism_threads(ARGS.cores)
 
-from linkbert_jax import input_pipeline as ip  # noqa: E402
+from linkbert_jax.pretrain import input_pipeline as ip  # noqa: E402
 from linkbert_jax.data import features, writer  # noqa: E402
 
 VOCAB = 30522

@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from linkbert_jax.data import tfidf
-from linkbert_jax.samples import wikipedia_paragraphs
+from linkbert_jax.data.samples import wikipedia_paragraphs
 
 K = 5
 CHUNK = 50_000

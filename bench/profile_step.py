@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--trace_dir", default="/tmp/linkbert_trace")
     args = ap.parse_args()
     import jax
-    from linkbert_jax import metrics_log
+    from linkbert_jax.infra import metrics_log
 
     arch, L, B = train_step.SHAPES[args.shape]
     fn, model_cfg = train_step.our_step(arch, L, train_step.make_batch(B, L))

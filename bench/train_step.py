@@ -11,7 +11,7 @@ untimed hand-over call per side and round); medians after warm-up.
 Shapes: BERT-base (L12/H768, vocab 28,996) at seq 128 x batch 8 and a small model
 (L4/H256) at seq 128 x batch 32; 20 masked positions per sequence (15.6%).
 
-FLOPs (for MFU) come from ``linkbert_jax.metrics_log.flops_per_sequence``: useful FLOPs
+FLOPs (for MFU) come from ``linkbert_jax.infra.metrics_log.flops_per_sequence``: useful FLOPs
 only (MLM head at the masked positions). Hugging Face computes the vocabulary projection
 at every position; that is not credited to either side, so the MFU is ours only and the
 tokens/s ratio includes our smaller head. Peak = measured FLOP/s of 2048^3 fp32 matmuls
@@ -77,7 +77,8 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
              attention="xla"):
     """``fn()`` running one real train step (state donated and carried), and the config."""
     import jax
-    from linkbert_jax import config_defaults, sharding, steps, trainer
+    from linkbert_jax import config_defaults, sharding
+    from linkbert_jax.pretrain import steps, trainer
 
     c = config_defaults.get_config("base", seq_length=seq_length,
                                    global_batch_size=batch_np["input_ids"].shape[0],
@@ -151,7 +152,7 @@ def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int):
 def main():
     args = _args()
     import jax
-    from linkbert_jax import metrics_log
+    from linkbert_jax.infra import metrics_log
 
     threads = len(os.sched_getaffinity(0))
     print(f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU threads; "

@@ -16,7 +16,7 @@ import os
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from linkbert_jax import arm_checks
+from linkbert_jax.data import arm_checks
 from linkbert_jax.architectures import ARCHITECTURES
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
@@ -102,7 +102,7 @@ def get_config(arch: str, **overrides) -> ml_collections.ConfigDict:
     c.eval_at_end = True
     c.eval_batch_size = 0  # global; 0 = global_batch_size
     c.eval_max_batches = 0  # 0 = the whole eval split, each example exactly once
-    c.peak_flops_per_device = 0.0  # 0 = look up by device kind (linkbert_jax.metrics_log)
+    c.peak_flops_per_device = 0.0  # 0 = look up by device kind (linkbert_jax.infra.metrics_log)
 
     c.update(overrides)
     return c

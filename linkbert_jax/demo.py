@@ -35,7 +35,9 @@ import subprocess
 import sys
 import time
 
-from linkbert_jax import checkpoints, hostmem, samples
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.data import samples
+from linkbert_jax.infra import hostmem
 from linkbert_jax.data import features
 
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
@@ -179,7 +181,7 @@ def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
             if json.load(f).get("step") == step:
                 print(f"{export_dir} already holds the export of step {step}: reusing it")
                 return
-    run([sys.executable, "-m", "linkbert_jax.export",
+    run([sys.executable, "-m", "linkbert_jax.hf.export",
          "--workdir", train_dir, "--output_dir", export_dir,
          "--tokenizer", os.path.join(data_dir, "tokenizer"), "--overwrite"])
 
@@ -202,7 +204,7 @@ def stage_show(data_dir: str, export_dir: str, sentences: tuple) -> dict:
     import torch
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    from linkbert_jax.hf_torch import load_drp_head_torch, quiet_transformers
+    from linkbert_jax.hf.hf_torch import load_drp_head_torch, quiet_transformers
     tok = AutoTokenizer.from_pretrained(export_dir)
     with quiet_transformers():  # its load report lists the pooler/drp.* keys it skips
         mlm = AutoModelForMaskedLM.from_pretrained(export_dir).eval()
@@ -240,7 +242,7 @@ def stage_show(data_dir: str, export_dir: str, sentences: tuple) -> dict:
 
 
 def final_eval(train_dir: str) -> dict:
-    from linkbert_jax.plots import read_metrics
+    from linkbert_jax.infra.plots import read_metrics
     rows = [r for r in read_metrics(os.path.join(train_dir, "metrics.jsonl"))
             if "eval_drp_accuracy" in r]
     return rows[-1] if rows else {}
@@ -261,7 +263,7 @@ def linked_eval_spread(data_dir: str) -> tuple[int, int, int]:
 def eval_summary(ev: dict, spread: tuple, vocab_size: int) -> str:
     """The summary's eval lines: DRP accuracy, each relation with its 95% interval and
     count, how many document pairs the linked pairs span, MLM."""
-    from linkbert_jax.evaluation import relation_report, relation_stats
+    from linkbert_jax.pretrain.evaluation import relation_report, relation_stats
     shown = relation_stats(ev, "eval_")
     chance = f"chance {1 / len(shown):.3f}; " if shown else ""
     report = relation_report(ev, "eval_") or "per-relation counts not logged"
@@ -304,7 +306,7 @@ def main(argv=None) -> int:
     stage_train(args, data_dir, train_dir)
     stage_export(train_dir, data_dir, export_dir)
     stage_show(data_dir, export_dir, CORPORA[args.corpus]["fill_mask"])
-    from linkbert_jax.plots import plot_training_curves
+    from linkbert_jax.infra.plots import plot_training_curves
     png = plot_training_curves(train_dir)
     summary(manifest, final_eval(train_dir), linked_eval_spread(data_dir), time.time() - t0,
             workdir, png, CORPORA[args.corpus]["documents"])

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from linkbert_jax import runtime
+from linkbert_jax.infra import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config: a packaged name (tiny, base, ...) or a file.",
@@ -32,10 +32,12 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
     per workdir: a second one exits 2 before writing anything (``workdir_lock``)."""
     import jax
 
-    from linkbert_jax import checkpoints, trainer, workdir_lock
-    from linkbert_jax.checkpoints import IntegrityError
+    from linkbert_jax.checkpoint import checkpoints
+    from linkbert_jax.infra import workdir_lock
+    from linkbert_jax.pretrain import trainer
+    from linkbert_jax.checkpoint.checkpoints import IntegrityError
     from linkbert_jax.errors import ConfigError, CorruptDataError, NonFiniteLossError
-    from linkbert_jax.orbax_faults import CheckpointWriteError
+    from linkbert_jax.checkpoint.orbax_faults import CheckpointWriteError
     runtime.setup_logging()
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:

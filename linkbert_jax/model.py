@@ -2,7 +2,7 @@
 
 The model knows nothing of data, optimizers or checkpoints. Parameters are a plain pytree
 whose layout mirrors Hugging Face's BERT (``embeddings``, ``encoder/layer_<i>``, ``pooler``)
-so that conversion is a name map (see ``linkbert_jax.convert``).
+so that conversion is a name map (see ``linkbert_jax.hf.convert``).
 
 Shapes in names: B batch, L length, D hidden, N heads, H head dim, F mlp, P predictions,
 V (padded) vocabulary, R relations.

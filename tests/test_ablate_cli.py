@@ -112,7 +112,7 @@ def test_table_notes_the_task_baseline(tmp_path):
 
 
 def test_minilm_is_continued_by_default_and_scratch_on_request(tmp_path):
-    from linkbert_jax.samples import minilm_dir
+    from linkbert_jax.data.samples import minilm_dir
     parse = lambda *a: ablate_cli.make_parser().parse_args(["--workdir", str(tmp_path), *a])
     assert ablate_cli.pretrain_overrides(parse())["init_from_hf"] == minilm_dir()
     assert "init_from_hf" not in ablate_cli.pretrain_overrides(parse("--config", "cpu_small"))

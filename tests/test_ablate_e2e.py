@@ -12,7 +12,7 @@ from linkbert_jax.ablate import __main__ as ablate_cli
 from linkbert_jax.ablate import arms, report, stages
 from linkbert_jax.data.readers import DataError
 from linkbert_jax.errors import ConfigError
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 N_DOCS = 60
 SMALL = ["--config", "cpu_small", "--build_args", "--max_seq_length 40 --eval_fraction 0.4",

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from linkbert_jax import step_costs, trainer
+from linkbert_jax.infra import step_costs
+from linkbert_jax.pretrain import trainer
 from linkbert_jax.aot import analysis, command, topology
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError

@@ -13,7 +13,9 @@ import pytest
 
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
-from linkbert_jax import checkpoints, checksums, sharding, trainer
+from linkbert_jax import sharding
+from linkbert_jax.checkpoint import checkpoints, checksums
+from linkbert_jax.pretrain import trainer
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 
 SOURCE = dict(vocab_size=2048, max_seq_length=32)

@@ -20,7 +20,7 @@ import linkbert_jax
 from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
 from linkbert_jax import input_pipeline
 from linkbert_jax.data import features, records
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 copy, work = sys.argv[1:]
 assert linkbert_jax.__file__.startswith(copy), linkbert_jax.__file__

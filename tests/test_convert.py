@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from helpers.exports import ODD, assert_bitwise_equal, random_params
-from linkbert_jax import convert, hf_torch
+from linkbert_jax.hf import convert, hf_torch
 from linkbert_jax.model import LinkBert, ModelConfig
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 import torch
 import transformers
@@ -95,7 +95,7 @@ def test_minilm_loads_and_matches_automodel(minilm):
 
 
 def test_minilm_missing_heads_are_logged(caplog):
-    with caplog.at_level(logging.WARNING, logger="linkbert_jax.convert"):
+    with caplog.at_level(logging.WARNING, logger="linkbert_jax.hf.convert"):
         convert.load_hf(minilm_dir())
     assert re.search(r"no mlm/drp weights; initialised", caplog.text), caplog.text
 

@@ -1,4 +1,4 @@
-"""The export command (``tools/convert_to_pytorch.py``, ``linkbert_jax.export.main``) on a
+"""The export command (``tools/convert_to_pytorch.py``, ``linkbert_jax.hf.export.main``) on a
 training workdir: a chosen or the latest step, bitwise, and its errors as one line."""
 import os
 import subprocess
@@ -9,9 +9,10 @@ import pytest
 
 from helpers import REPO
 from helpers.exports import ODD, assert_bitwise_equal, random_params
-from linkbert_jax import checkpoints, convert, export
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.hf import convert, export
 from linkbert_jax.model import ModelConfig
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 TOOL = os.path.join(REPO, "tools", "convert_to_pytorch.py")
 

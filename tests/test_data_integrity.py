@@ -12,9 +12,10 @@ import pytest
 from helpers.corpora import synthetic_doc_text, write_jsonl
 from helpers.outcomes import one_error_line
 from helpers.training import small_config
-from linkbert_jax import input_pipeline, main
+from linkbert_jax import main
+from linkbert_jax.pretrain import input_pipeline
 from linkbert_jax.data import build, records, tokenizer
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Issue 22, rows 5-7 and item 4: the data position is kept in examples over virtual
-streams (``linkbert_jax.example_stream``), so the global batches do not depend on the
+streams (``linkbert_jax.pretrain.example_stream``), so the global batches do not depend on the
 process count and a resume with another batch size continues at the same example; the
 manifest's counts are checked against the files, and its names stay inside the data dir.
 """
@@ -14,7 +14,8 @@ import pytest
 from helpers.outcomes import one_error_line
 from helpers.shards import MAX_LEN, write_shards
 from helpers.training import small_config
-from linkbert_jax import data_position, example_stream, input_pipeline, main
+from linkbert_jax import main
+from linkbert_jax.pretrain import data_position, example_stream, input_pipeline
 from linkbert_jax.errors import ConfigError
 
 MASKING = input_pipeline.MaskingConfig(max_predictions=8)

@@ -10,7 +10,7 @@ import subprocess
 import transformers
 
 from helpers import installed, readme
-from linkbert_jax import samples
+from linkbert_jax.data import samples
 from linkbert_jax.demo import CORPORA, eval_pairs
 
 SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1"]
@@ -83,7 +83,7 @@ def check_export(workdir):
         counts = ", ".join(f"{r} {n:,}" for r, n in m[rel].items())
         assert f"| pairs, {split} | {m['num_examples'][split]:,} ({counts}) |" in card
     assert "python -m linkbert_jax.main --config" in card  # the training command, recorded
-    assert "python -m linkbert_jax.export --workdir" in card
+    assert "python -m linkbert_jax.hf.export --workdir" in card
 
 
 PROBE = """

@@ -7,7 +7,7 @@ import time
 
 from helpers.training import (OVERRIDES, config_path, driver, metric_rows, result_of,
                               wait_for)
-from linkbert_jax import checkpoints
+from linkbert_jax.checkpoint import checkpoints
 
 SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
                "model.num_attention_heads": 2, "model.intermediate_size": 64,

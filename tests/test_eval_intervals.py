@@ -1,7 +1,7 @@
 """Issue 21: each relation's eval accuracy with its count and a 95% Wilson score interval."""
 import pytest
 
-from linkbert_jax.evaluation import eval_line, relation_report, relation_stats, wilson_interval
+from linkbert_jax.pretrain.evaluation import eval_line, relation_report, relation_stats, wilson_interval
 
 
 @pytest.mark.parametrize("correct, n, low, high", [

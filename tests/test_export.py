@@ -13,9 +13,9 @@ import yaml
 from safetensors.numpy import load_file
 
 from helpers.exports import TEXTS, make_workdir
-from linkbert_jax import convert, export, hf_torch, model_card
+from linkbert_jax.hf import convert, export, hf_torch, model_card
 from linkbert_jax.model import LinkBert
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALL_ARGUMENTS = ("max_length", "local_files_only", "stride", "truncation_strategy",
@@ -116,7 +116,7 @@ def test_model_card(exported, workdir):
     assert "license" in meta and "linkbert" in meta["tags"]
     assert "| dropout in pretraining | hidden 0.0, attention 0.0 |" in card
     assert "hidden 0.1, attention 0.1: for fine-tuning, from the starting checkpoint" in card
-    assert "python -m linkbert_jax.export " + " ".join(args) in card
+    assert "python -m linkbert_jax.hf.export " + " ".join(args) in card
     assert f"python -m linkbert_jax.main --config configs/tiny.py --workdir {wd}" in card
     assert "| train | 9 | 9.1000 | 0.0900 | 1.1000 | 0.4000 |" in card
     assert "1,530,872 in `BertModel`" in card

@@ -14,11 +14,12 @@ from helpers.finetune_data import tiny_bert
 from helpers.outcomes import tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
-from linkbert_jax import export, export_dir, trainer
+from linkbert_jax.hf import export, export_dir
+from linkbert_jax.pretrain import trainer
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import export as ft_export
 from linkbert_jax.finetune import pretrained
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 
 def run_export(capsys, *args) -> tuple[int, str, str]:
@@ -84,7 +85,7 @@ def test_overwrite_replaces_only_an_unchanged_earlier_export(workdir, tmp_path, 
     assert rc == 0, err
     with open(os.path.join(out, export_dir.MARKER_NAME)) as f:
         marker = json.load(f)
-    assert marker["written_by"] == "linkbert_jax.export" and marker["step"] == 5
+    assert marker["written_by"] == "linkbert_jax.hf.export" and marker["step"] == 5
     assert set(marker["files"]) == set(os.listdir(out)) - {export_dir.MARKER_NAME}
     step5 = tree_hashes(out)
 
@@ -133,7 +134,7 @@ def test_an_export_never_replaces_the_other_kind(workdir, hf_model, tmp_path, ca
                             pretraining / "model", "--no_verify")
     assert rc == 0, err
     before = tree_hashes(pretraining)
-    with pytest.raises(ConfigError, match="holds a model that linkbert_jax.export wrote"):
+    with pytest.raises(ConfigError, match="holds a model that linkbert_jax.hf.export wrote"):
         ft_export.check_model_dirs(str(pretraining), None, hf_model, None)
     assert tree_hashes(pretraining) == before
 

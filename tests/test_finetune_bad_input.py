@@ -12,7 +12,7 @@ from helpers.finetune_data import write_jsonl
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import data, pretrained, tasks
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 PAIR = {"id": "a", "sentence1": "one", "sentence2": "two", "label": "yes"}
 
@@ -106,7 +106,7 @@ def test_init_from_a_pretraining_workdir(tmp_path):
     import optax
 
     from helpers.finetune_data import tiny_bert
-    from linkbert_jax import checkpoints
+    from linkbert_jax.checkpoint import checkpoints
     from linkbert_jax.model import ModelConfig, init_params
 
     hf = tiny_bert(tmp_path / "hf")

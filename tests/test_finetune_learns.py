@@ -14,7 +14,7 @@ import pytest
 from helpers import finetune_data
 from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import loop, pretrained, tasks, train
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from helpers import finetune_data
-from linkbert_jax import steps
+from linkbert_jax.pretrain import steps
 from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import data, export, pretrained, tasks, train
-from linkbert_jax.hf_torch import load_info_torch
+from linkbert_jax.hf.hf_torch import load_info_torch
 
 FAMILIES = ["seqcls", "multilabel", "regression", "mc", "tokcls", "qa"]
 BATCH, LENGTH = 8, 48

@@ -16,12 +16,13 @@ import time
 import pytest
 
 from helpers import finetune_data, processes
-from linkbert_jax import export_dir, vocabulary, workdir_lock
+from linkbert_jax.hf import export_dir, vocabulary
+from linkbert_jax.infra import workdir_lock
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import loop, pretrained, tasks, train
 from linkbert_jax.finetune import run as ft_run
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 TIMING = ("steps_per_sec", "examples_per_sec")
 OUTPUTS = ("results.json", "dev_predictions.jsonl", "predictions.jsonl",

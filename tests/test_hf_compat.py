@@ -21,9 +21,9 @@ import transformers
 from helpers import TESTS, hf_envs
 from helpers.exports import TEXTS, make_workdir
 from hf_compat import check_export
-from linkbert_jax import export
+from linkbert_jax.hf import export
 from linkbert_jax.model import LinkBert
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 CHECK = os.path.join(TESTS, "hf_compat", "check_export.py")
 TASK_HEADS = {

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from linkbert_jax import hostmem
+from linkbert_jax.infra import hostmem
 
 PROBE = ("import os, sys; from linkbert_jax import hostmem; print('start', os.getpid()); "
          "hostmem.reexec_if_needed(); print('env', os.environ.get('GLIBC_TUNABLES'), "

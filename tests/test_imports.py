@@ -1,7 +1,7 @@
 """Importing any module of the package has no side effects: no environment variable
 changes, no process is started or re-executed, TensorFlow's devices are left alone; the
 same holds for the benchmarks' shared module (bench/common.py). Entry points do their
-set-up explicitly (linkbert_jax.runtime.setup_environment)."""
+set-up explicitly (linkbert_jax.infra.runtime.setup_environment)."""
 import json
 import os
 import subprocess
@@ -58,7 +58,7 @@ def _probe(modules: str) -> dict:
 
 def test_importing_any_module_changes_nothing_in_the_process():
     result = _probe("library")
-    assert {"linkbert_jax.main", "linkbert_jax.input_pipeline", "linkbert_jax.trainer",
+    assert {"linkbert_jax.main", "linkbert_jax.pretrain.input_pipeline", "linkbert_jax.pretrain.trainer",
             "linkbert_jax.data.build", "linkbert_jax.demo"} <= set(result["modules"])
     # Each package's __main__ defines its command's absl flags (--config in two of them),
     # so each is imported in a process of its own.

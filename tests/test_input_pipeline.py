@@ -1,4 +1,4 @@
-"""Tests of linkbert_jax.input_pipeline on small synthetic shards written here."""
+"""Tests of linkbert_jax.pretrain.input_pipeline on small synthetic shards written here."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from helpers.shards import MAX_LEN, SPECIALS, write_shards
-from linkbert_jax import input_pipeline as ip
+from linkbert_jax.pretrain import input_pipeline as ip
 from linkbert_jax.data import features
 
 MASKING = ip.MaskingConfig(max_predictions=12)

@@ -19,7 +19,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from helpers.corpora import run_build, write_jsonl
 from linkbert_jax.data import build, link_sources, tfidf
 from linkbert_jax.data.index import TERMS_FILE
-from linkbert_jax.samples import minilm_dir, wikipedia_paragraphs
+from linkbert_jax.data.samples import minilm_dir, wikipedia_paragraphs
 
 FALSE_FAILURE = 1e-6  # the chi-square tests' level (their seeds are fixed: no flakes)
 TIE = 1e-12  # similarities this close are a tie whose order float rounding may decide

@@ -10,7 +10,7 @@ from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
 from linkbert_jax.ablate import linktask
 from linkbert_jax.finetune import data as ft_data
 from linkbert_jax.finetune import tasks
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 N_DOCS = 60
 

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linkbert_jax import architectures, convert, hf_torch
+from linkbert_jax import architectures
+from linkbert_jax.hf import convert, hf_torch
 from linkbert_jax.finetune import packing
 from linkbert_jax.model import LinkBert, ModelConfig, count_params, init_params
 from linkbert_jax.readout import Readout

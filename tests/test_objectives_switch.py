@@ -14,12 +14,15 @@ from safetensors.numpy import load_file
 from helpers import REPO
 from helpers.corpora import ring_corpus, run_build
 from helpers.training import metric_rows
-from linkbert_jax import arm_checks, checkpoints, config_defaults, convert, export, main
+from linkbert_jax import config_defaults, main
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.data import arm_checks
+from linkbert_jax.hf import convert, export
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import pretrained
 from linkbert_jax.model import LinkBert
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 HIDDEN = 32
 TRAIN = {"model.hidden_size": HIDDEN, "model.num_hidden_layers": 1,

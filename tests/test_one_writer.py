@@ -11,9 +11,11 @@ from helpers.outcomes import one_error_line, tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, config_path, driver, metric_rows, result_of,
                               small_config, wait_for)
-from linkbert_jax import checkpoints, export, main, step_config
-from linkbert_jax.samples import minilm_dir
-from linkbert_jax.workdir_lock import LOCK_NAME
+from linkbert_jax import main
+from linkbert_jax.checkpoint import checkpoints, step_config
+from linkbert_jax.hf import export
+from linkbert_jax.data.samples import minilm_dir
+from linkbert_jax.infra.workdir_lock import LOCK_NAME
 
 SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
                "model.num_attention_heads": 2, "model.intermediate_size": 64,

@@ -26,7 +26,7 @@ from helpers import installed, processes
 from helpers.corpora import synthetic_doc_text, write_jsonl
 from helpers.readme import block, commands, flag, substitute
 from helpers.training import free_port
-from linkbert_jax.samples import minilm_dir, wikipedia_sample
+from linkbert_jax.data.samples import minilm_dir, wikipedia_sample
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def shrunk(argv: list[str], python: str) -> list[str]:
     elif argv[1:3] == ["-m", "linkbert_jax.main"]:
         extra = TRAIN_SHRINK + (TINY_BERT_OVERRIDES if any(
             a.startswith("--config.init_from_hf=") for a in argv) else [])
-    elif argv[1:3] == ["-m", "linkbert_jax.export"]:
+    elif argv[1:3] == ["-m", "linkbert_jax.hf.export"]:
         extra = []
     else:
         raise AssertionError(f"a README command this test does not know: {argv}")
@@ -239,7 +239,7 @@ def test_tpu_pod_multi_gpu_and_several_hosts(tmp_path, places, continued, instal
 def test_export_and_use_in_pytorch(continued, installed_python):
     cwd = continued[0]
     [export] = commands("export")
-    assert export[:3] == ["python", "-m", "linkbert_jax.export"]
+    assert export[:3] == ["python", "-m", "linkbert_jax.hf.export"]
     out = run(shrunk(export, installed_python), cwd, os.path.join(cwd, "export.log"),
               installed_python)
     assert "verified:" in out

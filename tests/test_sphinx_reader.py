@@ -9,8 +9,8 @@ import pytest
 
 from helpers.corpora import run_build
 from linkbert_jax.data import build, readers, sphinx_html
-from linkbert_jax import samples
-from linkbert_jax.samples import minilm_dir, python_docs
+from linkbert_jax.data import samples
+from linkbert_jax.data.samples import minilm_dir, python_docs
 
 NAV = ('<nav class="menu"><a class="reference internal" href="b.html#b-top">nav</a></nav>'
        '<div class="sphinxsidebar" role="navigation"><div><a class="reference internal" '

@@ -16,7 +16,8 @@ from helpers.outcomes import one_error_line
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, config_path, driver, metric_rows,
                               small_config, wait_for)
-from linkbert_jax import checkpoints, main, orbax_faults
+from linkbert_jax import main
+from linkbert_jax.checkpoint import checkpoints, orbax_faults
 
 
 # small_config's model, as overrides for a subprocess run of configs/cpu_small.py

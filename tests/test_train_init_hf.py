@@ -6,9 +6,11 @@ import pytest
 
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
-from linkbert_jax import checkpoints, convert, trainer
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.hf import convert
+from linkbert_jax.pretrain import trainer
 from linkbert_jax.errors import ConfigError
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 
 def _config(**model):

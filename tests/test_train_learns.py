@@ -10,8 +10,8 @@ import sys
 
 from helpers.synthetic import SyntheticSource
 from helpers.training import config_path, load
-from linkbert_jax import trainer
-from linkbert_jax.samples import wikipedia_sample
+from linkbert_jax.pretrain import trainer
+from linkbert_jax.data.samples import wikipedia_sample
 
 
 def test_cpu_small_learns_mlm_and_drp(tmp_path):

@@ -40,7 +40,7 @@ def test_meshes_agree_and_shard_params_by_the_rules(tmp_path):
 
 
 def test_two_processes_match_one_process(tmp_path):
-    from linkbert_jax import checkpoints
+    from linkbert_jax.checkpoint import checkpoints
     over = {**OVERRIDES, "mesh.data": 2, "mesh.fsdp": -1}
     base = {"config": config_path("cpu_small"), "overrides": over, "source": SOURCE}
     port = free_port()

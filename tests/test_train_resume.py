@@ -9,7 +9,8 @@ import pytest
 from helpers.synthetic import SyntheticSource
 from helpers.training import (OVERRIDES, SOURCE, config_path, driver, metric_rows, result_of,
                               small_config, wait_for)
-from linkbert_jax import checkpoints, trainer
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.pretrain import trainer
 from linkbert_jax.errors import NonFiniteLossError
 
 

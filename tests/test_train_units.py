@@ -11,7 +11,8 @@ import pytest
 
 from helpers.synthetic import SyntheticSource, make_batch
 from helpers.training import config_path, load, small_config
-from linkbert_jax import config_defaults, objectives, optimizer, sharding, steps, trainer
+from linkbert_jax import config_defaults, objectives, optimizer, sharding
+from linkbert_jax.pretrain import steps, trainer
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
@@ -128,7 +129,7 @@ def test_vocabulary_mismatch_is_a_config_error(tmp_path):
 
 
 def test_flops_model():
-    from linkbert_jax import metrics_log
+    from linkbert_jax.infra import metrics_log
     cfg = ModelConfig()  # BERT-base
     f = metrics_log.flops_per_sequence(cfg, 512, 80)
     # 6 * 85M * 512 + attention + head: about 2.9e11 per sequence
@@ -147,7 +148,7 @@ def test_flops_model():
 
 
 def test_config_changes_against_the_saved_config(tmp_path):
-    from linkbert_jax import checkpoints
+    from linkbert_jax.checkpoint import checkpoints
     saved = {"seq_length": 64, "masking": {"max_predictions": 20, "mask_prob": 0.15},
              "data_dir": "/a"}
     assert checkpoints.config_changes(str(tmp_path), saved) == []  # nothing saved yet
@@ -162,7 +163,8 @@ def test_config_changes_against_the_saved_config(tmp_path):
 
 
 def test_demo_says_when_a_finished_run_used_another_config(tmp_path):
-    from linkbert_jax import checkpoints, demo
+    from linkbert_jax import demo
+    from linkbert_jax.checkpoint import checkpoints
     config_file = config_path("cpu_minilm")
     args = demo.parse_args(["--from_scratch", "--steps", "8"])  # no MiniLM lookup needed
     overrides = demo.train_overrides(args, "/data")

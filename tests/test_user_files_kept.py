@@ -19,10 +19,11 @@ import pytest
 from helpers.corpora import ring_corpus
 from helpers.finetune_data import real_task, tiny_bert
 from helpers.outcomes import one_error_line, sha256_of
-from linkbert_jax import export, export_dir, main
+from linkbert_jax import main
+from linkbert_jax.hf import export, export_dir
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.data import build
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 TRAIN = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
          "model.num_attention_heads": 2, "model.intermediate_size": 64,

@@ -16,7 +16,9 @@ from helpers.corpora import synthetic_doc_text, write_jsonl
 from helpers.outcomes import one_error_line, tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
-from linkbert_jax import checkpoints, export, main, tree_diff, vocabulary
+from linkbert_jax import main
+from linkbert_jax.checkpoint import checkpoints, tree_diff
+from linkbert_jax.hf import export, vocabulary
 from linkbert_jax.data import build, features
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import pretrained

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from helpers.outcomes import tree_hashes
-from linkbert_jax import workdir_lock
-from linkbert_jax.workdir_lock import LOCK_NAME, LockedError, lock_dir
+from linkbert_jax.infra import workdir_lock
+from linkbert_jax.infra.workdir_lock import LOCK_NAME, LockedError, lock_dir
 
 # Holds DIR's lock, says so, then waits (killed by the test, or until GO exists).
 HOLDER = r"""

@@ -42,7 +42,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.add_argument("--input", action="append", help="corpus (default: the Python docs)")
     p.add_argument("--format", default="sphinx_html")
-    p.add_argument("--tokenizer", help="default: MiniLM's (linkbert_jax.samples)")
+    p.add_argument("--tokenizer", help="default: MiniLM's (linkbert_jax.data.samples)")
     p.add_argument("--build_args", default="--max_seq_length 64 --eval_fraction 0.05",
                    help="further builder flags, as one string")
     p.add_argument("--config", default="cpu_minilm", help="base pretraining config")
@@ -78,7 +78,7 @@ def overrides(items: list[str], flag: str) -> dict:
 
 def build_argv(args, arm: str, out_dir: str) -> list[str]:
     """The builder's arguments for ``arm``'s data (its flags from ``ablations``)."""
-    from linkbert_jax import samples
+    from linkbert_jax.data import samples
     inputs = args.input or [samples.python_docs()]
     tok = args.tokenizer or samples.minilm_dir()
     return [*(f for p in inputs for f in ("--input", p)), "--format", args.format,
@@ -143,7 +143,7 @@ def pretrain_overrides(args) -> dict:
     out = overrides(args.pretrain, "--pretrain")
     init = args.init_from_hf
     if init is None and args.config == "cpu_minilm" and "init_from_hf" not in out:
-        from linkbert_jax import samples
+        from linkbert_jax.data import samples
         init = samples.minilm_dir()
     return {**out, "init_from_hf": init} if init is not None else out
 
@@ -198,7 +198,7 @@ def ablate(args) -> str:
     seeds = arms_lib.parse_seeds(args.seeds)
     pretrain_overrides(args), overrides(args.finetune, "--finetune")
     if not args.dry_run:
-        from linkbert_jax import runtime
+        from linkbert_jax.infra import runtime
         runtime.setup_logging("datasets")
         os.makedirs(args.workdir, exist_ok=True)
         use_compilation_cache(args.workdir)
@@ -255,7 +255,7 @@ def main(argv=None) -> int:
 
 
 def cli() -> None:
-    from linkbert_jax import runtime
+    from linkbert_jax.infra import runtime
     runtime.setup_environment()  # huge pages (re-executes once), TF off accelerators
     sys.exit(main())
 

@@ -53,8 +53,9 @@ def heldout_eval(config, params, data_dir: str) -> dict:
     whole split, or its first ``eval_max_batches`` batches of ``eval_batch_size``: the
     same pairs for every arm): the trainer's own eval step and evaluation, another
     build's data."""
-    from linkbert_jax import evaluation, sharding, steps, trainer
-    from linkbert_jax.input_pipeline import TFRecordSource
+    from linkbert_jax import sharding
+    from linkbert_jax.pretrain import evaluation, steps, trainer
+    from linkbert_jax.pretrain.input_pipeline import TFRecordSource
     source = TFRecordSource(data_dir)
     model_cfg = trainer.model_config_from(config, source.manifest())
     mesh = sharding.make_mesh(config.mesh)
@@ -68,7 +69,7 @@ def heldout_eval(config, params, data_dir: str) -> dict:
 def pretrain_and_eval(config, run_dir: str, common_dir: str) -> dict:
     """Pretrain (resuming from ``run_dir``'s checkpoint) then score on ``common_dir``'s
     eval split; ``RUN/heldout_eval.json``. A run with that file is skipped."""
-    from linkbert_jax import evaluation, trainer
+    from linkbert_jax.pretrain import evaluation, trainer
     done = read_json(os.path.join(run_dir, HELDOUT))
     if done is not None:
         return done

@@ -29,7 +29,7 @@ flags.mark_flags_as_required(["config", "topology"])
 def main(argv=None) -> None:
     if argv is not None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from linkbert_jax import runtime
+    from linkbert_jax.infra import runtime
     from linkbert_jax.aot import command
     from linkbert_jax.errors import ConfigError
     runtime.setup_logging()
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
 def console() -> None:
     """The entry point (``python -m linkbert_jax.aot``, console script ``linkbert-aot``);
     ``--config`` takes a packaged config name or a path."""
-    from linkbert_jax import runtime
+    from linkbert_jax.infra import runtime
     from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(huge_pages=False, tensorflow=False)  # compiles only
     app.run(main, argv=with_config_files(sys.argv))

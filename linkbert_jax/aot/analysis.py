@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from linkbert_jax import metrics_log, sharding, step_costs, steps, trainer
+from linkbert_jax import sharding
+from linkbert_jax.infra import metrics_log, step_costs
+from linkbert_jax.pretrain import steps, trainer
 from linkbert_jax.architectures import ARCHITECTURES
 from linkbert_jax.aot.topology import Target
 from linkbert_jax.errors import ConfigError

@@ -6,8 +6,8 @@ import math
 from typing import Optional
 
 from linkbert_jax.aot.analysis import Result
-from linkbert_jax.chips import Chip
-from linkbert_jax.step_costs import gb
+from linkbert_jax.infra.chips import Chip
+from linkbert_jax.infra.step_costs import gb
 
 HEADROOM = 0.10  # the margin a default config keeps below the compiler's available memory
 

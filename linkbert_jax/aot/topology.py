@@ -21,7 +21,7 @@ import os
 import re
 from typing import Optional
 
-from linkbert_jax import chips
+from linkbert_jax.infra import chips
 from linkbert_jax.errors import ConfigError
 
 VALID_FORMS = ("an accelerator type as gcloud names it (v4-64, v5p-128, v5litepod-64, "

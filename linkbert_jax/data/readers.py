@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from linkbert_jax.data import files, wikipedia
+from linkbert_jax.data import files, sphinx_html, wikipedia
+from linkbert_jax.data.documents import DataError, RawDoc  # noqa: F401  (the readers' API)
 
 log = logging.getLogger(__name__)
 FORMATS = ("wikipedia", "jsonl", "parquet", "hf", "sphinx_html")
@@ -28,26 +29,12 @@ _WHOLE_DIRECTORY = ("hf", "sphinx_html")  # an --input directory is one input
 _MAX_NAMED_WARNINGS = 20  # per counter; the rest are only counted
 
 
-class DataError(Exception):
-    """An input problem that stops the build; its message is shown as one line."""
-
-
 @dataclass
 class FieldMap:
     id: str = "id"
     title: str = "title"
     text: tuple[str, ...] = ("text",)  # several fields are joined with a newline
     links: str = "links"
-
-
-@dataclass
-class RawDoc:
-    id: str
-    title: str
-    text: str  # plain text, or wikitext when ``wikitext`` is set
-    links: list[str] | None  # raw link names (ids or titles); None until wikitext parsed
-    source: str  # "file:line" for messages
-    wikitext: bool = False
 
 
 @dataclass
@@ -319,6 +306,5 @@ def read_file(path: str, fmt: str, fields: FieldMap, counters: Counters,
     if fmt == "parquet":
         return read_parquet(path, fields, counters)
     if fmt == "sphinx_html":
-        from linkbert_jax.data import sphinx_html  # it imports this module
         return sphinx_html.read_sphinx_html(path, counters)
     return read_hf(path, fields, counters)

@@ -36,6 +36,8 @@ from html.parser import HTMLParser
 from typing import Iterator
 from urllib.parse import unquote
 
+from linkbert_jax.data.documents import DataError, RawDoc
+
 SKIP_PAGES = re.compile(r"^(genindex(-.*)?|py-modindex|modindex|search|contents)\.html$")
 _SKIP_TAGS = {"script", "style", "nav", "footer", "form", "template", "noscript"}
 _SKIP_CLASSES = {"headerlink", "sphinxsidebar", "related", "footer"}
@@ -180,7 +182,6 @@ def list_pages(root: str) -> list[str]:
 def parse_page(root: str, rel: str) -> Page:
     """One page parsed (problems noted, not counted); an unreadable file is a
     ``DataError`` naming it."""
-    from linkbert_jax.data.readers import DataError
 
     path = os.path.join(root, *rel.split("/"))
     try:
@@ -249,7 +250,6 @@ def link_key(page_rel: str, href: str) -> str:
 
 
 def _check_root(root: str) -> list[str]:
-    from linkbert_jax.data.readers import DataError
 
     if not os.path.isdir(root):
         raise DataError(f"{root}: --format sphinx_html reads the HTML root directory of a "
@@ -261,9 +261,8 @@ def _check_root(root: str) -> list[str]:
 
 
 def read_sphinx_html(root: str, counters) -> Iterator:
-    """Documents (``readers.RawDoc``) of the Sphinx HTML tree at ``root``, in page path
+    """Documents (``documents.RawDoc``) of the Sphinx HTML tree at ``root``, in page path
     order, then section order; links are document ids (or dangling raw names)."""
-    from linkbert_jax.data.readers import RawDoc
 
     pages = _check_root(root)
     targets: dict[str, str] = {}

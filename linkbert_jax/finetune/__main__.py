@@ -18,7 +18,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from linkbert_jax import runtime
+from linkbert_jax.infra import runtime
 
 _DEFAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 

@@ -1,7 +1,7 @@
 """A fine-tuned model as a Hugging Face task model directory (``AutoModelFor*``).
 
 The encoder goes through the pretraining export's name map
-(``linkbert_jax.param_mapping``: ``bert.embeddings.*``, ``bert.encoder.*``,
+(``linkbert_jax.hf.param_mapping``: ``bert.embeddings.*``, ``bert.encoder.*``,
 ``bert.pooler.*``); the head is one linear layer in PyTorch's layout (``classifier.*`` or
 ``qa_outputs.*``: weight ``[K, D]``). ``config.json`` names the architecture and carries
 ``id2label``/``label2id`` and ``problem_type``, so ``transformers`` loads it with no key
@@ -9,7 +9,7 @@ missing or unexpected. :func:`verify` compares the reloaded PyTorch model's logi
 the JAX model's.
 
 Where it goes: ``WORKDIR/model`` (``WORKDIR/seed_<s>/model`` with ``--seeds``), through
-:mod:`linkbert_jax.export_dir`, the owner of the rule for every export: a run replaces
+:mod:`linkbert_jax.hf.export_dir`, the owner of the rule for every export: a run replaces
 the model an earlier fine-tuning run left there (marked by ``linkbert_export.json``), and
 refuses, before training, any other directory there.
 """
@@ -20,9 +20,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from linkbert_jax import export_dir, hf_files, param_mapping, vocabulary
+from linkbert_jax.hf import export_dir, hf_files, param_mapping, vocabulary
 from linkbert_jax.data.outdir import inside
-from linkbert_jax.export_dir import OutputDirError
+from linkbert_jax.hf.export_dir import OutputDirError
 
 MODEL_DIR = "model"
 _WHERE = dict(what="the fine-tuned model's directory",
@@ -108,7 +108,7 @@ def verify(model, params, out_dir: str, inputs: dict) -> float:
     import torch
     import transformers
 
-    from linkbert_jax.hf_torch import quiet_transformers
+    from linkbert_jax.hf.hf_torch import quiet_transformers
 
     arch = ARCHITECTURES[type(model).__name__]
     with quiet_transformers():

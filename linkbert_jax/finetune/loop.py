@@ -14,7 +14,10 @@ import os
 import jax
 import numpy as np
 
-from linkbert_jax import checkpoints, metrics_log, orbax_faults, sharding, steps
+from linkbert_jax import sharding
+from linkbert_jax.checkpoint import checkpoints, orbax_faults
+from linkbert_jax.infra import metrics_log
+from linkbert_jax.pretrain import steps
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import data, export, resume, train
 
@@ -23,7 +26,7 @@ log = logging.getLogger("linkbert_jax")
 
 class Evaluator:
     """Predictions and metrics of a split under given parameters; None when ``stop``
-    (``linkbert_jax.preemption.StopSignal``) interrupts it."""
+    (``linkbert_jax.infra.preemption.StopSignal``) interrupts it."""
 
     def __init__(self, eval_fn, setup, task_data, config, stop=resume.NeverStop):
         self.eval_fn, self.setup, self.td, self.config = eval_fn, setup, task_data, config

@@ -4,7 +4,7 @@ computes (almost) no padding, with the same logits as one example to a row.
 A batch of B examples (each C sequences: 1, or the choices of multiple choice) is cut
 into G groups of E consecutive examples; a group is packed on its own, so that it can
 lie whole on one device and in one microbatch, as its labels do (per-example arrays
-become ``[G, E, ...]``: ``linkbert_jax.steps`` splits microbatches and the batch sharding
+become ``[G, E, ...]``: ``linkbert_jax.pretrain.steps`` splits microbatches and the batch sharding
 splits devices along G for both). Within a group, sequences are placed first-fit,
 longest first, into R rows of the split's length L (R the most any group needs, rounded
 up to a multiple of ``row_multiple`` so that a step compiles for few shapes). Each token

@@ -2,10 +2,10 @@
 directory, as ``(ModelConfig, encoder params, tokenizer directory)``.
 
 - A workdir (``config.json`` + ``checkpoints/``): the latest complete checkpoint
-  (``linkbert_jax.checkpoints``) or ``--step``; its tokenizer is the one the corpus
+  (``linkbert_jax.checkpoint.checkpoints``) or ``--step``; its tokenizer is the one the corpus
   builder saved with the data (``<data_dir>/tokenizer``), else that of the Hugging Face
   checkpoint it continued (``init_from_hf``).
-- Any other directory is read as a Hugging Face BERT (``linkbert_jax.convert.load_hf``).
+- Any other directory is read as a Hugging Face BERT (``linkbert_jax.hf.convert.load_hf``).
 
 Only the encoder and the pooler are kept (``embeddings``, ``encoder``, ``pooler``): the
 pretraining heads play no part in a task model.
@@ -16,7 +16,8 @@ import dataclasses
 import os
 from typing import Optional
 
-from linkbert_jax import checkpoints, convert, trained_tokenizer, vocabulary
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.hf import convert, trained_tokenizer, vocabulary
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
 
@@ -69,7 +70,7 @@ def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = No
     if not tokenizer and found[0] is None:
         raise ConfigError(f"--init {path}: no tokenizer: {found[1]}; pass --tokenizer DIR "
                           f"with the vocabulary the model was trained with")
-    vocabulary.check_init_tokenizer(path, step, tokenizer or found[0])
+    _check_tokenizer(path, step, tokenizer or found[0])
     return Pretrained(cfg.replace(scan_layers=False), {k: params[k] for k in ENCODER},
                       tokenizer or found[0], source)
 
@@ -83,3 +84,23 @@ def load_tokenizer(path: str):
     if not getattr(tok, "is_fast", False):
         raise ConfigError(f"tokenizer {path}: not a fast tokenizer (offsets are needed)")
     return tok
+
+
+def _check_tokenizer(init: str, step: Optional[int], tokenizer: str) -> None:
+    """Fine-tuning: ``--tokenizer`` has the vocabulary of the ``--init`` model (a
+    workdir's checkpoint record, else its training data's; a Hugging Face directory's
+    record or own tokenizer)."""
+    if is_workdir(init):
+        own = vocabulary.of_checkpoint(init, step)
+        if own is None:
+            data_dir = checkpoints.read_config(init).get("data_dir") or ""
+            own = vocabulary.of_training_data(data_dir)
+        own = own and vocabulary.Side(f"--init {init}: {own.what}", own.where, own.sha256)
+    elif os.path.abspath(init) != os.path.abspath(tokenizer):
+        own = vocabulary.of_hf_dir(init, "--init")
+    else:
+        own = None
+    if own is not None:
+        given = vocabulary.Side("--tokenizer", tokenizer, vocabulary.of_tokenizer(tokenizer))
+        vocabulary.check(own, given,
+                         "pass --tokenizer with the vocabulary the model was trained with")

@@ -1,5 +1,5 @@
 """Fine-tuning survives preemption: a seed's run is saved through the pretraining
-checkpoint code (``linkbert_jax.checkpoints``: orbax, checksums, incomplete and damaged
+checkpoint code (``linkbert_jax.checkpoint.checkpoints``: orbax, checksums, incomplete and damaged
 steps skipped) and resumed from it, so that the same command run again continues where
 it stopped and ends with the same bits as a run never stopped.
 
@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import checkpoints, steps
+from linkbert_jax.checkpoint import checkpoints
+from linkbert_jax.pretrain import steps
 from linkbert_jax.errors import ConfigError
 
 log = logging.getLogger("linkbert_jax")

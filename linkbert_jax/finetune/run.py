@@ -71,9 +71,9 @@ def finetune(config, *, init: str, files: dict, workdir: str,
              take_over_lock: bool = False) -> list:
     """Run every seed (resuming a stopped one, reusing finished ones); returns their
     results, or [] when a signal stopped the run (saved: the same call resumes it). One
-    run per workdir (:mod:`linkbert_jax.workdir_lock`): a second one is refused."""
-    from linkbert_jax import workdir_lock
-    from linkbert_jax.preemption import StopSignal
+    run per workdir (:mod:`linkbert_jax.infra.workdir_lock`): a second one is refused."""
+    from linkbert_jax.infra import workdir_lock
+    from linkbert_jax.infra.preemption import StopSignal
     with workdir_lock.lock_run(workdir, take_over=take_over_lock, what="fine-tuning run"):
         stop = StopSignal()
         try:
@@ -127,10 +127,10 @@ def _finetune(config, stop, *, init, files, workdir, seeds, step, tokenizer,
 def run(config, *, coordinator=None, num_processes=None, process_id=None, **kwargs) -> int:
     """``finetune`` with errors as one line: 2 for bad input, config or checkpoints, 3
     for a NaN."""
-    from linkbert_jax import runtime
-    from linkbert_jax.checkpoints import IntegrityError
-    from linkbert_jax.orbax_faults import CheckpointWriteError
-    from linkbert_jax.workdir_lock import LockedError
+    from linkbert_jax.infra import runtime
+    from linkbert_jax.checkpoint.checkpoints import IntegrityError
+    from linkbert_jax.checkpoint.orbax_faults import CheckpointWriteError
+    from linkbert_jax.infra.workdir_lock import LockedError
     runtime.setup_logging("datasets")
     runtime.init_distributed(coordinator, num_processes, process_id)
     try:

@@ -1,7 +1,7 @@
 """Fine-tune one seed, in named sections: checks, mesh, model, shard, steps, loop
 (update, log, eval + best-on-dev selection), predictions.
 
-The step is the pretraining pattern (``linkbert_jax.steps``): a pure
+The step is the pretraining pattern (``linkbert_jax.pretrain.steps``): a pure
 ``(state, batch, rng) -> (state, metrics)`` with ``rng = fold_in(rng, step)``, gradient
 accumulation over microbatches, the state donated, parameters and batches sharded by the
 same logical axis rules on the same mesh, AdamW + warmup + linear decay
@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import metrics_log, optimizer, sharding, steps
+from linkbert_jax import optimizer, sharding
+from linkbert_jax.infra import metrics_log
+from linkbert_jax.pretrain import steps
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.finetune import data, packing
 
@@ -54,7 +56,7 @@ def resolve_steps(config, num_train: int) -> None:
 
 def validate(config, model_cfg, tokenizer) -> None:
     """Everything that would otherwise fail deep inside compilation, as one message."""
-    from linkbert_jax.trainer import check_counts
+    from linkbert_jax.pretrain.trainer import check_counts
     check_counts(config)  # the step counts it has (num_train_steps resolved)
     mesh = sharding.make_mesh(config.mesh)
     dp = sharding.data_parallel_size(mesh, sharding.rules_from_config(config))
@@ -174,7 +176,7 @@ def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int,
               lengths: data.Lengths = data.Lengths(), stop=None):
     """Logits of every row of ``split``, in order, on the host (per-token logits of
     batches cut shorter padded back to the split's length with zeros); None when
-    ``stop`` (a ``linkbert_jax.preemption.StopSignal``) asks to stop between batches."""
+    ``stop`` (a ``linkbert_jax.infra.preemption.StopSignal``) asks to stop between batches."""
     out, L = [], split.arrays["input_ids"].shape[-1]
     for i, batch in enumerate(data.eval_batches(split, batch_size, jax.process_index(),
                                                 jax.process_count(), lengths)):

@@ -1,7 +1,7 @@
 import pytest
 
 from helpers.corpora import run_build
-from linkbert_jax.samples import minilm_dir, wikipedia_sample
+from linkbert_jax.data.samples import minilm_dir, wikipedia_sample
 
 
 @pytest.fixture(scope="session")

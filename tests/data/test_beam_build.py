@@ -17,7 +17,7 @@ import pytest
 
 from helpers.corpora import run_build, synthetic_doc_text
 from linkbert_jax.data import beam_build, records
-from linkbert_jax.samples import minilm_dir, wikipedia_sample
+from linkbert_jax.data.samples import minilm_dir, wikipedia_sample
 
 MULTI = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 KEYS = ("a_length", "relation", "doc_a", "doc_b", "seg_a", "seg_b")
@@ -161,8 +161,8 @@ def test_training_input_reads_a_remote_data_dir(wiki_build):
     go through tf.io.gfile for ``scheme://`` paths (TF's ram:// stands in for gs://)."""
     import tensorflow as tf
 
-    from linkbert_jax import input_pipeline
-    from linkbert_jax.masking import MaskingConfig
+    from linkbert_jax.pretrain import input_pipeline
+    from linkbert_jax.pretrain.masking import MaskingConfig
 
     out, m, _ = wiki_build
     remote = "ram://beam_test_data"

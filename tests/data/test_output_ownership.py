@@ -11,7 +11,7 @@ import pytest
 from helpers.corpora import synthetic_doc_text, write_jsonl
 from helpers.outcomes import one_error_line
 from linkbert_jax.data import build, outdir
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 
 def _corpus(path, n=8, seed=0):

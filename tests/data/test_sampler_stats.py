@@ -11,7 +11,7 @@ from scipy import stats
 from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
 from linkbert_jax.data import records
 from linkbert_jax.data.features import LINKED, RANDOM
-from linkbert_jax.samples import minilm_dir
+from linkbert_jax.data.samples import minilm_dir
 
 
 def _corpus(path, n_docs=200, n_hubs=10, n_linking=150):

@@ -9,7 +9,7 @@ import os
 import jax
 import numpy as np
 
-from linkbert_jax import checkpoints, step_config
+from linkbert_jax.checkpoint import checkpoints, step_config
 from linkbert_jax.model import ModelConfig, init_params
 
 TINY = dict(vocab_size=30522, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,

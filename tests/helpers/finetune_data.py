@@ -14,7 +14,7 @@ import os
 import random
 import re
 
-from linkbert_jax.samples import wikipedia_articles
+from linkbert_jax.data.samples import wikipedia_articles
 
 WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -146,9 +146,9 @@ def tiny_bert(out_dir, *, hidden: int = 32, layers: int = 2, seed: int = 0, drop
     directory: the fast stand-in for a checkpoint."""
     import jax
 
-    from linkbert_jax import convert
+    from linkbert_jax.hf import convert
     from linkbert_jax.model import ModelConfig, init_params
-    from linkbert_jax.samples import minilm_dir
+    from linkbert_jax.data.samples import minilm_dir
 
     cfg = ModelConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
                       num_attention_heads=2, intermediate_size=2 * hidden,

@@ -72,7 +72,7 @@ def make_batch(seed: int, index: int, batch_size: int, seq_length: int, max_pred
 
 
 class SyntheticSource:
-    """Stands in for ``linkbert_jax.input_pipeline.TFRecordSource`` (same two methods)."""
+    """Stands in for ``linkbert_jax.pretrain.input_pipeline.TFRecordSource`` (same two methods)."""
 
     def __init__(self, vocab_size: int = 28996, max_seq_length: int | None = None,
                  eval_batches: int = 3, step_sleep: float = 0.0):

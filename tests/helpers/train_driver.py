@@ -21,7 +21,8 @@ from linkbert_jax.config_defaults import load_config_file
 def run_meshes(spec: dict) -> None:
     """Train the same steps under several meshes; print losses and parameter specs."""
     import jax
-    from linkbert_jax import sharding, trainer
+    from linkbert_jax import sharding
+    from linkbert_jax.pretrain import trainer
     from linkbert_jax.errors import ConfigError
     results = []
     for i, case in enumerate(spec["meshes"]):

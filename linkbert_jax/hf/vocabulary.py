@@ -66,7 +66,7 @@ def of_manifest(data_dir: str, manifest: Optional[dict]) -> Optional[Side]:
     return Side("the data", path, sha) if sha else None
 
 
-def _training_data(data_dir: str) -> Optional[Side]:
+def of_training_data(data_dir: str) -> Optional[Side]:
     """The vocabulary of a data directory that may be gone (None then)."""
     from linkbert_jax.data import features
     try:
@@ -78,7 +78,7 @@ def _training_data(data_dir: str) -> Optional[Side]:
 def of_hf_dir(path: str, what: str) -> Optional[Side]:
     """A Hugging Face directory's vocabulary: the one its export recorded, else its own
     tokenizer's; None when neither is there (or the tokenizer is unreadable)."""
-    from linkbert_jax import export_dir
+    from linkbert_jax.hf import export_dir
     sha = (export_dir.read_marker(path) or {}).get(KEY)  # the export's record, if any
     if sha:
         return Side(what, path, sha)
@@ -93,7 +93,7 @@ def of_hf_dir(path: str, what: str) -> Optional[Side]:
 def of_checkpoint(workdir: str, step: Optional[int] = None) -> Optional[Side]:
     """The vocabulary recorded in a checkpoint's meta (the latest complete step without
     ``step``); None without a checkpoint or for one saved before hashes were recorded."""
-    from linkbert_jax import checkpoints, orbax_faults
+    from linkbert_jax.checkpoint import checkpoints, orbax_faults
     if not os.path.isdir(checkpoints.checkpoint_dir(workdir)):
         return None
     with orbax_faults.quiet_read_only():
@@ -125,26 +125,6 @@ def check_init_from_hf(hf_dir: str, data_dir: str, manifest: dict) -> None:
     if hf_dir and data is not None:
         check(of_hf_dir(hf_dir, "init_from_hf"), data,
               f"build the data with --tokenizer {hf_dir}")
-
-
-def check_init_tokenizer(init: str, step: Optional[int], tokenizer: str) -> None:
-    """Fine-tuning: ``--tokenizer`` has the vocabulary of the ``--init`` model (a
-    workdir's checkpoint record, else its training data's; a Hugging Face directory's
-    record or own tokenizer)."""
-    from linkbert_jax import checkpoints
-    from linkbert_jax.finetune import pretrained
-    if pretrained.is_workdir(init):
-        own = of_checkpoint(init, step)
-        if own is None:
-            own = _training_data(checkpoints.read_config(init).get("data_dir") or "")
-        own = own and Side(f"--init {init}: {own.what}", own.where, own.sha256)
-    elif os.path.abspath(init) != os.path.abspath(tokenizer):
-        own = of_hf_dir(init, "--init")
-    else:
-        own = None
-    if own is not None:
-        check(own, Side("--tokenizer", tokenizer, of_tokenizer(tokenizer)),
-              "pass --tokenizer with the vocabulary the model was trained with")
 
 
 def check_export(workdir: str, step: int, tokenizer: Optional[str],

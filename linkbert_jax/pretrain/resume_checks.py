@@ -1,14 +1,15 @@
 """What a resume would refuse, found before the run writes anything to the workdir (its
 ``config.json``) or compiles: the latest complete checkpoint was saved by another model
 or optimizer (``checkpoints.check_shapes``) or trained on another vocabulary
-(``linkbert_jax.vocabulary``). A checkpoint too damaged to tell is left to the restore,
+(``linkbert_jax.hf.vocabulary``). A checkpoint too damaged to tell is left to the restore,
 which names it and falls back to the previous one."""
 from __future__ import annotations
 
 import logging
 import os
 
-from linkbert_jax import checkpoints, orbax_faults, vocabulary
+from linkbert_jax.checkpoint import checkpoints, orbax_faults
+from linkbert_jax.hf import vocabulary
 from linkbert_jax.errors import ConfigError
 
 log = logging.getLogger("linkbert_jax")

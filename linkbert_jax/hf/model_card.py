@@ -15,7 +15,8 @@ import os
 import shlex
 from typing import Optional
 
-from linkbert_jax import arm_checks, objectives
+from linkbert_jax import objectives
+from linkbert_jax.data import arm_checks
 from linkbert_jax.data.features import RELATIONS
 from linkbert_jax.model import ModelConfig
 
@@ -94,7 +95,7 @@ class Facts:
 def last_rows(metrics_path: str, step: int) -> tuple[Optional[dict], Optional[dict]]:
     """The last train row and the last eval row of ``metrics.jsonl`` at or before ``step``
     (a resumed run logs some steps again: the later lines win)."""
-    from linkbert_jax.plots import read_metrics
+    from linkbert_jax.infra.plots import read_metrics
     if not os.path.exists(metrics_path):
         return None, None
     rows = [r for r in read_metrics(metrics_path) if r.get("step", step + 1) <= step]

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-from linkbert_jax import hostmem
+from linkbert_jax.infra import hostmem
 
 
 def define_distributed_flags():
@@ -27,7 +27,7 @@ def define_distributed_flags():
 
 
 def define_take_over_lock_flag():
-    """``--take_over_lock`` (:mod:`linkbert_jax.workdir_lock`), for an entry point that
+    """``--take_over_lock`` (:mod:`linkbert_jax.infra.workdir_lock`), for an entry point that
     holds a workdir's lock."""
     from absl import flags
     return flags.DEFINE_bool(
@@ -135,7 +135,7 @@ def hide_accelerators_from_tensorflow() -> None:
 def setup_environment(*, huge_pages: bool = True, tensorflow: bool = True) -> None:
     """The entry points' process set-up, called first thing (``huge_pages`` may re-execute
     the process, once, and says so): transparent huge pages for host memory
-    (``linkbert_jax.hostmem``; ``LINKBERT_HUGEPAGES=0`` opts out), TensorFlow's C++
+    (``linkbert_jax.infra.hostmem``; ``LINKBERT_HUGEPAGES=0`` opts out), TensorFlow's C++
     chatter quieted, and accelerators hidden from TensorFlow, which is only the input
     library and must never take GPU memory or TPU devices from JAX (the input pipeline
     also hides them before it first uses TensorFlow)."""

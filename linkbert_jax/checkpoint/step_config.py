@@ -14,7 +14,7 @@ import json
 import logging
 import os
 
-from linkbert_jax import checkpoints
+from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.model import ModelConfig
 
 log = logging.getLogger("linkbert_jax")

@@ -9,7 +9,7 @@
           params/               model parameters (StandardSave pytree)
           opt_state/            optimizer state (StandardSave pytree)
           meta/                 JSON: step, rng key data, data position (batches consumed),
-                                the data's vocab_sha256 (linkbert_jax.vocabulary)
+                                the data's vocab_sha256 (linkbert_jax.hf.vocabulary)
       metrics.jsonl, tensorboard/
 
 Orbax writes each step under a temporary name and renames it when complete, so a step
@@ -17,7 +17,7 @@ directory interrupted mid-save is never listed (and is cleaned up) on restore. O
 that, ``latest_complete_step`` skips a step directory whose item files are missing (a
 copy or filesystem that broke the rename guarantee) and falls back to the previous one.
 
-Integrity: ``save`` stores a checksum of every array (``linkbert_jax.checksums``) in the
+Integrity: ``save`` stores a checksum of every array (``linkbert_jax.checkpoint.checksums``) in the
 step's ``meta`` and refuses to save non-finite values; ``restore_latest_valid`` (training)
 and ``load_params`` (export) verify them after reading. A step that fails to restore or
 to verify is named in one line and skipped for the previous complete one; training moves
@@ -36,7 +36,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from linkbert_jax import checksums, orbax_faults, tree_diff
+from linkbert_jax.checkpoint import checksums, orbax_faults, tree_diff
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.model import ModelConfig
 

@@ -3,7 +3,7 @@
 
 ``train_and_evaluate(config, workdir, source=None)`` is the whole run; tests inject a
 ``source`` (any object with ``manifest()`` and ``batches(**kw)``, see
-``linkbert_jax.input_pipeline.TFRecordSource``, the default).
+``linkbert_jax.pretrain.input_pipeline.TFRecordSource``, the default).
 """
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import (arm_checks, checkpoints, data_position, metrics_log, objectives,
-                          optimizer, orbax_faults, resume_checks, run_paths, sharding,
-                          step_config, step_costs, steps, vocabulary)
+from linkbert_jax import objectives, optimizer, sharding
+from linkbert_jax.checkpoint import checkpoints, orbax_faults, step_config
+from linkbert_jax.data import arm_checks
+from linkbert_jax.hf import vocabulary
+from linkbert_jax.infra import metrics_log, step_costs
+from linkbert_jax.pretrain import data_position, resume_checks, run_paths, steps
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
-from linkbert_jax.evaluation import eval_batch_size, evaluate_and_log
+from linkbert_jax.pretrain.evaluation import eval_batch_size, evaluate_and_log
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
-from linkbert_jax.preemption import StopSignal
+from linkbert_jax.infra.preemption import StopSignal
 
 log = logging.getLogger("linkbert_jax")
 
@@ -109,9 +112,9 @@ def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
 # ---------------------------------------------------------------------------- model init
 
 def load_hf_params(path: str, model_cfg: ModelConfig):
-    """Parameters of a Hugging Face BERT directory (``linkbert_jax.convert.load_hf``),
+    """Parameters of a Hugging Face BERT directory (``linkbert_jax.hf.convert.load_hf``),
     with the objective's relation head (BERT's NSP head for nsp; drawn when absent)."""
-    from linkbert_jax import convert
+    from linkbert_jax.hf import convert
     numerics = {k: getattr(model_cfg, k) for k in
                 ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple",
                  "hidden_dropout_prob", "attention_probs_dropout_prob", "num_relations")}
@@ -228,7 +231,7 @@ class Setup:
 
 def saved_meta(resolved: dict, workdir: str, manifest: dict) -> dict:
     """What each checkpoint records besides the state: the config it was trained with
-    (:mod:`linkbert_jax.step_config`) and the data's vocabulary hash (None: unknown)."""
+    (:mod:`linkbert_jax.checkpoint.step_config`) and the data's vocabulary hash (None: unknown)."""
     vocab = manifest.get(vocabulary.KEY)
     return {step_config.META_KEY: step_config.record(resolved, workdir),
             **({vocabulary.KEY: vocab} if vocab else {})}
@@ -239,7 +242,7 @@ def setup_run(config, workdir: str, source=None) -> Setup:
     run_paths.prepare(config, workdir)
     check_counts(config)
     if source is None:
-        from linkbert_jax.input_pipeline import TFRecordSource  # TensorFlow only when used
+        from linkbert_jax.pretrain.input_pipeline import TFRecordSource  # TensorFlow only when used
         source = TFRecordSource(config.data_dir)
     manifest = source.manifest()
     log.info(arm_checks.describe(config, manifest))

@@ -1,5 +1,5 @@
 """The data position of a training run, in examples, and which rows of each global
-batch this process builds; the stream itself is ``linkbert_jax.example_stream`` (its
+batch this process builds; the stream itself is ``linkbert_jax.pretrain.example_stream`` (its
 docstring and docs/training.md state the rule). No TensorFlow here: the trainer imports
 this module whatever its data source.
 """

@@ -1,7 +1,7 @@
 """Lossless conversion between linkbert-jax parameters and Hugging Face BERT directories.
 
-The tensor names and layouts are one table (:mod:`linkbert_jax.param_mapping`), the files
-are read and written by :mod:`linkbert_jax.hf_files`; this module puts them together.
+The tensor names and layouts are one table (:mod:`linkbert_jax.hf.param_mapping`), the files
+are read and written by :mod:`linkbert_jax.hf.hf_files`; this module puts them together.
 Every key and shape is checked and the layouts are exact, so JAX -> HF -> JAX is bitwise
 identical (vocabulary padding rows are not exported and come back as zeros).
 
@@ -32,10 +32,10 @@ from typing import Any, Optional
 import numpy as np
 from flax import traverse_util
 
-from linkbert_jax import hf_files
+from linkbert_jax.hf import hf_files
 from linkbert_jax.errors import ConversionError
 from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig, init_params
-from linkbert_jax.param_mapping import (DRP_HEAD, HEAD_GROUPS, NSP_HEAD, Entry, name_map,
+from linkbert_jax.hf.param_mapping import (DRP_HEAD, HEAD_GROUPS, NSP_HEAD, Entry, name_map,
                                         relation_head, stack_layers, unstack_layers)
 
 __all__ = ["ConversionError", "LoadedHF", "load_hf", "save_hf", "to_hf_state_dict",
@@ -112,7 +112,7 @@ def load_hf(path: str, *, scan_layers: Optional[bool] = None, seed: int = 0,
     """Read a Hugging Face BERT directory.
 
     Accepts ``BertModel``, ``BertForMaskedLM`` and ``BertForPreTraining`` layouts (see
-    :mod:`linkbert_jax.hf_files` for the files and names). Missing pooler / MLM / DRP heads
+    :mod:`linkbert_jax.hf.hf_files` for the files and names). Missing pooler / MLM / DRP heads
     are drawn by the model's own initialisers (``jax.random.key(seed)``) and reported with
     a warning; a missing encoder weight, a wrong shape, a non-BERT config or an untied MLM
     decoder is a :class:`ConversionError`.

@@ -26,7 +26,7 @@ log = logging.getLogger("linkbert_jax")
 def abstract_batch(batch_size: int, seq_length: int, max_predictions: int,
                    sharding=None) -> dict:
     """The train/eval batch as ``jax.ShapeDtypeStruct`` (the input pipeline's contract:
-    ``linkbert_jax.input_pipeline.batches``)."""
+    ``linkbert_jax.pretrain.input_pipeline.batches``)."""
     b, n, p = batch_size, seq_length, max_predictions
     i32, f32 = jnp.int32, jnp.float32
     shapes = {"input_ids": ((b, n), i32), "attention_mask": ((b, n), i32),

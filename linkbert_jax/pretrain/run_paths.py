@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from linkbert_jax.checkpoints import CONFIG_NAME
+from linkbert_jax.checkpoint.checkpoints import CONFIG_NAME
 from linkbert_jax.errors import ConfigError
 
 PATH_KEYS = ("data_dir", "init_from_hf")

@@ -1,5 +1,5 @@
 """Which directory an export may write into, and how it writes there: the one owner of
-that rule for the pretraining export (``python -m linkbert_jax.export``) and the
+that rule for the pretraining export (``python -m linkbert_jax.hf.export``) and the
 fine-tuned model (``WORKDIR/model``, ``linkbert_jax.finetune.export``).
 
 An export writes into a new or empty directory. A non-empty one is replaced only when
@@ -34,7 +34,7 @@ EXPORT_FILES = frozenset({
     "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json",
     "README.md", MARKER_NAME})
 # The writers (``written_by``); a marker from before markers named theirs: PRETRAINING.
-PRETRAINING, FINETUNING = "linkbert_jax.export", "linkbert_jax.finetune"
+PRETRAINING, FINETUNING = "linkbert_jax.hf.export", "linkbert_jax.finetune"
 
 
 class OutputDirError(ConfigError):

@@ -11,7 +11,8 @@ import math
 import jax
 import numpy as np
 
-from linkbert_jax import objectives, preemption, sharding
+from linkbert_jax import objectives, sharding
+from linkbert_jax.infra import preemption
 from linkbert_jax.data.features import RELATIONS
 
 log = logging.getLogger("linkbert_jax")

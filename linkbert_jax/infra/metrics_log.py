@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from linkbert_jax import chips
+from linkbert_jax.infra import chips
 from linkbert_jax.model import ModelConfig
 
 
@@ -37,7 +37,7 @@ def measured_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
 
 
 def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float:
-    """Peak FLOP/s: the override, else the table (``linkbert_jax.chips``), else (CPUs) a
+    """Peak FLOP/s: the override, else the table (``linkbert_jax.infra.chips``), else (CPUs) a
     measured large matmul."""
     if override and override > 0:
         return float(override)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from linkbert_jax.hf_files import WEIGHTS_NAME, hf_config_dict
+from linkbert_jax.hf.hf_files import WEIGHTS_NAME, hf_config_dict
 from linkbert_jax.model import ModelConfig
-from linkbert_jax.param_mapping import DRP_HEAD, relation_head
+from linkbert_jax.hf.param_mapping import DRP_HEAD, relation_head
 
 
 def verify_hf(config: ModelConfig, params, hf_dir: str, *, batch: int = 2, seq_len: int = 16,
@@ -126,7 +126,7 @@ def check_pytorch_bin(hf_dir: str) -> None:
     from safetensors.torch import load_file
 
     from linkbert_jax.errors import ConversionError
-    from linkbert_jax.hf_files import PT_WEIGHTS_NAME
+    from linkbert_jax.hf.hf_files import PT_WEIGHTS_NAME
     path = os.path.join(hf_dir, PT_WEIGHTS_NAME)
     if not os.path.exists(path):
         return

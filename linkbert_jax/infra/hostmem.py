@@ -11,7 +11,7 @@ once, in ``docs/performance.md`` ("Finding 1"). PyTorch's CPU allocator goes thr
 same ``malloc``, so a benchmark process gives both sides the same help.
 
 The tunable is read when a process starts, so entry points call :func:`reexec_if_needed`
-(through ``linkbert_jax.runtime.setup_environment``) before any work: it re-executes the same
+(through ``linkbert_jax.infra.runtime.setup_environment``) before any work: it re-executes the same
 command line once with the tunable added, and says so on stderr. ``LINKBERT_HUGEPAGES=0``
 leaves the allocator alone (for A/B runs). Accelerator memory is not affected; on TPU/GPU
 hosts it only changes how host buffers are paged.

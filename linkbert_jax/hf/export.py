@@ -1,6 +1,6 @@
 r"""Export a training workdir's checkpoint as a Hugging Face BERT directory, verified.
 
-    python -m linkbert_jax.export --workdir WORKDIR --output_dir HF_DIR [--step N] \
+    python -m linkbert_jax.hf.export --workdir WORKDIR --output_dir HF_DIR [--step N] \
         [--tokenizer DIR | --no_tokenizer] [--overwrite] [--pytorch_bin] \
         [--finetune_dropout P] [--dtype float32] [--no_verify]
 
@@ -11,7 +11,7 @@ pytorch_model.bin with ``--pytorch_bin``, for transformers before 4.23), a clean
 error unless ``--no_tokenizer``), a model card and ``linkbert_export.json`` (what wrote
 the directory). The directory is reloaded with ``transformers`` and compared with the
 JAX model before it is put in place. HF_DIR must be new or empty; ``--overwrite``
-replaces an earlier export, never another directory (``linkbert_jax.export_dir``); a
+replaces an earlier export, never another directory (``linkbert_jax.hf.export_dir``); a
 failed export leaves HF_DIR as it was. Training starts from a Hugging Face directory
 directly (``--config.init_from_hf=DIR``), so there is no import command.
 """
@@ -22,9 +22,9 @@ import os
 import sys
 from typing import Optional
 
-from linkbert_jax import export_dir, trained_tokenizer
+from linkbert_jax.hf import export_dir, trained_tokenizer
 from linkbert_jax.errors import ConversionError
-from linkbert_jax.export_dir import EXPORT_FILES, MARKER_NAME as STAMP_NAME  # noqa: F401
+from linkbert_jax.hf.export_dir import EXPORT_FILES, MARKER_NAME as STAMP_NAME  # noqa: F401
 
 DEFAULT_DROPOUT = 0.1  # BERT's fine-tuning dropout
 
@@ -37,7 +37,7 @@ def finetune_dropout(train_config: dict, flag: Optional[float]) -> tuple[float, 
     start = train_config.get("init_from_hf")
     if not start:
         return DEFAULT_DROPOUT, DEFAULT_DROPOUT, "BERT's default (trained from scratch)"
-    from linkbert_jax import hf_files
+    from linkbert_jax.hf import hf_files
     try:
         hf = hf_files.read_hf_config(start)
     except ConversionError:
@@ -57,7 +57,7 @@ def read_manifest(train_config: dict) -> tuple[Optional[dict], str]:
 
 
 def tokenizer_of(args, train_config: dict) -> Optional[str]:
-    """``--tokenizer``, else the workdir's (:mod:`linkbert_jax.trained_tokenizer`); None
+    """``--tokenizer``, else the workdir's (:mod:`linkbert_jax.hf.trained_tokenizer`); None
     only with ``--no_tokenizer``. A missing tokenizer is an error naming what is missing."""
     if args.no_tokenizer:
         return None
@@ -73,8 +73,8 @@ def tokenizer_of(args, train_config: dict) -> Optional[str]:
 
 def export(args, command: list) -> str:
     """The export command; returns the output directory."""
-    from linkbert_jax import (checkpoints, convert, hf_files, model_card, step_config,
-                              vocabulary)
+    from linkbert_jax.checkpoint import checkpoints, step_config
+    from linkbert_jax.hf import convert, hf_files, model_card, vocabulary
 
     export_dir.check(args.output_dir, args.overwrite, export_dir.PRETRAINING)
     _, params, step = checkpoints.load_params(args.workdir, args.step)
@@ -115,9 +115,9 @@ def export(args, command: list) -> str:
 def gather_facts(workdir: str, trained_with: dict, manifest: tuple, step: int, config,
                  exported, params, dropout_source: str, command: list, weight_files: list,
                  dtype: str):
-    """What the model card says (see :mod:`linkbert_jax.model_card`); ``trained_with``:
+    """What the model card says (see :mod:`linkbert_jax.hf.model_card`); ``trained_with``:
     the step's config and commands (``step_config.read``)."""
-    from linkbert_jax import model_card
+    from linkbert_jax.hf import model_card
     from linkbert_jax.model import count_params
 
     train_row, eval_row = model_card.last_rows(os.path.join(workdir, "metrics.jsonl"), step)
@@ -143,7 +143,7 @@ def verify(config, params, hf_dir: str, dtype: str, atol: float) -> dict:
     except ImportError:
         raise ConversionError("verification needs torch; install it or pass "
                               "--no_verify") from None
-    from linkbert_jax import hf_torch
+    from linkbert_jax.hf import hf_torch
     diffs = hf_torch.verify_hf(config, params, hf_dir)
     print("max abs diff JAX vs transformers: " +
           ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
@@ -158,7 +158,7 @@ def verify(config, params, hf_dir: str, dtype: str, atol: float) -> dict:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m linkbert_jax.export",
+    p = argparse.ArgumentParser(prog="python -m linkbert_jax.hf.export",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)
     p.add_argument("--output_dir", required=True)
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     except ImportError:
         pass
     try:
-        export(args, ["python", "-m", "linkbert_jax.export", *argv])
+        export(args, ["python", "-m", "linkbert_jax.hf.export", *argv])
     except (ValueError, OSError) as err:
         # ConversionError is a ValueError; all of these carry a one-line message.
         print(f"error: {err}", file=sys.stderr)

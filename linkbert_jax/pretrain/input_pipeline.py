@@ -1,12 +1,12 @@
 """Streaming tf.data input pipeline: seeded shuffle, dynamic MLM masking, host-local
 numpy batches, exact resume.
 
-The training stream (``repeat=True``) is ``linkbert_jax.example_stream``: virtual streams
+The training stream (``repeat=True``) is ``linkbert_jax.pretrain.example_stream``: virtual streams
 of files, global batches built from them, a position in examples. Within a stream (or
 the files of process ``i``, for a one-pass eval split, ``files[i::process_count]``):
 
 * epoch ``e`` reads the files in an order drawn from ``(seed, stream, e)``, interleaved
-  record by record ``CYCLE_LENGTH`` files at a time, then shuffled in blocks of
+  record by record ``CYCLE_LENGTH`` files at a time (``shards``), then shuffled in blocks of
   ``shuffle_buffer`` records (stateless, seeded from ``(seed, stream, e, block)``;
   independent of TF's global seed); epochs are concatenated;
 * each block of a stream's examples is masked from its own seed (``masking.block_draws``).
@@ -31,18 +31,18 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from linkbert_jax import runtime
+from linkbert_jax.infra import runtime
 from linkbert_jax.data import features, records
 from linkbert_jax.data.features import read_manifest, special_ids
 from linkbert_jax.errors import ConfigError, CorruptDataError
-from linkbert_jax.masking import MaskingConfig, block_draws, mask_batch, random_token_table
+from linkbert_jax.pretrain.masking import MaskingConfig
+from linkbert_jax.pretrain.shards import (SHUFFLE_BUFFER, epoch_records, fold,
+                                         parse_and_mask, process_files)
 
 __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
            "process_files", "make_dataset", "batches", "check_files", "find_corrupt_shard",
            "TFRecordSource"]
 
-CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
-SHUFFLE_BUFFER = 10_000   # records per shuffled block (part of the stream's definition)
 
 
 class CorruptShardError(CorruptDataError):
@@ -52,104 +52,6 @@ class CorruptShardError(CorruptDataError):
 def is_data_dir(data_dir) -> bool:
     path = os.fspath(data_dir)
     return tf.io.gfile.isdir(path) if features.is_remote(path) else os.path.isdir(path)
-
-
-def process_files(data_dir, manifest: dict, split: str, process_index: int,
-                  process_count: int) -> list[tuple[str, int]]:
-    """(path, num_examples) of the files process ``process_index`` reads: i, i+P, ..."""
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
-    entries = manifest["files"].get(split)
-    if not entries:
-        raise ValueError(f"manifest in {data_dir} lists no files for split {split!r} "
-                         f"(splits: {sorted(manifest['files'])})")
-    files = []
-    for e in entries:
-        if not isinstance(e, dict) or "name" not in e or "num_examples" not in e:
-            raise ValueError(f"manifest file entry {e!r} needs 'name' and 'num_examples' "
-                             "(exact resume needs per-file counts)")
-        files.append((os.path.join(os.fspath(data_dir), e["name"]), int(e["num_examples"])))
-    features.check_enough_files(manifest, split, process_count)
-    return files[process_index::process_count]
-
-
-def fold(seed, *data):
-    for d in data:
-        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(d, tf.int64))
-    return seed
-
-
-def epoch_records(paths, base_seed, epoch, shuffle: bool, shuffle_buffer: int,
-                   skip: int = 0):
-    """Serialized records of one epoch (``epoch``: int64 scalar tensor), less ``skip``.
-
-    The shuffle permutes consecutive blocks of ``shuffle_buffer`` records with stateless
-    ops (seeded from seed, process, epoch, block), not with ``Dataset.shuffle``, whose
-    seed would also depend on TF's global seed. Skipped whole blocks are never shuffled.
-    """
-    paths = tf.constant(paths)
-    if shuffle:
-        order = tf.argsort(tf.random.stateless_uniform(
-            [int(paths.shape[0])], fold(base_seed, 1, epoch)))
-        paths = tf.gather(paths, order)
-    ds = tf.data.Dataset.from_tensor_slices(paths)
-    cycle = min(CYCLE_LENGTH, int(paths.shape[0]))
-    parallel = {"num_parallel_calls": cycle, "deterministic": True} if cycle > 1 else {}
-    ds = ds.interleave(lambda p: tf.data.TFRecordDataset(p, buffer_size=1 << 20),
-                       cycle_length=cycle, block_length=1, **parallel)
-    if not shuffle:
-        return ds.skip(skip) if skip else ds
-    first_block, skip = divmod(skip, shuffle_buffer)
-    ds = ds.skip(first_block * shuffle_buffer).batch(shuffle_buffer)
-
-    def permute(block, records):
-        seed = fold(base_seed, 2, epoch, block)
-        return tf.gather(records, tf.argsort(
-            tf.random.stateless_uniform(tf.shape(records)[:1], seed)))
-
-    ds = ds.enumerate(start=first_block).map(permute).unbatch()
-    return ds.skip(skip) if skip else ds
-
-
-def parse_and_mask(serialized, seeds, *, spans, block, batch_size, seq_length, masking,
-                   ids, vocab_size):
-    """Parsed and masked batch of ``batch_size`` rows (``serialized`` may be shorter: the
-    rest is padding), masked with ``masking.block_draws(seeds, spans, block)``."""
-    parsed = tf.io.parse_example(serialized, features.feature_spec(features.TRAINING_FEATURES))
-    n = tf.shape(serialized)[0]
-    pad_rows = batch_size - n  # > 0 only for the last batch of a non-repeating stream
-    ragged = tf.cast(parsed[features.INPUT_IDS], tf.int32)
-    lengths_B = tf.pad(tf.cast(ragged.row_lengths(), tf.int32), [[0, pad_rows]])
-    tf.debugging.assert_less_equal(lengths_B, seq_length,
-                                   message="record longer than seq_length")
-    ids_BxL = ragged.to_tensor(default_value=ids["pad"], shape=[batch_size, seq_length])
-    a_len_B = tf.pad(tf.cast(parsed[features.A_LENGTH], tf.int32), [[0, pad_rows]])
-    relation_B = tf.pad(tf.cast(parsed[features.RELATION], tf.int32), [[0, pad_rows]])
-    pos_L = tf.range(seq_length)[None, :]
-    attention_BxL = pos_L < lengths_B[:, None]
-    type_BxL = features.token_types(pos_L, a_len_B[:, None]) & attention_BxL
-    ids_BxL, positions, orig, weights = mask_batch(
-        ids_BxL, lengths_B, block_draws(tf.unstack(seeds), spans, block), config=masking,
-        mask_id=ids["mask"],
-        special_ids=list(ids.values()),
-        random_ids=random_token_table(vocab_size, list(ids.values())))
-    out = {
-        "input_ids": ids_BxL,
-        "attention_mask": tf.cast(attention_BxL, tf.int32),
-        "token_type_ids": tf.cast(type_BxL, tf.int32),
-        "masked_positions": positions,
-        "masked_ids": orig,
-        "masked_weights": weights,
-        "relation": relation_B,
-        "example_weight": tf.cast(tf.range(batch_size) < n, tf.float32),
-    }
-    P = masking.max_predictions
-    shapes = {"masked_positions": [batch_size, P], "masked_ids": [batch_size, P],
-              "masked_weights": [batch_size, P], "relation": [batch_size],
-              "example_weight": [batch_size]}
-    for k, v in out.items():
-        v.set_shape(shapes.get(k, [batch_size, seq_length]))
-    return out
 
 
 def _padding_batches(data_dir, manifest, split, process_count, batch_size, start_batch,
@@ -187,7 +89,7 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     if batch_size < 1 or start_batch < 0:
         raise ValueError(f"bad batch_size {batch_size} / start_batch {start_batch}")
     if repeat:  # the training stream with V = process_count (example_stream)
-        from linkbert_jax import example_stream
+        from linkbert_jax.pretrain import example_stream
         B, rows = batch_size * process_count, [(process_index * batch_size,
                                                  (process_index + 1) * batch_size)]
         position = example_stream.Position(start_batch, start_batch * B, process_count, B)
@@ -380,7 +282,7 @@ class TFRecordSource:
                        **kwargs) -> Iterator[dict[str, np.ndarray]]:
         """This process's ``rows`` of the training stream from ``position``
         (``example_stream``), as numpy batches."""
-        from linkbert_jax import example_stream
+        from linkbert_jax.pretrain import example_stream
         ds = example_stream.make_dataset(
             self.data_dir, split=split, position=position,
             global_batch_size=global_batch_size, rows=rows,

@@ -1,7 +1,7 @@
 """Accelerator facts in one table: HBM capacity, dense bf16 peak and HBM bandwidth per chip.
 
 Used by the ahead-of-time compile report (``linkbert_jax.aot``: fit, headroom, roofline)
-and by the trainer's MFU (``linkbert_jax.metrics_log``). Figures are the vendors'
+and by the trainer's MFU (``linkbert_jax.infra.metrics_log``). Figures are the vendors'
 published per-chip numbers (sources beside each row). A TPU v4 or v5p chip runs its two
 TensorCores as one JAX device ("megacore"), so one device = one chip for every row.
 """

@@ -56,7 +56,7 @@ def python_docs() -> str:
             raise FileNotFoundError(f"${PYDOCS_ENV}={root} is not the HTML root of the "
                                     f"Python documentation (no library/ directory)")
         return root
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checkout = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     for base in (os.sep, os.path.join(checkout, PYDOCS_CACHE), PYDOCS_CACHE):
         found = [os.path.dirname(p) for p in
                  glob.glob(os.path.join(base, _PYDOCS_HTML, "library"))]

@@ -1,0 +1,20 @@
+"""What every reader yields (``RawDoc``) and the error that stops a build
+(``DataError``): a leaf, so that the readers of each format and their dispatch in
+``readers`` import it, not each other."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DataError(Exception):
+    """An input problem that stops the build; its message is shown as one line."""
+
+
+@dataclass
+class RawDoc:
+    id: str
+    title: str
+    text: str  # plain text, or wikitext when ``wikitext`` is set
+    links: list[str] | None  # raw link names (ids or titles); None until wikitext parsed
+    source: str  # "file:line" for messages
+    wikitext: bool = False

@@ -1,0 +1,127 @@
+"""The package's layout is its architecture (docs/layout.md): a few core modules at the
+top, one concern per sub-package, floors that import only downward, no cycles, and the
+old top-level module names still importable as aliases of the moved modules."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+from helpers import REPO
+from linkbert_jax import _moved
+
+PACKAGE = os.path.join(REPO, "linkbert_jax")
+# Lowest first: a module may import its own floor and the floors below, never above.
+FLOORS = (
+    ("errors", "relations", "_moved"),
+    ("model", "objectives", "sharding", "optimizer", "architectures", "readout"),
+    ("data",),
+    ("config_defaults", "configs"),  # the pretraining configs (configs.NAME)
+    ("infra",),
+    ("checkpoint",),
+    ("hf",),
+    ("pretrain",),
+    ("finetune", "configs.finetune"),  # the fine-tuning configs
+    ("aot",),
+    ("ablate",),
+    ("main", "demo"),
+)
+
+
+def _modules() -> dict:
+    """``{dotted name: path}`` of every module of the package."""
+    out = {}
+    for root, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                mod = os.path.relpath(path[:-3], REPO).replace(os.sep, ".")
+                out[mod.removesuffix(".__init__")] = path
+    return out
+
+
+def _imports(path: str, mods: dict) -> set:
+    """The package's modules that ``path`` imports, at any depth of its code."""
+    out = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("linkbert_jax"):
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                out.add(sub if sub in mods else node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("linkbert_jax."))
+    return out
+
+
+def _floor(mod: str) -> int:
+    """The floor of the longest entry of FLOORS that ``mod`` (under linkbert_jax) is or is
+    in."""
+    name = mod.removeprefix("linkbert_jax.")
+    found = [(len(entry), i) for i, floor in enumerate(FLOORS) for entry in floor
+             if name == entry or name.startswith(entry + ".")]
+    assert found, f"{mod} has no floor: add it to FLOORS (and docs/layout.md)"
+    return max(found)[1]
+
+
+def _graph() -> dict:
+    mods = _modules()
+    return {m: _imports(p, mods) - {m} for m, p in mods.items() if m != "linkbert_jax"}
+
+
+def test_the_top_level_holds_at_most_12_modules():
+    top = sorted(n for n in os.listdir(PACKAGE) if n.endswith(".py") and n != "__init__.py")
+    assert len(top) <= 12, top
+
+
+def test_every_import_goes_down_or_sideways():
+    up = [f"{m} (floor {_floor(m)}) imports {d} (floor {_floor(d)})"
+          for m, deps in _graph().items() for d in deps if d != "linkbert_jax"
+          if _floor(d) > _floor(m)]
+    assert not up, "\n".join(up)
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    state, cycles = {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == "open":
+                cycles.append(" -> ".join(stack[stack.index(d):] + [d]))
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_old_module_names_are_the_moved_modules(tmp_path):
+    """``linkbert_jax.convert`` is ``linkbert_jax.hf.convert`` (same object, with a
+    DeprecationWarning), and ``python -m`` of an old name runs the new module."""
+    code = ("import importlib, warnings\n"
+            "warnings.simplefilter('error')\n"
+            f"for old, pkg in {_moved.MOVED!r}.items():\n"
+            "    new = importlib.import_module(f'linkbert_jax.{pkg}.{old}')\n"
+            "    try:\n"
+            "        importlib.import_module(f'linkbert_jax.{old}')\n"
+            "    except DeprecationWarning:\n"
+            "        pass\n"
+            "    else:\n"
+            "        raise SystemExit(f'{old}: no DeprecationWarning')\n"
+            "    warnings.simplefilter('ignore')\n"
+            "    assert importlib.import_module(f'linkbert_jax.{old}') is new, old\n"
+            "    warnings.simplefilter('error')\n"
+            "print('ok', len(" + repr(_moved.MOVED) + "))\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.startswith("ok"), p.stderr[-3000:]
+    p = subprocess.run([sys.executable, "-m", "linkbert_jax.export", "--help"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "--workdir" in p.stdout, p.stderr[-3000:]
+    moved = [m for m in _moved.MOVED if os.path.exists(os.path.join(PACKAGE, m + ".py"))]
+    assert not moved, moved  # no file stands at an old path
