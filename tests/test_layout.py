@@ -100,6 +100,16 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(cycles)
 
 
+def test_renames_into_place_only_in_the_io_facade_and_the_checkpoint_package():
+    """Every writer goes through ``data.files`` (``atomic_write``, ``rename``); orbax's
+    step directories are the checkpoint package's own."""
+    found = [f"{os.path.relpath(p, REPO)}:{i}" for m, p in _modules().items()
+             if m != "linkbert_jax.data.files" and not m.startswith("linkbert_jax.checkpoint.")
+             for i, line in enumerate(open(p), 1) if "os.replace(" in line
+             or "os.rename(" in line]
+    assert not found, found
+
+
 def test_old_module_names_are_the_moved_modules(tmp_path):
     """``linkbert_jax.convert`` is ``linkbert_jax.hf.convert`` (same object, with a
     DeprecationWarning), and ``python -m`` of an old name runs the new module."""

@@ -42,6 +42,7 @@ import numpy as np
 from linkbert_jax.data import build, graph, index, keyed, outdir, readers
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
+from linkbert_jax.data.files import atomic_write, write_json
 
 TASK_FILES = ("train.jsonl", "dev.jsonl", "train_few_shot.jsonl")
 TASK_META = "task.json"
@@ -258,14 +259,10 @@ def write_task(out_dir: str, files: dict, meta: dict) -> None:
     os.makedirs(out_dir, exist_ok=True)
     for name, records in files.items():
         path = os.path.join(out_dir, name)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
+        with atomic_write(path, encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(path + ".tmp", path)
-    path = os.path.join(out_dir, TASK_META)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(out_dir, TASK_META), meta, indent=1)
 
 
 def run(args) -> dict:

@@ -7,6 +7,8 @@ import json
 import math
 import os
 
+from linkbert_jax.data import files
+
 HELDOUT = "heldout_eval.json"  # written by stages.pretrain_and_eval
 
 RELATIONS = ("contiguous", "random", "linked")
@@ -90,8 +92,5 @@ def write_summary(out_dir: str, rows: dict, seeds: list[int], wall_s: float,
                           ("summary.json", json.dumps({"seeds": seeds, "wall_s": wall_s,
                                                        "runs": rows, "summary": summary},
                                                       indent=1))):
-        tmp = os.path.join(out_dir, name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(tmp, os.path.join(out_dir, name))
+        files.write_text(os.path.join(out_dir, name), content)
     return text

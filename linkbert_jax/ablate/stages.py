@@ -14,15 +14,14 @@ import os
 
 from linkbert_jax.ablate import linktask
 from linkbert_jax.ablate.report import HELDOUT
+from linkbert_jax.data import files
 from linkbert_jax.data.readers import DataError
 
 log = logging.getLogger("linkbert_jax")
 
 
 def write_json(path: str, obj) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
+    files.write_json(path, obj, indent=1)
 
 
 def read_json(path: str):

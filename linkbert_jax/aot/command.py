@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 from linkbert_jax.aot import analysis, report, search, topology
+from linkbert_jax.data import files
 from linkbert_jax.errors import ConfigError
 
 
@@ -66,7 +65,4 @@ def _suggest(config, target, devices, usable, chip) -> dict | None:
 
 
 def _write_json(path: str, record: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, default=float)
-    os.replace(tmp, path)
+    files.write_json(path, record, indent=1, default=float)

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from linkbert_jax.data import graph, index, keyed, link_sources, outdir, readers, sampler
+from linkbert_jax.data.files import atomic_write
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data import writer
 from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
@@ -177,13 +178,12 @@ def _write_documents(out_dir, work_dir, corpus) -> None:
     nseg = np.diff(corpus.doc_seg_start)
     path = os.path.join(out_dir, DOCUMENTS_NAME)
     with open(os.path.join(work_dir, "meta.jsonl"), encoding="utf-8") as meta, \
-            open(path + writer.TMP_SUFFIX, "w", encoding="utf-8") as f:
+            atomic_write(path, encoding="utf-8") as f:
         for i, line in enumerate(meta):
             doc_id, title = json.loads(line)
             links = corpus.link_targets[corpus.link_offsets[i]:corpus.link_offsets[i + 1]]
             f.write(writer.document_line(i, doc_id, title, int(corpus.doc_split[i]),
                                          int(nseg[i]), links.tolist()))
-    os.replace(path + writer.TMP_SUFFIX, path)
 
 
 def planned_names(args) -> set[str]:

@@ -1,15 +1,20 @@
-"""Opening input files: local paths, or any Apache Beam filesystem (``gs://``, ``s3://``,
-``hdfs://``) when the ``beam`` extra is installed; ``.gz``/``.bz2`` decompressed by name."""
+"""The I/O facade: local paths, or any Apache Beam filesystem (``gs://``, ``s3://``,
+``hdfs://``) when the ``beam`` extra is installed; ``.gz``/``.bz2`` decompressed by name;
+and the one atomic write (``atomic_write``: a temporary name beside the file, renamed
+into place) that every writer of the package uses. The checkpoint package keeps its
+own renames (orbax's step directories)."""
 from __future__ import annotations
 
 import bz2
 import contextlib
 import gzip
+import json
 import os
 import re
 import shutil
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+TMP_SUFFIX = ".tmp"  # the temporary name of a file being written: ``NAME.tmp``
 
 
 def is_remote(path: str) -> bool:
@@ -86,3 +91,42 @@ def remove(path: str) -> None:
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w", *, suffix: str = TMP_SUFFIX,
+                 fsync: bool = False, **open_kw):
+    """``open(path, mode)`` through ``path + suffix``: renamed onto ``path`` when the
+    block ends, removed when it raises. A reader sees the old file or the whole new
+    one, never a part; a crash leaves at most the temporary name."""
+    tmp = path + suffix
+    try:
+        with open(tmp, mode, **open_kw) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, path)
+
+
+def write_text(path: str, text: str) -> None:
+    """``text`` into ``path``, atomically (``atomic_write``)."""
+    with atomic_write(path, encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_json(path: str, obj, indent: int = 2, **dump_kw) -> None:
+    """``obj`` as JSON (and a newline) into ``path``, local or on a Beam filesystem,
+    under a temporary name, then renamed."""
+    data = (json.dumps(obj, indent=indent, **dump_kw) + "\n").encode("utf-8")
+    if is_remote(path):
+        with open_raw(path + TMP_SUFFIX, "wb") as f:
+            f.write(data)
+        rename(path + TMP_SUFFIX, path)
+    else:
+        with atomic_write(path, "wb") as f:
+            f.write(data)

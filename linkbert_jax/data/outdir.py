@@ -18,10 +18,10 @@ import os
 import shutil
 
 from linkbert_jax.data.features import MANIFEST_NAME
+from linkbert_jax.data.files import TMP_SUFFIX, write_json
 from linkbert_jax.data.readers import DataError
 
 OWNER_NAME = ".linkbert_build.json"
-TMP_SUFFIX = ".tmp"
 _WHOLE = 64 << 20     # files up to this size are hashed whole
 _SAMPLES, _CHUNK = 64, 1 << 20  # larger ones: 64 chunks of 1 MiB, evenly spaced
 
@@ -48,11 +48,8 @@ def owned_names(out: str) -> set[str] | None:
 
 
 def _write_owner(out: str, names: set[str]) -> None:
-    tmp = os.path.join(out, OWNER_NAME + TMP_SUFFIX)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"written_by": "linkbert_jax.data.build", "names": sorted(names)}, f,
-                  indent=1)
-    os.replace(tmp, os.path.join(out, OWNER_NAME))
+    write_json(os.path.join(out, OWNER_NAME),
+               {"written_by": "linkbert_jax.data.build", "names": sorted(names)}, indent=1)
 
 
 def _remove(path: str) -> None:

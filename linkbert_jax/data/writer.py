@@ -10,7 +10,7 @@ from linkbert_jax.data import files, records, sampler
 from linkbert_jax.data.features import (MANIFEST_NAME, NUM_RELATIONS, SPLITS,
                                         serialize_example)
 
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = files.TMP_SUFFIX
 
 
 def shard_name(split: str, shard: int, num_shards: int) -> str:
@@ -48,8 +48,7 @@ class ShardStats:
 def write_shard(path: str, pairs, cls_id: int, sep_id: int) -> dict:
     """Writes ``pairs`` (from ``sampler.materialize``) to ``path`` via ``path.tmp``."""
     stats = ShardStats()
-    tmp = path + TMP_SUFFIX
-    with open(tmp, "wb") as f:
+    with files.atomic_write(path, "wb", fsync=True) as f:
         buf = []
         for pair in pairs:
             data, n = encode_pair(pair, cls_id, sep_id)
@@ -59,9 +58,6 @@ def write_shard(path: str, pairs, cls_id: int, sep_id: int) -> dict:
                 f.write(b"".join(buf))
                 buf = []
         f.write(b"".join(buf))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return stats.as_dict(os.path.basename(path))
 
 
@@ -72,12 +68,7 @@ def document_line(index: int, doc_id: str, title: str, split: int, num_segments:
                        "num_segments": num_segments, "links": links}, ensure_ascii=False) + "\n"
 
 
-def write_json_atomic(path: str, obj) -> None:
-    """``path`` (local or a Beam filesystem) written under a temporary name, then renamed."""
-    tmp = path + TMP_SUFFIX
-    with files.open_raw(tmp, "wb") as f:
-        f.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-    files.rename(tmp, path)
+write_json_atomic = files.write_json  # (the builder's name for it)
 
 
 def load_manifest(output_dir: str) -> dict | None:

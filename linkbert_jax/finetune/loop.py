@@ -7,7 +7,6 @@ Writes into its workdir: ``metrics.jsonl`` and ``tensorboard/`` (train every
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from linkbert_jax import sharding
 from linkbert_jax.checkpoint import checkpoints, orbax_faults
+from linkbert_jax.data import files
 from linkbert_jax.infra import metrics_log
 from linkbert_jax.pretrain import steps
 from linkbert_jax.errors import ConfigError
@@ -261,10 +261,8 @@ def _finish(config, setup, evaluate, best: Selection, task_data, workdir: str,
     if jax.process_index() == 0:
         export.save(setup.model, best.params, os.path.join(workdir, export.MODEL_DIR),
                     task_data.tokenizer, task_data.labels, task_data.task.problem_type)
-        tmp = os.path.join(workdir, resume.RESULTS + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump({**results, resume.RUN_KEY: run}, f, indent=2)
-        os.replace(tmp, os.path.join(workdir, resume.RESULTS))
+        files.write_json(os.path.join(workdir, resume.RESULTS),
+                         {**results, resume.RUN_KEY: run})
     return results
 
 

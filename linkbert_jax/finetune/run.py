@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from linkbert_jax.data.files import write_text
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 
 log = logging.getLogger("linkbert_jax")
@@ -49,10 +50,7 @@ def _write_summary(workdir: str, title: str, results: Sequence[dict]) -> str:
                           ("summary.json", json.dumps({"title": title, "runs": rows,
                                                        "summary": summary(results)},
                                                       indent=2))):
-        tmp = os.path.join(workdir, name + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(content)
-        os.replace(tmp, os.path.join(workdir, name))
+        write_text(os.path.join(workdir, name), content)
     return text
 
 

@@ -14,7 +14,6 @@ import functools
 import json
 import logging
 import math
-import os
 
 import flax.linen as nn
 import jax
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linkbert_jax import optimizer, sharding
+from linkbert_jax.data import files
 from linkbert_jax.infra import metrics_log
 from linkbert_jax.pretrain import steps
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
@@ -193,11 +193,9 @@ def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int,
 
 def write_jsonl(path: str, rows) -> None:
     """All rows, or nothing: a temp file renamed into place."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with files.atomic_write(path) as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
 
 
 def check_finite(step: int, loss: float) -> None:

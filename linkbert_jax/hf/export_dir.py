@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from typing import Optional
 
+from linkbert_jax.data.files import rename
 from linkbert_jax.errors import ConfigError
 
 MARKER_NAME = "linkbert_export.json"
@@ -178,8 +179,8 @@ def staged(out_dir: str, marker: dict, *, overwrite: bool, **message):
         old = None
         if os.path.exists(out_dir):
             old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-            os.replace(out_dir, os.path.join(old, name))
-        os.replace(tmp, out_dir)
+            rename(out_dir, os.path.join(old, name))
+        rename(tmp, out_dir)
         if old:
             shutil.rmtree(old)
     finally:

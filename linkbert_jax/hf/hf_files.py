@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 
+from linkbert_jax.data import files
 from linkbert_jax.data.features import RELATIONS
 from linkbert_jax.errors import ConversionError
 from linkbert_jax.model import ModelConfig
@@ -92,10 +93,7 @@ def read_json(path: str):
         raise ConversionError(f"{path}: invalid JSON ({err})") from None
 
 
-def write_json(path: str, obj) -> None:
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
+write_json = files.write_json  # atomic: a temporary name, then renamed
 
 # ----------------------------------------------------------------------------- weights
 

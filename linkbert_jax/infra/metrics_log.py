@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from linkbert_jax.data import files
 from linkbert_jax.infra import chips
 from linkbert_jax.model import ModelConfig
 
@@ -88,9 +89,8 @@ def drop_rows_after(workdir: str, step: int) -> int:
         except (ValueError, KeyError, TypeError):
             pass  # a line cut short by a kill
     if len(kept) < len(lines):
-        with open(path + ".tmp", "w") as f:
+        with files.atomic_write(path) as f:
             f.writelines(kept)
-        os.replace(path + ".tmp", path)
     return len(lines) - len(kept)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 
+from linkbert_jax.data import files
 from linkbert_jax.data.features import RELATIONS
 
 
@@ -80,8 +81,7 @@ def plot_training_curves(workdir: str, out_path: str | None = None) -> str:
         ax.legend(fontsize=7)
     fig.suptitle(f"LinkBERT pretraining: {os.path.abspath(workdir)}")
     fig.tight_layout()
-    tmp = out_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with files.atomic_write(out_path, "wb", suffix=".tmp.png") as f:
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, out_path)
     return out_path
