@@ -10,7 +10,6 @@ manifest.json (written last: its presence marks a finished build). See docs/data
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing
 import os
@@ -21,10 +20,9 @@ import time
 
 import numpy as np
 
-from linkbert_jax.data import graph, index, keyed, link_sources, outdir, readers, sampler
-from linkbert_jax.data.files import atomic_write
+from linkbert_jax.data import (features, files, graph, index, keyed, link_sources, outdir,
+                               readers, sampler, writer)
 from linkbert_jax.data import tokenizer as tokenizer_lib
-from linkbert_jax.data import writer
 from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
                                         NUM_RELATIONS, RELATIONS)
 
@@ -174,18 +172,6 @@ def _shard_task(task):
     return writer.write_shard(os.path.join(out_dir, name), pairs, cfg["cls"], cfg["sep"])
 
 
-def _write_documents(out_dir, work_dir, corpus) -> None:
-    nseg = np.diff(corpus.doc_seg_start)
-    path = os.path.join(out_dir, DOCUMENTS_NAME)
-    with open(os.path.join(work_dir, "meta.jsonl"), encoding="utf-8") as meta, \
-            atomic_write(path, encoding="utf-8") as f:
-        for i, line in enumerate(meta):
-            doc_id, title = json.loads(line)
-            links = corpus.link_targets[corpus.link_offsets[i]:corpus.link_offsets[i + 1]]
-            f.write(writer.document_line(i, doc_id, title, int(corpus.doc_split[i]),
-                                         int(nseg[i]), links.tolist()))
-
-
 def planned_names(args) -> set[str]:
     """Every name a build with ``args`` may write in its output dir."""
     shards = {writer.shard_name(split, k, n) for split, n in
@@ -197,7 +183,8 @@ def reusable(args, opts: dict, inputs: list[dict]) -> dict | None:
     """The finished build in the output dir if it was made from the same options and
     inputs (None if there is none, or with --overwrite); else a DataError saying why."""
     out = args.output_dir
-    old = None if args.overwrite else writer.load_manifest(out)
+    old = None if args.overwrite else features.read_manifest(out, missing_ok=True,
+                                                             opener=files.open_raw)
     if old is None:
         return None
     if old.get("options") != opts:
@@ -320,7 +307,7 @@ def _build(args, opts, tokenizer_src, fingerprints) -> dict:
     finally:
         if pool is not None:
             pool.terminate()
-    _write_documents(out, work, corpus)
+    writer.write_documents(out, work, corpus)
     stats = link_sources.link_stats(corpus_stats(res, corpus), args.link_source, hyperlinks)
     manifest = make_manifest(opts, stats, counters.as_dict(), tok_info, shards, fingerprints)
     shutil.rmtree(work)
@@ -340,17 +327,18 @@ def corpus_stats(res, corpus) -> dict:
 def make_manifest(opts, stats: dict, counters: dict, tok_info, shards, inputs) -> dict:
     """The manifest from corpus ``stats``, reader ``counters``, ``shards`` ((split, shard
     result) in file order) and input fingerprints: the local and the Beam builder's."""
-    files = {"train": [], "eval": []}
+    split_files = {"train": [], "eval": []}
     rel = {split: [0] * NUM_RELATIONS for split in writer.SPLITS}
     ex_tokens = {"train": 0, "eval": 0}
     for split, s in shards:
-        files[split].append({"name": s["name"], "num_examples": s["num_examples"],
+        split_files[split].append({"name": s["name"], "num_examples": s["num_examples"],
                              "bytes": s["bytes"]})
         rel[split] = [a + b for a, b in zip(rel[split], s["relations"])]
         ex_tokens[split] += s["num_tokens"]
     return {
         "format_version": MANIFEST_VERSION,
-        "num_examples": {k: sum(f["num_examples"] for f in v) for k, v in files.items()},
+        "num_examples": {k: sum(f["num_examples"] for f in v)
+                         for k, v in split_files.items()},
         "relations": dict(zip(RELATIONS, rel["train"])),
         "relations_eval": dict(zip(RELATIONS, rel["eval"])),
         "requested_relation_probs": dict(zip(RELATIONS, opts["relation_probs"])),
@@ -365,7 +353,7 @@ def make_manifest(opts, stats: dict, counters: dict, tok_info, shards, inputs) -
         "vocab_sha256": tok_info["vocab_sha256"],
         "tokenizer_class": tok_info["class"],
         "documents_file": DOCUMENTS_NAME,
-        "files": files,
+        "files": split_files,
         "counters": counters,
         "options": opts,
         "inputs": inputs,

@@ -88,13 +88,22 @@ def _open(path: str):
     return tf.io.gfile.GFile(path)
 
 
-def read_manifest(data_dir) -> dict:
-    """The manifest of a data directory (upgraded); errors name the file."""
-    path = os.path.join(os.fspath(data_dir), MANIFEST_NAME)
+def manifest_path(data_dir) -> str:
+    return os.path.join(os.fspath(data_dir), MANIFEST_NAME)
+
+
+def read_manifest(data_dir, *, missing_ok: bool = False, opener=None) -> dict | None:
+    """The manifest of a data directory, checked and upgraded; errors name the file.
+    With ``missing_ok``, None when there is none. ``opener`` opens a path for reading
+    (the builder's: Apache Beam's filesystems); by default a local file, or a remote
+    one through tf.io.gfile (training's)."""
+    path = manifest_path(data_dir)
     try:
-        with _open(path) as f:
+        with (opener or _open)(path) as f:
             manifest = json.load(f)
     except FileNotFoundError:
+        if missing_ok:
+            return None
         raise FileNotFoundError(f"no manifest at {path}: is {data_dir} a data directory "
                                 "written by the corpus builder?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -24,12 +24,15 @@ def is_remote(path: str) -> bool:
 
 
 def open_raw(path: str, mode: str = "rb"):
-    """The file's bytes as stored (``mode`` "rb" or "wb")."""
+    """The file's bytes as stored (``mode`` "rb" or "wb"); ``FileNotFoundError`` for a
+    file to read that is not there, local or remote."""
     if not is_remote(path):
         return open(path, mode)
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
+    if mode == "rb" and not FileSystems.exists(path):
+        raise FileNotFoundError(path)
     fs_open = FileSystems.open if mode == "rb" else FileSystems.create
     return fs_open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
@@ -96,20 +99,16 @@ def remove(path: str) -> None:
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w", *, suffix: str = TMP_SUFFIX,
                  fsync: bool = False, **open_kw):
-    """``open(path, mode)`` through ``path + suffix``: renamed onto ``path`` when the
-    block ends, removed when it raises. A reader sees the old file or the whole new
-    one, never a part; a crash leaves at most the temporary name."""
+    """``open(path, mode)`` through ``path + suffix``, renamed onto ``path`` when the
+    block ends. A reader sees the old file or the whole new one, never a part. An
+    error in the block leaves the temporary name, as a crash would (what a build left
+    unfinished shows; the next write overwrites it)."""
     tmp = path + suffix
-    try:
-        with open(tmp, mode, **open_kw) as f:
-            yield f
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with open(tmp, mode, **open_kw) as f:
+        yield f
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from linkbert_jax.data import files, records, sampler
-from linkbert_jax.data.features import (MANIFEST_NAME, NUM_RELATIONS, SPLITS,
+from linkbert_jax.data.features import (DOCUMENTS_NAME, NUM_RELATIONS, SPLITS,
                                         serialize_example)
 
 TMP_SUFFIX = files.TMP_SUFFIX
@@ -71,12 +71,17 @@ def document_line(index: int, doc_id: str, title: str, split: int, num_segments:
 write_json_atomic = files.write_json  # (the builder's name for it)
 
 
-def load_manifest(output_dir: str) -> dict | None:
-    path = files.join(output_dir, MANIFEST_NAME)
-    if not files.exists(path):
-        return None
-    with files.open_raw(path) as f:
-        return json.load(f)
+def write_documents(out_dir: str, work_dir: str, corpus: sampler.Corpus) -> None:
+    """``documents.jsonl`` of the local build, from its work dir's ``meta.jsonl``."""
+    nseg = np.diff(corpus.doc_seg_start)
+    path = os.path.join(out_dir, DOCUMENTS_NAME)
+    with open(os.path.join(work_dir, "meta.jsonl"), encoding="utf-8") as meta, \
+            files.atomic_write(path, encoding="utf-8") as f:
+        for i, line in enumerate(meta):
+            doc_id, title = json.loads(line)
+            links = corpus.link_targets[corpus.link_offsets[i]:corpus.link_offsets[i + 1]]
+            f.write(document_line(i, doc_id, title, int(corpus.doc_split[i]),
+                                  int(nseg[i]), links.tolist()))
 
 
 def open_corpus(work_dir: str) -> sampler.Corpus:

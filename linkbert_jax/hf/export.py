@@ -48,12 +48,12 @@ def finetune_dropout(train_config: dict, flag: Optional[float]) -> tuple[float, 
             f"the starting checkpoint {start}")
 
 
-def read_manifest(train_config: dict) -> tuple[Optional[dict], str]:
+def training_manifest(train_config: dict) -> tuple[Optional[dict], str]:
     """The training data's manifest (None when it is gone) and its path."""
     from linkbert_jax.data import features
     data_dir = train_config.get("data_dir") or ""
-    path = os.path.join(data_dir, features.MANIFEST_NAME)
-    return (features.read_manifest(data_dir) if os.path.isfile(path) else None), path
+    return (features.read_manifest(data_dir, missing_ok=True),
+            features.manifest_path(data_dir))
 
 
 def tokenizer_of(args, train_config: dict) -> Optional[str]:
@@ -80,7 +80,7 @@ def export(args, command: list) -> str:
     _, params, step = checkpoints.load_params(args.workdir, args.step)
     trained_with = step_config.read(args.workdir, step)  # not config.json: a later start's
     train_config, config = trained_with["config"], step_config.model_config(trained_with)
-    manifest, manifest_path = read_manifest(train_config)
+    manifest, manifest_path = training_manifest(train_config)
     tokenizer = tokenizer_of(args, train_config)
     hidden, attention, source = finetune_dropout(train_config, args.finetune_dropout)
     vocab = vocabulary.check_export(args.workdir, step, tokenizer, vocabulary.of_manifest(

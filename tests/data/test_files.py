@@ -27,7 +27,7 @@ def test_atomic_write_replaces_the_file_only_when_the_block_ends(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.json"]
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
     path = str(tmp_path / "out.json")
     files.write_json(path, {"a": 1})
     with pytest.raises(KeyboardInterrupt):
@@ -35,6 +35,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             f.write(b"half")
             raise KeyboardInterrupt
     assert json.load(open(path)) == {"a": 1}
+    assert (tmp_path / "out.json.tmp").read_bytes() == b"half"  # as a crash leaves it
+    files.write_json(path, {"a": 2})  # the next write takes the name over
     assert sorted(os.listdir(tmp_path)) == ["out.json"]
 
 
