@@ -151,13 +151,22 @@ def load_config_file(path: str, overrides: dict | None = None) -> ml_collections
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config(arg) if colon else module.get_config()
-    for key, value in (overrides or {}).items():
+    return apply_overrides(config, overrides or {}, where=path, copy=False)
+
+
+def apply_overrides(config, overrides: dict, *, where: str = "config",
+                    copy: bool = True) -> ml_collections.ConfigDict:
+    """``config`` with ``{"a.b": value}`` set (a copy, unless ``copy=False``), as
+    ``--config.a.b=value`` does: a key that is not a field is a ``ConfigError`` naming
+    ``where`` (a misspelled override), never a new field."""
+    if copy:
+        config = ml_collections.ConfigDict(config.to_dict())
+    for key, value in overrides.items():
         *parents, leaf = key.split(".")
         node = config
         for parent in parents + [leaf]:
             if not hasattr(node, "keys") or parent not in node:
-                # as --config.KEY does: a misspelled key is an error, not a new field
-                raise ConfigError(f"{path}: no config field {key!r} (a misspelled override?)")
+                raise ConfigError(f"{where}: no config field {key!r} (a misspelled override?)")
             node, last = node[parent], node
         last[leaf] = value
     return config

@@ -11,22 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterator, Optional
 
-import ml_collections
-
+from linkbert_jax import config_defaults
 from linkbert_jax.aot.analysis import Result
 
 log = logging.getLogger("linkbert_jax")
-
-
-def with_overrides(config, overrides: dict) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict(config.to_dict())
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = c
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return c
 
 
 def candidates(config, devices: int) -> Iterator[dict]:
@@ -56,7 +44,7 @@ def search(config, devices: int, analyze: Callable[[object], Result],
            fits: Callable[[Result], bool]) -> Optional[tuple[dict, Result]]:
     """The first candidate (in order of cost) whose compile fits, with its result."""
     for over in candidates(config, devices):
-        r = analyze(with_overrides(config, over))
+        r = analyze(config_defaults.apply_overrides(config, over))
         log.info("try %s: %s", flags(over), "fits" if fits(r) else
                  f"needs {r.needed_bytes / 2 ** 30:.1f} of {r.usable_bytes / 2 ** 30:.1f} GiB")
         if fits(r):
