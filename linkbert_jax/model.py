@@ -103,6 +103,10 @@ class ModelConfig:
 ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                        "intermediate_size", "max_position_embeddings", "type_vocab_size",
                        "num_relations")
+# The fields a run chooses that the weights do not fix and the export does not carry:
+# numerics and memory. (The dropouts are the run's too, but exported, for fine-tuning.)
+NUMERICS_FIELDS = ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple")
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 
 ACTIVATIONS = {
     "gelu": functools.partial(nn.gelu, approximate=False),  # HF "gelu" is the erf form

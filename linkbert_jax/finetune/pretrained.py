@@ -19,10 +19,9 @@ from typing import Optional
 from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.hf import convert, trained_tokenizer, vocabulary
 from linkbert_jax.errors import ConfigError
-from linkbert_jax.model import ModelConfig
+from linkbert_jax.model import NUMERICS_FIELDS, ModelConfig
 
 ENCODER = ("embeddings", "encoder", "pooler")
-NUMERICS = ("dtype", "remat", "attention")
 
 
 @dataclasses.dataclass
@@ -46,7 +45,7 @@ def load(path: str, *, step: Optional[int] = None, tokenizer: Optional[str] = No
                           f"a Hugging Face BERT directory)")
     if tokenizer:
         trained_tokenizer.check_given(tokenizer)
-    numerics = {k: v for k, v in (numerics or {}).items() if k in NUMERICS}
+    numerics = {k: v for k, v in (numerics or {}).items() if k in NUMERICS_FIELDS}
     try:
         if is_workdir(path):
             cfg, params, step = checkpoints.load_params(path, step)

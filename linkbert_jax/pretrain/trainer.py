@@ -26,7 +26,8 @@ from linkbert_jax.pretrain import data_position, resume_checks, run_paths, steps
 from linkbert_jax.data import features
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.pretrain.evaluation import eval_batch_size, evaluate_and_log
-from linkbert_jax.model import ARCHITECTURE_FIELDS, ModelConfig
+from linkbert_jax.model import (ARCHITECTURE_FIELDS, DROPOUT_FIELDS, NUMERICS_FIELDS,
+                                ModelConfig)
 from linkbert_jax.infra.preemption import StopSignal
 
 log = logging.getLogger("linkbert_jax")
@@ -115,9 +116,8 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
     """Parameters of a Hugging Face BERT directory (``linkbert_jax.hf.convert.load_hf``),
     with the objective's relation head (BERT's NSP head for nsp; drawn when absent)."""
     from linkbert_jax.hf import convert
-    numerics = {k: getattr(model_cfg, k) for k in
-                ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple",
-                 "hidden_dropout_prob", "attention_probs_dropout_prob", "num_relations")}
+    numerics = {k: getattr(model_cfg, k) for k in  # num_relations: the objective's head
+                NUMERICS_FIELDS + DROPOUT_FIELDS + ("num_relations",)}
     try:
         loaded = convert.load_hf(path, **numerics)
     except (convert.ConversionError, OSError, ValueError) as e:
