@@ -92,7 +92,7 @@ def _torch_losses(family, hf_dir, c, split, arch, lengths):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_logits_and_one_epoch_match_transformers(family, tiny, tmp_path):
     c, td, setup, params, hf_dir = _setup(family, tiny, tmp_path)
-    arch = export.ARCHITECTURES[type(setup.model).__name__]
+    arch = type(setup.model).hf_architecture
     info = load_info_torch(hf_dir, arch)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
 

@@ -29,7 +29,6 @@ class MultipleChoice(Task):
     name = "mc"
     model_cls = heads.MultipleChoice
     loss = losses.CROSS_ENTROPY
-    hf_class = "AutoModelForMultipleChoice"
     label_fields = ("label",)
     packs = True
 

@@ -14,22 +14,14 @@ from __future__ import annotations
 import ml_collections
 
 from linkbert_jax.config_defaults import LOGICAL_AXIS_RULES
+from linkbert_jax.finetune.families import FAMILIES
 
-# family -> (metric the best-on-dev selection maximises, default max_seq_length)
-FAMILIES = {
-    "seqcls": ("accuracy", 128),
-    "multilabel": ("micro_f1", 128),
-    "regression": ("pearson", 128),
-    "tokcls": ("f1", 128),
-    "qa": ("f1", 384),
-    "mc": ("accuracy", 128),
-}
 
 
 def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     if task not in FAMILIES:
         raise ValueError(f"task must be one of {sorted(FAMILIES)}, got {task!r}")
-    metric, seq_length = FAMILIES[task]
+    metric, seq_length = FAMILIES[task].metric, FAMILIES[task].seq_length
     c = ml_collections.ConfigDict()
     c.task = task
     # Numerics of the encoder (the architecture comes from --init).

@@ -28,13 +28,6 @@ MODEL_DIR = "model"
 _WHERE = dict(what="the fine-tuned model's directory",
               fix="move it away or choose another --workdir")
 
-# Flax task model class -> transformers class
-ARCHITECTURES = {
-    "SequenceClassifier": "BertForSequenceClassification",
-    "MultipleChoice": "BertForMultipleChoice",
-    "TokenClassifier": "BertForTokenClassification",
-    "SpanExtractor": "BertForQuestionAnswering",
-}
 
 
 def state_dict(model, params) -> dict:
@@ -59,7 +52,7 @@ def config_dict(model, labels: list, problem_type=None) -> dict:
     d = hf_files.hf_config_dict(model.config)
     for k in ("num_relations", "relation_labels", "tie_word_embeddings"):
         d.pop(k, None)
-    d["architectures"] = [ARCHITECTURES[type(model).__name__]]
+    d["architectures"] = [type(model).hf_architecture]
     if labels and type(model).__name__ != "MultipleChoice":
         d["id2label"] = {str(i): str(v) for i, v in enumerate(labels)}
         d["label2id"] = {str(v): i for i, v in enumerate(labels)}
@@ -92,7 +85,7 @@ def save(model, params, out_dir: str, tokenizer, labels: list, problem_type=None
     """Write the directory (complete or absent: built under a temporary name, marked
     as an export's; see :func:`check_model_dirs`)."""
     marker = {"written_by": export_dir.FINETUNING,
-              "architecture": ARCHITECTURES[type(model).__name__]}
+              "architecture": type(model).hf_architecture}
     with export_dir.staged(out_dir, marker, overwrite=True, **_WHERE) as tmp:
         hf_files.write_weights(tmp, state_dict(model, params))
         hf_files.write_json(os.path.join(tmp, hf_files.CONFIG_NAME),
@@ -110,7 +103,7 @@ def verify(model, params, out_dir: str, inputs: dict) -> float:
 
     from linkbert_jax.hf.hf_torch import quiet_transformers
 
-    arch = ARCHITECTURES[type(model).__name__]
+    arch = type(model).hf_architecture
     with quiet_transformers():
         hf = getattr(transformers, arch).from_pretrained(
             out_dir, attn_implementation="eager").eval()

@@ -49,6 +49,7 @@ class SequenceClassifier(_TaskModel):
     (``linkbert_jax.finetune.packing``: rows ``[G, R, L]`` holding several examples each,
     ``position_ids``, ``segment_ids`` and each example's ``cls_index`` ``[G, E]``) give
     the same logits, ``[G * E, K]``, with less padding computed."""
+    hf_architecture = "BertForSequenceClassification"  # the transformers class it exports to
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
                  position_ids=None, segment_ids=None, cls_index=None, *, deterministic=True):
@@ -72,6 +73,7 @@ def _rows(x_GxRxL):
 class MultipleChoice(SequenceClassifier):
     """Inputs ``[B, C, L]`` (C choices), or packed with ``cls_index`` ``[G, E, C]``; one
     score per choice (``num_outputs`` = 1): ``[B, C]``."""
+    hf_architecture = "BertForMultipleChoice"
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
                  position_ids=None, segment_ids=None, cls_index=None, *, deterministic=True):
@@ -86,6 +88,8 @@ class MultipleChoice(SequenceClassifier):
 
 
 class TokenClassifier(_TaskModel):
+    hf_architecture = "BertForTokenClassification"
+
     def __call__(self, input_ids, attention_mask, token_type_ids, *, deterministic=True):
         h_BxLxD = self._encode(input_ids, attention_mask, token_type_ids, deterministic)
         return self._head(self.drop(h_BxLxD, deterministic=deterministic))
@@ -93,6 +97,7 @@ class TokenClassifier(_TaskModel):
 
 class SpanExtractor(_TaskModel):
     """Start and end logits per token (``num_outputs`` = 2; no dropout, as in HF)."""
+    hf_architecture = "BertForQuestionAnswering"
 
     head_name = "qa_outputs"
 

@@ -59,7 +59,6 @@ class ExtractiveQA(Task):
     name = "qa"
     model_cls = heads.SpanExtractor
     loss = losses.SPAN_CROSS_ENTROPY
-    hf_class = "AutoModelForQuestionAnswering"
     label_fields = ("answers",)
     length_keys = ()  # start/end softmaxes run over every position, padding too (as HF)
 

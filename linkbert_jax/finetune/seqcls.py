@@ -50,7 +50,6 @@ class SingleLabel(Task):
     name = "seqcls"
     model_cls = heads.SequenceClassifier
     loss = losses.CROSS_ENTROPY
-    hf_class = "AutoModelForSequenceClassification"
     problem_type = "single_label_classification"
     label_fields = ("label",)
     packs = True

@@ -1,4 +1,4 @@
-"""The task interface every family implements, the registry, and loading a task's data.
+"""The task interface every family implements, and loading a task's data.
 
 A task (one instance per run: it may learn the label format from the training split):
 
@@ -8,8 +8,8 @@ A task (one instance per run: it may learn the label format from the training sp
   says whether ``ds`` is the training split);
 - ``predict(logits, split, labels, config)``: one JSON-able prediction per example;
 - ``score(predictions, split, labels, config)``: the metrics of a labelled split;
-- ``model_cls``, ``loss``, ``num_outputs(labels)``; for export ``hf_class`` and
-  ``problem_type`` (``transformers``' names);
+- ``model_cls``, ``loss``, ``num_outputs(labels)``; for export ``problem_type``
+  (``transformers``' name);
 - ``length_keys``: the arrays a batch may be cut to its rows' length (``data.Lengths``):
   the inputs, and token labels; none where padded positions count in the loss;
 - ``packs``: whether its batches may be packed several examples to a row
@@ -21,22 +21,14 @@ import dataclasses
 import importlib
 
 from linkbert_jax.finetune import data
+from linkbert_jax.finetune.families import FAMILIES
 
-# task name -> "module:Class" (imported on use)
-REGISTRY = {
-    "seqcls": "linkbert_jax.finetune.seqcls:SingleLabel",
-    "multilabel": "linkbert_jax.finetune.seqcls:MultiLabel",
-    "regression": "linkbert_jax.finetune.seqcls:Regression",
-    "mc": "linkbert_jax.finetune.choice:MultipleChoice",
-    "tokcls": "linkbert_jax.finetune.tokcls:TokenClassification",
-    "qa": "linkbert_jax.finetune.qa:ExtractiveQA",
-}
 
 
 def get_task(name: str):
-    if name not in REGISTRY:
-        raise data.DataError(f"task {name!r} is not one of {sorted(REGISTRY)}")
-    module, cls = REGISTRY[name].split(":")
+    if name not in FAMILIES:
+        raise data.DataError(f"task {name!r} is not one of {sorted(FAMILIES)}")
+    module, cls = FAMILIES[name].task.split(":")
     return getattr(importlib.import_module(module), cls)()
 
 
@@ -44,7 +36,6 @@ class Task:
     name = ""
     model_cls = None
     loss = None
-    hf_class = ""
     problem_type = None
     length_keys = data.INPUTS
     packs = False

@@ -39,7 +39,6 @@ class TokenClassification(Task):
     name = "tokcls"
     model_cls = heads.TokenClassifier
     loss = losses.TOKEN_CROSS_ENTROPY
-    hf_class = "AutoModelForTokenClassification"
     label_fields = ("ner_tags",)
     length_keys = data.INPUTS + ("labels",)  # -100 on padding: no loss there
 
