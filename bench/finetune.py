@@ -121,7 +121,7 @@ def our_step(arch: dict, rows: dict, batch_size: int, **config):
     L = rows["input_ids"].shape[1]
     c = ft_config.get_config("seqcls", batch_size=batch_size, num_train_epochs=1000.0,
                              max_seq_length=L, **config)
-    train.resolve_steps(c, len(split))
+    c = train.resolve_steps(c, len(split))
     pre = pretrained.Pretrained(cfg, init_params(cfg, jax.random.key(0)), "", "random")
     setup = train.build(c, pre, task_data)
     train_fn, _ = train.compile_steps(setup, task_data.task.loss, c)

@@ -42,7 +42,7 @@ def test_pretrained_learns_and_random_does_worse(family, minilm, tmp_path):
                              learning_rate=3e-4, num_train_epochs=epochs)
     tok = pretrained.load_tokenizer(minilm.tokenizer_dir)
     td = tasks.load(tasks.get_task(family), files, tok, c, str(tmp_path / "cache"))
-    train.resolve_steps(c, len(td.splits["train"]))
+    c = train.resolve_steps(c, len(td.splits["train"]))
     setup = train.build(c, minilm, td)
     compiled = train.compile_steps(setup, td.task.loss, c)
     scores = {}

@@ -43,7 +43,7 @@ def _setup(family, tiny_dir, tmp_path):
     tok = pretrained.load_tokenizer(pre.tokenizer_dir)
     files.pop("test")
     td = tasks.load(tasks.get_task(family), files, tok, c, str(tmp_path / "cache"))
-    train.resolve_steps(c, len(td.splits["train"]))
+    c = train.resolve_steps(c, len(td.splits["train"]))
     setup = train.build(c, pre, td)
     params = train.initial_params(setup, pre, td.splits["train"], seed=3)
     out = export.save(setup.model, params, str(tmp_path / "hf"), tok, td.labels,

@@ -73,7 +73,7 @@ def ft(tmp_path_factory):
                              log_every_steps=3, checkpoint_every_steps=5)
     td = tasks.load(tasks.get_task("seqcls"), files, pretrained.load_tokenizer(
         pre.tokenizer_dir), c, str(root / "cache"))
-    train.resolve_steps(c, len(td.splits["train"]))
+    c = train.resolve_steps(c, len(td.splits["train"]))
     setup = train.build(c, pre, td)
     compiled = train.compile_steps(setup, td.task.loss, c)
     run = lambda workdir, config=c, **kw: loop.run_seed(config, pre, td, setup, compiled,
@@ -123,12 +123,13 @@ def test_finished_seed_is_reused_and_another_run_refused(ft, tmp_path):
 
 
 def test_num_train_steps_overrides_epochs_and_negative_is_refused():
-    c = ft_config.get_config("seqcls", batch_size=8, num_train_epochs=3.0)
-    train.resolve_steps(c, 64)
+    given = ft_config.get_config("seqcls", batch_size=8, num_train_epochs=3.0)
+    c = train.resolve_steps(given, 64)
     assert c.num_train_steps == 24  # 3 epochs of 8 steps
+    assert given.num_train_steps == 0  # a copy: the caller's config is left as it was
     c = ft_config.get_config("seqcls", batch_size=8, num_train_epochs=3.0,
                              num_train_steps=5)
-    train.resolve_steps(c, 64)
+    c = train.resolve_steps(c, 64)
     assert c.num_train_steps == 5
     c.num_train_steps = -5
     with pytest.raises(ConfigError, match="num_train_steps is -5: it must be > 0, or 0"):

@@ -44,7 +44,7 @@ class MultipleChoice(Task):
         self.choices = len(endings(train, path))
         return list(range(self.choices))
 
-    def prepare(self, ds, path, tokenizer, config, labels, labelled):
+    def prepare(self, ds, path, tokenizer, config, labels, labelled, training):
         ends = endings(ds, path)
         if len(ends) != self.choices:
             raise data.DataError(f"{path}: {len(ends)} endings per record, the training "

@@ -71,8 +71,8 @@ class ExtractiveQA(Task):
             data.require(ds, path, self.label_fields)
             _answers(ds, path)
 
-    def prepare(self, ds, path, tokenizer, config, labels, labelled):
-        if labelled and self.training:
+    def prepare(self, ds, path, tokenizer, config, labels, labelled, training):
+        if labelled and training:
             ds = self._drop_unusable(ds, _usable(_answers(ds, path), ds["context"]), path)
         elif labelled:  # scored by the gold texts: each record needs one
             empty = [i for i, a in enumerate(_answers(ds, path)) if not a["text"]]

@@ -94,7 +94,7 @@ def _finetune(config, stop, *, init, files, workdir, seeds, step, tokenizer,
     task_data = tasks.load(tasks.get_task(config.task), files, tok, config,
                            cache_dir or os.path.join(workdir, "cache"))
     steps_given = config.num_train_steps > 0
-    train.resolve_steps(config, len(task_data.splits["train"]))
+    config = train.resolve_steps(config, len(task_data.splits["train"]))
     train.validate(config, pre.config, tok)
     log.info("%s: %s; %d steps (%s of %d examples, batch %d) on %d devices",
              config.task, ", ".join(f"{k} {len(v)}" for k, v in task_data.splits.items()),
@@ -105,12 +105,13 @@ def _finetune(config, stop, *, init, files, workdir, seeds, step, tokenizer,
     compiled = train.compile_steps(setup, task_data.task.loss, config)
     results = []
     for seed in seeds or [config.seed]:
-        config.seed = int(seed)
+        seed_config = config.copy_and_resolve_references()  # one run's config, a copy
+        seed_config.seed = int(seed)
         out = workdir if not seeds else os.path.join(workdir, f"seed_{seed}")
         if stop.should_stop(0):  # between seeds: nothing to save
             log.warning("stopped after a termination signal, before seed %d", seed)
             return []
-        result = loop.run_seed(config, pre, task_data, setup, compiled, out, stop=stop,
+        result = loop.run_seed(seed_config, pre, task_data, setup, compiled, out, stop=stop,
                                origin=_origin(init, pre, files))
         if result is None:  # stopped by a signal, saved
             return []

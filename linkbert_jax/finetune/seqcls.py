@@ -71,7 +71,7 @@ class SingleLabel(Task):
         return np.asarray(data.label_ids(values, {v: i for i, v in enumerate(labels)}, path),
                           np.int32)
 
-    def prepare(self, ds, path, tokenizer, config, labels, labelled):
+    def prepare(self, ds, path, tokenizer, config, labels, labelled, training):
         fields = text_fields(ds, path)
         fp = (self.name, data.tokenizer_fingerprint(tokenizer), config.max_seq_length, fields)
         feats = data.featurize(ds, lambda b: encode(tokenizer, [b[f] for f in fields],

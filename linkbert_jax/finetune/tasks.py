@@ -4,8 +4,8 @@ A task (one instance per run: it may learn the label format from the training sp
 
 - ``check(ds, path, labelled)``: one-line :class:`DataError` for anything unusable;
 - ``label_list(train, path)``: the label names, in id order ([] when there are none);
-- ``prepare(ds, path, tokenizer, config, labels, labelled) -> data.Split`` (``training``
-  says whether ``ds`` is the training split);
+- ``prepare(ds, path, tokenizer, config, labels, labelled, training) -> data.Split``
+  (``training``: ``ds`` is the training split, whose unusable records may be skipped);
 - ``predict(logits, split, labels, config)``: one JSON-able prediction per example;
 - ``score(predictions, split, labels, config)``: the metrics of a labelled split;
 - ``model_cls``, ``loss``, ``num_outputs(labels)``; for export ``problem_type``
@@ -88,8 +88,8 @@ def load(task: Task, files: dict, tokenizer, config, cache_dir=None) -> TaskData
         labelled = name != "test" or has_labels(task, ds)
         if name != "train":
             task.check(ds, path, labelled)
-        task.training = name == "train"  # what may be skipped (counted) or must be kept
-        splits[name] = task.prepare(ds, path, tokenizer, config, labels, labelled)
+        splits[name] = task.prepare(ds, path, tokenizer, config, labels, labelled,
+                                    training=name == "train")  # what may be skipped
         if len(splits[name]) == 0:
             raise data.DataError(f"{path}: no usable records")
     return TaskData(task, labels, splits, tokenizer)

@@ -48,7 +48,7 @@ class TokenClassification(Task):
     def label_list(self, train, path):
         return sorted({t for tags in train["ner_tags"] for t in tags})
 
-    def prepare(self, ds, path, tokenizer, config, labels, labelled):
+    def prepare(self, ds, path, tokenizer, config, labels, labelled, training):
         ids = {t: i for i, t in enumerate(labels)}
         if labelled:  # unknown tags: one line naming the record, before tokenizing
             for i, tags in enumerate(ds["ner_tags"]):

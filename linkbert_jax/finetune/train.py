@@ -43,15 +43,18 @@ class Setup:
 
 # ---------------------------------------------------------------------------- checks
 
-def resolve_steps(config, num_train: int) -> None:
-    """``num_train_steps``: as given when > 0 (``num_train_epochs`` is then ignored, as
-    HF Trainer's ``max_steps``), else from the epochs: ceil(epochs x steps/epoch)."""
+def resolve_steps(config, num_train: int):
+    """A copy of ``config`` with ``num_train_steps`` resolved: as given when > 0
+    (``num_train_epochs`` is then ignored, as HF Trainer's ``max_steps``), else from
+    the epochs: ceil(epochs x steps/epoch)."""
     if config.num_train_steps < 0:
         raise ConfigError(f"num_train_steps is {config.num_train_steps}: it must be > 0, "
                           f"or 0 to train num_train_epochs epochs (--config.num_train_steps)")
+    config = config.copy_and_resolve_references()
     if config.num_train_steps == 0:
         per_epoch = data.steps_per_epoch(num_train, config.batch_size)
         config.num_train_steps = max(1, math.ceil(config.num_train_epochs * per_epoch))
+    return config
 
 
 def validate(config, model_cfg, tokenizer) -> None:
