@@ -41,14 +41,13 @@ class MultipleChoice(Task):
             data.require(ds, path, self.label_fields)
 
     def label_list(self, train, path):
-        self.choices = len(endings(train, path))
-        return list(range(self.choices))
+        return list(range(len(endings(train, path))))  # one label per ending
 
     def prepare(self, ds, path, tokenizer, config, labels, labelled, training):
         ends = endings(ds, path)
-        if len(ends) != self.choices:
+        if len(ends) != len(labels):
             raise data.DataError(f"{path}: {len(ends)} endings per record, the training "
-                                 f"split has {self.choices}")
+                                 f"split has {len(labels)}")
         L = config.max_seq_length
 
         def fn(batch):
