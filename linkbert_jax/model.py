@@ -147,7 +147,9 @@ def _layer_norm(cfg: ModelConfig, name: str) -> nn.LayerNorm:
         bias_init=_zeros(("embed",)), name=name)
 
 
-def _dense(cfg: ModelConfig, features, axis, names, name: str) -> nn.DenseGeneral:
+def dense(cfg: ModelConfig, features, axis, names, name: str) -> nn.DenseGeneral:
+    """The model's dense layer (task heads use it too): ``cfg``'s compute dtype, float32
+    parameters, BERT's initializer, logical axis ``names`` (inputs..., outputs...)."""
     out_names = names[-(len(features) if isinstance(features, tuple) else 1):]
     return nn.DenseGeneral(
         features, axis=axis, dtype=cfg.compute_dtype, param_dtype=jnp.float32,
@@ -206,7 +208,7 @@ class SelfAttention(nn.Module):
         cfg = self.config
         shape = (cfg.num_attention_heads, cfg.head_dim)
         source = {"query": at_positions(h_BxLxD, at_BxQ), "key": h_BxLxD, "value": h_BxLxD}
-        qkv = {n: _dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(source[n])
+        qkv = {n: dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(source[n])
                for n in ("query", "key", "value")}
         q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
                    for n in ("query", "key", "value"))
@@ -219,7 +221,7 @@ class SelfAttention(nn.Module):
             o_BxLxNxH = jax.nn.dot_product_attention(q, k, v, mask=mask_Bx1xQxL,
                                                      implementation=impl)
         o_BxLxNxH = nn.with_logical_constraint(o_BxLxNxH, ("batch", "length", "heads", "kv"))
-        out = _dense(cfg, cfg.hidden_size, (-2, -1), ("heads", "kv", "embed"),
+        out = dense(cfg, cfg.hidden_size, (-2, -1), ("heads", "kv", "embed"),
                      "output")(o_BxLxNxH)
         return nn.Dropout(cfg.hidden_dropout_prob)(out, deterministic=self.deterministic)
 
@@ -239,11 +241,11 @@ class Layer(nn.Module):
                                                                      at_BxQ)
         h_BxLxD = at_positions(h_BxLxD, at_BxQ)
         h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(h_BxLxD + a)
-        f_BxLxF = _dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
+        f_BxLxF = dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
                          "intermediate")(h_BxLxD)
         f_BxLxF = nn.with_logical_constraint(ACTIVATIONS[cfg.hidden_act](f_BxLxF),
                                              ("batch", "length", "mlp"))
-        f_BxLxD = _dense(cfg, cfg.hidden_size, -1, ("mlp", "embed"), "output")(f_BxLxF)
+        f_BxLxD = dense(cfg, cfg.hidden_size, -1, ("mlp", "embed"), "output")(f_BxLxF)
         f_BxLxD = nn.Dropout(cfg.hidden_dropout_prob)(f_BxLxD,
                                                       deterministic=self.deterministic)
         h_BxLxD = _layer_norm(cfg, "output_LayerNorm")(h_BxLxD + f_BxLxD)
@@ -293,7 +295,7 @@ class MlmHead(nn.Module):
     @nn.compact
     def __call__(self, x_BxPxD, embeddings: Embeddings):
         cfg = self.config
-        x_BxPxD = _dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"),
+        x_BxPxD = dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"),
                          "transform")(x_BxPxD)
         x_BxPxD = _layer_norm(cfg, "transform_LayerNorm")(ACTIVATIONS[cfg.hidden_act](x_BxPxD))
         bias_V = self.param("bias", _zeros(("vocab",)), (cfg.padded_vocab_size,), jnp.float32)
@@ -315,10 +317,10 @@ class LinkBert(nn.Module):
         cfg = self.config
         self.embeddings = Embeddings(cfg, name="embeddings")
         self.encoder = Encoder(cfg, name="encoder")
-        self.pooler = _dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"), "pooler")
+        self.pooler = dense(cfg, cfg.hidden_size, -1, ("embed", "embed_out"), "pooler")
         self.mlm = MlmHead(cfg, name="mlm")
         if cfg.num_relations:
-            self.drp = _dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
+            self.drp = dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, *,
                deterministic: bool = True, position_ids=None, segment_ids=None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from linkbert_jax.model import LinkBert, ModelConfig, _dense
+from linkbert_jax.model import LinkBert, ModelConfig, dense
 from linkbert_jax.readout import Readout
 
 
@@ -34,7 +34,7 @@ class _TaskModel(nn.Module):
         self.bert = LinkBert(self.config)
         self.drop = nn.Dropout(self.dropout)
         setattr(self, self.head_name,
-                _dense(self.config, self.num_outputs, -1, ("embed", None), self.head_name))
+                dense(self.config, self.num_outputs, -1, ("embed", None), self.head_name))
 
     def _encode(self, input_ids, attention_mask, token_type_ids, deterministic, **packed):
         return self.bert.encode(input_ids, attention_mask, token_type_ids,
