@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from linkbert_jax.data.features import LINKED, RELATIONS
+from linkbert_jax.errors import ConfigError
 
 DEFAULT_OBJECTIVE = "drp"
 # objective -> the relation labels its head predicts, in label order (features.RELATIONS).
@@ -25,8 +26,8 @@ OBJECTIVES = tuple(_HEAD_RELATIONS)
 def head_relations(objective: str) -> tuple:
     """The relations ``objective``'s head predicts (``()``: no relation head)."""
     if objective not in _HEAD_RELATIONS:
-        raise ValueError(f"objective {objective!r} is not one of {'|'.join(OBJECTIVES)} "
-                         f"(--config.objective)")
+        raise ConfigError(f"objective {objective!r} is not one of {'|'.join(OBJECTIVES)} "
+                          f"(--config.objective)")
     return _HEAD_RELATIONS[objective]
 
 

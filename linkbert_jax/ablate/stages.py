@@ -14,7 +14,7 @@ import os
 
 from linkbert_jax.ablate import linktask
 from linkbert_jax.ablate.report import HELDOUT
-from linkbert_jax.data.readers import DataError
+from linkbert_jax.errors import DataError
 
 log = logging.getLogger("linkbert_jax")
 

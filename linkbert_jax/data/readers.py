@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from linkbert_jax.data import files, wikipedia
+from linkbert_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 FORMATS = ("wikipedia", "jsonl", "parquet", "hf", "sphinx_html")
@@ -27,9 +28,6 @@ _NO_FIELD_MAP = ("wikipedia", "sphinx_html")  # formats whose records have no fi
 _WHOLE_DIRECTORY = ("hf", "sphinx_html")  # an --input directory is one input
 _MAX_NAMED_WARNINGS = 20  # per counter; the rest are only counted
 
-
-class DataError(Exception):
-    """An input problem that stops the build; its message is shown as one line."""
 
 
 @dataclass
