@@ -1,11 +1,16 @@
-"""The errors a user can fix: each command reports one as a single ``error: …`` line
-(no traceback) with its ``exit_code`` (2; 3 for non-finite values). Every user-facing
-error class of the package is defined here; the modules that raise them import them
-(their old names, such as ``readers.DataError``, still import).
+"""The errors a user can fix, and the one place that turns an error into an exit status.
+
+Every command (the corpus builders, training, fine-tuning, the export, the AOT check, the
+ablations, the demo) runs its program through :func:`run_cli`. An error of a class below
+(a :class:`UserError`) or an ``OSError`` (a file, a disk) is one line ``error: …`` on
+stderr and exit status 2 (3 for non-finite values, ``exit_code``); a Ctrl-C that reaches
+it is ``error: interrupted`` and 130. Anything else is a bug: it keeps its traceback
+(exit 1). docs/failure_modes.md lists what each fault says.
 """
 from __future__ import annotations
 
-from typing import Optional
+import sys
+from typing import Callable, Optional
 
 
 class UserError(Exception):
@@ -65,3 +70,31 @@ class LockedError(UserError, RuntimeError):
 class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN/Inf loss or state; the last good checkpoint is kept."""
     exit_code = 3
+
+
+class CommandFailedError(UserError):
+    """A command that a driver ran (the demo's stages) failed; it said why itself."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code if 0 < exit_code < 256 else 1
+
+
+def run_cli(program: Callable[[], object], *, kept: str = "") -> int:
+    """The exit status of ``program()``: the ``int`` it returns (any other result, such as
+    ``None``, is 0), or a user's error's (one ``error:`` line, see the module's docstring).
+    ``kept``: what the command leaves intact, said after an ``OSError`` or an interruption
+    (``"the last complete checkpoint is kept"``)."""
+    after = f"; {kept}" if kept else ""
+    try:
+        status = program()
+        return status if isinstance(status, int) else 0
+    except UserError as e:
+        print(f"error: {str(e) or type(e).__name__}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        print(f"error: {e}{after}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"error: interrupted{after}", file=sys.stderr)
+        return 130

@@ -318,17 +318,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    try:
-        meta = run(make_parser().parse_args(argv))
-    except (readers.DataError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from linkbert_jax.errors import run_cli
+    return run_cli(lambda: _say(run(make_parser().parse_args(argv))))
+
+
+def _say(meta: dict) -> None:
     ex = meta["examples"]
     test = f"{ex['test.jsonl']} test / " if "test.jsonl" in ex else ""
     print(f"link task: {ex['train.jsonl']} train / {ex['dev.jsonl']} dev / {test}"
           f"{ex['train_few_shot.jsonl']} few-shot examples from "
           f"{sum(meta['anchor_documents'].values())} held-out anchor documents")
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,20 +26,15 @@ _JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON f
 flags.mark_flags_as_required(["config", "topology"])
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     if argv is not None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from linkbert_jax import runtime
     from linkbert_jax.aot import command
-    from linkbert_jax.errors import ConfigError
+    from linkbert_jax.errors import run_cli
     runtime.setup_logging()
-    try:
-        code = command.run(_CONFIG.value, _TOPOLOGY.value, suggest=_SUGGEST.value,
-                           json_path=_JSON.value)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    return run_cli(lambda: command.run(_CONFIG.value, _TOPOLOGY.value,
+                                       suggest=_SUGGEST.value, json_path=_JSON.value))
 
 
 def console() -> None:
@@ -48,7 +43,7 @@ def console() -> None:
     from linkbert_jax import runtime
     from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(huge_pages=False, tensorflow=False)  # compiles only
-    app.run(main, argv=with_config_files(sys.argv))
+    runtime.run_absl(main, with_config_files(sys.argv))
 
 
 if __name__ == "__main__":

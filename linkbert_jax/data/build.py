@@ -26,6 +26,7 @@ from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data import writer
 from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
                                         NUM_RELATIONS, RELATIONS)
+from linkbert_jax.errors import run_cli
 
 log = logging.getLogger("linkbert_jax.data.build")
 WORK = ".work"
@@ -391,13 +392,7 @@ def print_summary(m: dict, secs: float, secs_index: float) -> None:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        args = parse_args(argv)
-        build(args)
-    except (readers.DataError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: build(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from linkbert_jax import runtime
+from linkbert_jax.errors import ConfigError
 
 _DEFAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
@@ -49,22 +50,24 @@ def with_default_config(argv: list) -> list:
     return argv[:1] + [f"--config={_DEFAULTS}:{task or 'seqcls'}"] + argv[1:]
 
 
-def main(argv):
+def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from linkbert_jax.finetune import run
     config = _CONFIG.value
     if _TASK.value and _TASK.value != config.task:
-        print(f"error: --task {_TASK.value} but the config's task is {config.task}",
-              file=sys.stderr)
-        sys.exit(2)
+        raise ConfigError(f"--task {_TASK.value} but the config's task is {config.task}")
     files = {"train": _TRAIN.value, "validation": _VALIDATION.value, "test": _TEST.value}
-    seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
-    sys.exit(run.run(config, init=_INIT.value, files=files, workdir=_WORKDIR.value,
-                     seeds=seeds, step=_STEP.value, tokenizer=_TOKENIZER.value,
-                     cache_dir=_CACHE.value, take_over_lock=_TAKE_OVER.value,
-                     coordinator=_COORDINATOR.value,
-                     num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
+    try:
+        seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
+    except ValueError:
+        raise ConfigError(f"--seeds {','.join(_SEEDS.value)}: expected integers "
+                          f"separated by commas") from None
+    return run.run(config, init=_INIT.value, files=files, workdir=_WORKDIR.value,
+                   seeds=seeds, step=_STEP.value, tokenizer=_TOKENIZER.value,
+                   cache_dir=_CACHE.value, take_over_lock=_TAKE_OVER.value,
+                   coordinator=_COORDINATOR.value,
+                   num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
 
 
 def cli() -> None:
@@ -72,8 +75,7 @@ def cli() -> None:
     ``linkbert-finetune``)."""
     from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
-    app.run(main, argv=with_config_files(with_default_config(sys.argv)),
-            flags_parser=runtime.parse_flags)
+    runtime.run_absl(main, with_config_files(with_default_config(sys.argv)))
 
 
 if __name__ == "__main__":
