@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import functools
 import sys
+import types
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from linkbert_jax import errors, runtime
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Training config: a packaged name (tiny, base, ...) or a file.",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
-_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
-_TAKE_OVER = runtime.define_take_over_lock_flag()
-flags.mark_flags_as_required(["config", "workdir"])
+
+@functools.cache
+def define_flags() -> types.SimpleNamespace:
+    """The command's absl flags, defined when it starts (``cli``), not at import: any
+    module of the package imports next to any other (fine-tuning's ``--config`` too)."""
+    coordinator, num_processes, process_id = runtime.define_distributed_flags()
+    f = types.SimpleNamespace(
+        config=config_flags.DEFINE_config_file(
+            "config", None, "Training config: a packaged name (tiny, base, ...) or a file.",
+            lock_config=True),
+        workdir=flags.DEFINE_string("workdir", None,
+                                    "Checkpoints, metrics and config go here."),
+        coordinator=coordinator, num_processes=num_processes, process_id=process_id,
+        take_over=runtime.define_take_over_lock_flag())
+    flags.mark_flags_as_required(["config", "workdir"])
+    return f
 
 
 def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
@@ -51,15 +61,17 @@ def _train(config, workdir: str, source, command, take_over_lock: bool) -> None:
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    return run(_CONFIG.value, _WORKDIR.value, coordinator=_COORDINATOR.value,
-               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
-               command=sys.orig_argv, take_over_lock=_TAKE_OVER.value)
+    f = define_flags()
+    return run(f.config.value, f.workdir.value, coordinator=f.coordinator.value,
+               num_processes=f.num_processes.value, process_id=f.process_id.value,
+               command=sys.orig_argv, take_over_lock=f.take_over.value)
 
 
 def cli() -> None:
     """The entry point (``python -m linkbert_jax.main``, console script ``linkbert-train``)."""
     from linkbert_jax import config_defaults
     runtime.setup_environment()  # huge pages (re-executes once), TF off accelerators
+    define_flags()
     runtime.run_absl(main, config_defaults.with_config_files(sys.argv))
 
 
