@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from typing import Optional
 
-from linkbert_jax.errors import ConfigError, OutputDirError
+from linkbert_jax.errors import OutputDirError
 
 MARKER_NAME = "linkbert_export.json"
 # What an export writes. A marker of an export made before markers listed their files,

@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from linkbert_jax.errors import ConfigError, DataError  # noqa: F401  data.DataError
+from linkbert_jax.errors import DataError
 from linkbert_jax.finetune import packing
 
 log = logging.getLogger("linkbert_jax")
