@@ -39,6 +39,7 @@ from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.data import samples
 from linkbert_jax.infra import hostmem
 from linkbert_jax.data import features
+from linkbert_jax.errors import CommandFailedError, run_cli
 
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
 # (measured on a 2-core VM, end to end: MiniLM 500 steps of 32 x 64 ~6 min; scratch 1500
@@ -99,19 +100,12 @@ def parse_args(argv=None):
     return args
 
 
-def locate(find) -> str:
-    try:
-        return find()
-    except FileNotFoundError as e:
-        sys.exit(f"error: {e}")
-
-
 def run(cmd: list[str]) -> None:
     print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
     env = hostmem.with_tunable(dict(os.environ, PYTHONUNBUFFERED="1"))
     rc = subprocess.call(cmd, env=env)
     if rc:
-        sys.exit(f"error: the command above failed with exit status {rc}")
+        raise CommandFailedError(f"the command above failed with exit status {rc}", rc)
 
 
 def banner(text: str) -> None:
@@ -122,9 +116,9 @@ def stage_data(args, data_dir: str) -> dict:
     corpus = CORPORA[args.corpus]
     banner(f"1/4 data: linked pairs from real {corpus['documents']}")
     vocab = (["--train_vocab_size", str(args.vocab_size)] if args.from_scratch
-             else ["--tokenizer", locate(samples.minilm_dir)])
+             else ["--tokenizer", samples.minilm_dir()])
     run([sys.executable, "-m", "linkbert_jax.data.build",
-         "--input", locate(corpus["find"]), "--format", corpus["format"],
+         "--input", corpus["find"](), "--format", corpus["format"],
          "--output_dir", data_dir, *vocab, "--max_seq_length", str(args.seq_length),
          "--num_shards", "2", "--eval_fraction", str(args.eval_fraction), "--workers", "2",
          "--seed", "0"])
@@ -133,7 +127,7 @@ def stage_data(args, data_dir: str) -> dict:
 
 def train_overrides(args, data_dir: str) -> dict:
     """The ``--config.KEY=VALUE`` overrides the demo passes on top of its config file."""
-    init = {} if args.from_scratch else {"init_from_hf": locate(samples.minilm_dir)}
+    init = {} if args.from_scratch else {"init_from_hf": samples.minilm_dir()}
     return {**init, "data_dir": data_dir, "num_train_steps": args.steps,
             "seq_length": args.seq_length, "global_batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
@@ -297,7 +291,13 @@ def summary(manifest: dict, ev: dict, spread: tuple, seconds: float, workdir: st
 
 
 def main(argv=None) -> int:
+    """The demo; a sample that is not installed, or a stage that failed, is one
+    ``error:`` line (``errors.run_cli``)."""
     args = parse_args(argv)
+    return run_cli(lambda: demo(args))
+
+
+def demo(args) -> None:
     t0 = time.time()
     workdir = os.path.abspath(args.workdir)
     data_dir, train_dir = os.path.join(workdir, "data"), os.path.join(workdir, "train")
@@ -310,7 +310,6 @@ def main(argv=None) -> int:
     png = plot_training_curves(train_dir)
     summary(manifest, final_eval(train_dir), linked_eval_spread(data_dir), time.time() - t0,
             workdir, png, CORPORA[args.corpus]["documents"])
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,20 +9,32 @@ itself; elsewhere pass ``--coordinator_address=host:port --num_processes=N
 """
 from __future__ import annotations
 
+import functools
 import sys
+import types
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from linkbert_jax import errors
 from linkbert_jax.infra import runtime
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Training config: a packaged name (tiny, base, ...) or a file.",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and config go here.")
-_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
-_TAKE_OVER = runtime.define_take_over_lock_flag()
-flags.mark_flags_as_required(["config", "workdir"])
+
+@functools.cache
+def define_flags() -> types.SimpleNamespace:
+    """The command's absl flags, defined when it starts (``cli``), not at import: any
+    module of the package imports next to any other (fine-tuning's ``--config`` too)."""
+    coordinator, num_processes, process_id = runtime.define_distributed_flags()
+    f = types.SimpleNamespace(
+        config=config_flags.DEFINE_config_file(
+            "config", None, "Training config: a packaged name (tiny, base, ...) or a file.",
+            lock_config=True),
+        workdir=flags.DEFINE_string("workdir", None,
+                                    "Checkpoints, metrics and config go here."),
+        coordinator=coordinator, num_processes=num_processes, process_id=process_id,
+        take_over=runtime.define_take_over_lock_flag())
+    flags.mark_flags_as_required(["config", "workdir"])
+    return f
 
 
 def run(config, workdir: str, source=None, *, coordinator=None, num_processes=None,
@@ -30,48 +42,40 @@ def run(config, workdir: str, source=None, *, coordinator=None, num_processes=No
     """The whole program as a function (tests call it with a synthetic ``source``).
     ``command``: the command line, recorded in the workdir for the model card. One trainer
     per workdir: a second one exits 2 before writing anything (``workdir_lock``)."""
+    runtime.setup_logging()
+    runtime.init_distributed(coordinator, num_processes, process_id)
+    return errors.run_cli(functools.partial(_train, config, workdir, source, command,
+                                            take_over_lock),
+                          kept="the last complete checkpoint is kept")
+
+
+def _train(config, workdir: str, source, command, take_over_lock: bool) -> None:
     import jax
 
     from linkbert_jax.checkpoint import checkpoints
     from linkbert_jax.infra import workdir_lock
     from linkbert_jax.pretrain import trainer
-    from linkbert_jax.checkpoint.checkpoints import IntegrityError
-    from linkbert_jax.errors import ConfigError, CorruptDataError, NonFiniteLossError
-    from linkbert_jax.checkpoint.orbax_faults import CheckpointWriteError
-    runtime.setup_logging()
-    runtime.init_distributed(coordinator, num_processes, process_id)
-    try:
-        with workdir_lock.lock_run(workdir, take_over=take_over_lock):
-            if command and jax.process_index() == 0:
-                checkpoints.record_command(workdir, command)
-            trainer.train_and_evaluate(config, workdir, source)
-    except (ConfigError, CorruptDataError, IntegrityError, CheckpointWriteError,
-            NonFiniteLossError, workdir_lock.LockedError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3 if isinstance(e, NonFiniteLossError) else 2
-    except OSError as e:  # the workdir's disk (metrics, config): full, gone, read-only
-        print(f"error: {e}; the last complete checkpoint is kept", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C before the loop (the loop's own saves and stops)
-        print("error: interrupted; the last complete checkpoint is kept", file=sys.stderr)
-        return 130
-    return 0
+    with workdir_lock.lock_run(workdir, take_over=take_over_lock):
+        if command and jax.process_index() == 0:
+            checkpoints.record_command(workdir, command)
+        trainer.train_and_evaluate(config, workdir, source)
 
 
-def main(argv):
+def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    sys.exit(run(_CONFIG.value, _WORKDIR.value, coordinator=_COORDINATOR.value,
-                 num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
-                 command=sys.orig_argv, take_over_lock=_TAKE_OVER.value))
+    f = define_flags()
+    return run(f.config.value, f.workdir.value, coordinator=f.coordinator.value,
+               num_processes=f.num_processes.value, process_id=f.process_id.value,
+               command=sys.orig_argv, take_over_lock=f.take_over.value)
 
 
 def cli() -> None:
     """The entry point (``python -m linkbert_jax.main``, console script ``linkbert-train``)."""
     from linkbert_jax import config_defaults
     runtime.setup_environment()  # huge pages (re-executes once), TF off accelerators
-    app.run(main, argv=config_defaults.with_config_files(sys.argv),
-            flags_parser=runtime.parse_flags)
+    define_flags()
+    runtime.run_absl(main, config_defaults.with_config_files(sys.argv))
 
 
 if __name__ == "__main__":

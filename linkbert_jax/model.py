@@ -22,6 +22,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from linkbert_jax.errors import ConfigError
 from linkbert_jax.relations import NUM_RELATIONS  # the DRP head's size (the labels')
 from linkbert_jax.readout import Readout, at_positions, flat, key_mask
 
@@ -60,18 +61,18 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_size {self.hidden_size} is not a multiple of "
                 f"num_attention_heads {self.num_attention_heads}")
         if self.remat not in ("none", "full", "dots"):
-            raise ValueError(f"remat must be none|full|dots, got {self.remat!r}")
+            raise ConfigError(f"remat must be none|full|dots, got {self.remat!r}")
         if self.attention not in ("xla", "fused", "cudnn"):
-            raise ValueError(f"attention must be xla|fused|cudnn, got {self.attention!r}")
+            raise ConfigError(f"attention must be xla|fused|cudnn, got {self.attention!r}")
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act {self.hidden_act!r} not one of {sorted(ACTIVATIONS)}")
+            raise ConfigError(f"hidden_act {self.hidden_act!r} not one of {sorted(ACTIVATIONS)}")
         if self.num_relations < 0:
-            raise ValueError(f"num_relations is {self.num_relations}: 0 (no relation head) "
-                             f"or more")
+            raise ConfigError(f"num_relations is {self.num_relations}: 0 (no relation head) "
+                              f"or more")
 
     @property
     def padded_vocab_size(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from linkbert_jax.errors import ConfigError
 from linkbert_jax.relations import LINKED, RELATIONS
 
 DEFAULT_OBJECTIVE = "drp"
@@ -25,8 +26,8 @@ OBJECTIVES = tuple(_HEAD_RELATIONS)
 def head_relations(objective: str) -> tuple:
     """The relations ``objective``'s head predicts (``()``: no relation head)."""
     if objective not in _HEAD_RELATIONS:
-        raise ValueError(f"objective {objective!r} is not one of {'|'.join(OBJECTIVES)} "
-                         f"(--config.objective)")
+        raise ConfigError(f"objective {objective!r} is not one of {'|'.join(OBJECTIVES)} "
+                          f"(--config.objective)")
     return _HEAD_RELATIONS[objective]
 
 

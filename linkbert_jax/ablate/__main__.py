@@ -31,7 +31,7 @@ import time
 from linkbert_jax.ablate import arms as arms_lib
 from linkbert_jax.ablate import linktask, report, stages
 from linkbert_jax.configs import ablations
-from linkbert_jax.data.readers import DataError
+from linkbert_jax.errors import ConfigError, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,7 @@ def overrides(items: list[str], flag: str) -> dict:
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -243,15 +243,7 @@ def _baseline_note(task: str) -> str:
 
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
-    from linkbert_jax.errors import ConfigError, CorruptDataError
-    try:
-        print(ablate(args))
-    except (DataError, ConfigError, CorruptDataError, ValueError, KeyError,
-            FileNotFoundError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-              file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(ablate(args)))
 
 
 def cli() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from linkbert_jax import config_defaults
 from linkbert_jax.configs import ablations
+from linkbert_jax.errors import ConfigError
 
 ARMS = tuple(ablations.ARMS)  # every arm, in the table's order
 DEFAULT_ARMS = ("linkbert", "no_diversity", "tfidf", "random", "no_drp")
@@ -35,10 +36,10 @@ def parse_arms(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in ablations.ARMS]
     if unknown or not names:
-        raise ValueError(f"--arms: unknown arm {', '.join(unknown) or '(none)'}; "
-                         f"expected some of {', '.join(ARMS)}")
+        raise ConfigError(f"--arms: unknown arm {', '.join(unknown) or '(none)'}; "
+                          f"expected some of {', '.join(ARMS)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"--arms names an arm twice: {text}")
+        raise ConfigError(f"--arms names an arm twice: {text}")
     return names
 
 
@@ -46,10 +47,10 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--seeds must be integers separated by commas, got {text!r}") \
+        raise ConfigError(f"--seeds must be integers separated by commas, got {text!r}") \
             from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds needs distinct integers, got {text!r}")
+        raise ConfigError(f"--seeds needs distinct integers, got {text!r}")
     return seeds
 
 

@@ -41,8 +41,10 @@ import numpy as np
 
 from linkbert_jax.data import build, graph, index, keyed, outdir, readers
 from linkbert_jax.data import tokenizer as tokenizer_lib
+from linkbert_jax.data import features
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
 from linkbert_jax.data.files import atomic_write, write_json
+from linkbert_jax.errors import CorruptDataError
 
 TASK_FILES = ("train.jsonl", "dev.jsonl", "train_few_shot.jsonl")
 TASK_META = "task.json"
@@ -85,14 +87,16 @@ def read_documents_file(build_dir: str) -> list[dict]:
         raise readers.DataError(f"{build_dir}: not a finished build (no {MANIFEST_NAME} "
                                 f"or {DOCUMENTS_NAME})")
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+        try:
+            return [json.loads(line) for line in f]
+        except ValueError as e:  # JSON or UTF-8
+            raise CorruptDataError(f"{path}: not the builder's JSON lines ({e})") from None
 
 
 def build_options(build_dir: str, inputs=None) -> argparse.Namespace:
     """The build's recorded options (``inputs`` replaces its ``--input`` paths), checked
     against the input fingerprints of its manifest."""
-    with open(os.path.join(build_dir, MANIFEST_NAME), encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = features.read_manifest(build_dir)
     opts = argparse.Namespace(**manifest["options"])
     if inputs:
         opts.input = list(inputs)
@@ -311,17 +315,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    try:
-        meta = run(make_parser().parse_args(argv))
-    except (readers.DataError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from linkbert_jax.errors import run_cli
+    return run_cli(lambda: _say(run(make_parser().parse_args(argv))))
+
+
+def _say(meta: dict) -> None:
     ex = meta["examples"]
     test = f"{ex['test.jsonl']} test / " if "test.jsonl" in ex else ""
     print(f"link task: {ex['train.jsonl']} train / {ex['dev.jsonl']} dev / {test}"
           f"{ex['train_few_shot.jsonl']} few-shot examples from "
           f"{sum(meta['anchor_documents'].values())} held-out anchor documents")
-    return 0
 
 
 if __name__ == "__main__":

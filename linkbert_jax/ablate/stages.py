@@ -15,7 +15,7 @@ import os
 from linkbert_jax.ablate import linktask
 from linkbert_jax.ablate.report import HELDOUT
 from linkbert_jax.data import files
-from linkbert_jax.data.readers import DataError
+from linkbert_jax.errors import DataError
 
 log = logging.getLogger("linkbert_jax")
 

@@ -10,36 +10,41 @@ Exit status: 0 when the train and eval steps fit the target's memory, 1 when the
 """
 from __future__ import annotations
 
+import functools
 import sys
+import types
 
 from absl import app, flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
-                                          lock_config=False)
-_TOPOLOGY = flags.DEFINE_string(
-    "topology", None, "v4-64, v5p-128, v5litepod-64, v6e-64, a chip grid such as v4:2x4x4 "
-    "or v5e:8x8, or cpu / cpu:N (this host).")
-_SUGGEST = flags.DEFINE_bool("suggest", False, "When it does not fit, compile the options "
-                             "in order of cost and report the first that fits.")
-_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
-flags.mark_flags_as_required(["config", "topology"])
+
+@functools.cache
+def define_flags() -> types.SimpleNamespace:
+    """The command's absl flags, defined when it starts (``console``), not at import: any
+    module of the package imports next to any other (training's ``--config`` too)."""
+    f = types.SimpleNamespace(
+        config=config_flags.DEFINE_config_file("config", None, "Training config file.",
+                                               lock_config=False),
+        topology=flags.DEFINE_string(
+            "topology", None, "v4-64, v5p-128, v5litepod-64, v6e-64, a chip grid such as "
+            "v4:2x4x4 or v5e:8x8, or cpu / cpu:N (this host)."),
+        suggest=flags.DEFINE_bool("suggest", False, "When it does not fit, compile the "
+                                  "options in order of cost and report the first that fits."),
+        json=flags.DEFINE_string("json", None, "Also write the figures to this JSON file."))
+    flags.mark_flags_as_required(["config", "topology"])
+    return f
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     if argv is not None and len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from linkbert_jax.infra import runtime
     from linkbert_jax.aot import command
-    from linkbert_jax.errors import ConfigError
+    from linkbert_jax.errors import run_cli
+    f = define_flags()
     runtime.setup_logging()
-    try:
-        code = command.run(_CONFIG.value, _TOPOLOGY.value, suggest=_SUGGEST.value,
-                           json_path=_JSON.value)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    return run_cli(lambda: command.run(f.config.value, f.topology.value,
+                                       suggest=f.suggest.value, json_path=f.json.value))
 
 
 def console() -> None:
@@ -48,7 +53,8 @@ def console() -> None:
     from linkbert_jax.infra import runtime
     from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(huge_pages=False, tensorflow=False)  # compiles only
-    app.run(main, argv=with_config_files(sys.argv))
+    define_flags()
+    runtime.run_absl(main, with_config_files(sys.argv))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from linkbert_jax.checkpoint import checksums, orbax_faults, tree_diff
-from linkbert_jax.errors import ConfigError, NonFiniteLossError
+from linkbert_jax.errors import (ConfigError, CorruptDataError, IntegrityError,
+                                 NoValidCheckpointError, NonFiniteLossError)
 from linkbert_jax.model import ModelConfig
 
 log = logging.getLogger("linkbert_jax")
@@ -50,12 +51,6 @@ CHECKSUMS = "checksums"  # meta key: {item: {array path: checksum}}
 UNUSABLE_DIR = "unusable_checkpoints"
 
 
-class IntegrityError(ValueError):
-    """A checkpoint step whose arrays do not match their checksums or are not finite."""
-
-
-class NoValidCheckpointError(FileNotFoundError):
-    """A workdir without any complete and valid checkpoint."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -306,9 +301,12 @@ def read_config(workdir: str) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no training config; is {workdir!r} a workdir?")
     with open(path) as f:
-        cfg = json.load(f)
-    if "model" not in cfg:
-        raise ValueError(f"{path}: no 'model' section")
+        try:
+            cfg = json.load(f)
+        except ValueError as e:  # JSON or UTF-8
+            raise CorruptDataError(f"{path}: not a training config ({e})") from None
+    if not isinstance(cfg, dict) or "model" not in cfg:
+        raise ConfigError(f"{path}: no 'model' section")
     return cfg
 
 
@@ -352,15 +350,15 @@ def load_params(workdir: str, step: Optional[int] = None) -> tuple[ModelConfig, 
 
     Without ``step``: the latest checkpoint that is complete and *valid* (restores and
     matches its checksums); the ones skipped are named in one line each. With ``step``:
-    that one, or ``IntegrityError``/``ValueError`` naming what is wrong with it.
+    that one, or ``IntegrityError``/``ConfigError`` naming what is wrong with it.
     """
     model_config = read_model_config(workdir)
     mgr = manager(workdir, read_only=True, async_save=False)
     try:
         steps = sorted(mgr.all_steps(), reverse=True)
         if step is not None and step not in steps:
-            raise ValueError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
-                             f"available: {sorted(steps)}")
+            raise ConfigError(f"{checkpoint_dir(workdir)}: no checkpoint at step {step}; "
+                              f"available: {sorted(steps)}")
         for s in [step] if step is not None else steps:
             step_dir = os.path.join(checkpoint_dir(workdir), str(s))
             try:

@@ -19,6 +19,8 @@ import warnings
 
 import orbax.checkpoint as ocp
 
+from linkbert_jax.errors import CheckpointWriteError  # noqa: F401  (re-exported)
+
 # how tensorstore and Python name an OS error: "[OS error 28: ...]",
 # "... [os_error_code='28']", "[Errno 28] ..."
 _ERRNO = re.compile(r"OS error (\d+)|os_error_code='(\d+)'|\[Errno (\d+)\]")
@@ -39,9 +41,6 @@ def one_line(e: BaseException) -> str:
         text = f"{text[:150]}{middle} ... {text[-150:]}"
     return f"{type(e).__name__}: {text}"
 
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (a full disk...); the last complete one is kept."""
 
 
 class SaveFailures(logging.Filter):

@@ -28,6 +28,7 @@ from linkbert_jax.data import beam_docs, beam_link_sources, beam_links, beam_pai
 from linkbert_jax.data import beam_shards, build, files, link_sources, outdir
 from linkbert_jax.data import readers, tokenizer as tokenizer_lib, writer
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
+from linkbert_jax.errors import UserError, run_cli
 
 log = logging.getLogger("linkbert_jax.data.beam_build")
 STATS = ("num_documents", "num_documents_eval", "num_segments", "num_links_resolved",
@@ -195,9 +196,7 @@ def _run(args, beam_args, opts, paths, inputs, tokenizer_src) -> dict:
     tok_info, tok_json = prepare_tokenizer(tokenizer_src, out)
     p = beam.Pipeline(options=PipelineOptions(beam_args))
     construct(p, args, opts, list(enumerate(paths)), tok_json, tok_info["special_ids"], work)
-    result = p.run()
-    result.wait_until_finish()
-    found = counters_from(result)
+    found = counters_from(_run_pipeline(p))
     if not found.get("num_documents"):
         raise readers.DataError(
             f"no usable documents in {', '.join(args.input)} ({found.get('records', 0)} "
@@ -211,21 +210,24 @@ def _run(args, beam_args, opts, paths, inputs, tokenizer_src) -> dict:
     return manifest
 
 
-def _one_line(e: Exception) -> str:
-    """The first input error inside a runner's wrapped traceback, else the exception."""
-    text = str(e)
-    m = re.search(r"(?:DataError|ValueError|FileNotFoundError): ([^\n]+)", text)
-    return m.group(1) if m else (text.strip().splitlines() or [type(e).__name__])[-1]
+def _run_pipeline(p):
+    """``p`` run to its end; an input error a worker raised, which the runner wraps in its
+    own exception type (the worker's traceback in its message), as a ``DataError`` with
+    that error's line. Any other failure propagates as it is."""
+    try:
+        result = p.run()
+        result.wait_until_finish()
+        return result
+    except Exception as e:
+        found = re.search(r"(?:DataError|ValueError|FileNotFoundError): ([^\n]+)", str(e))
+        if found is None or isinstance(e, (UserError, OSError)):  # not wrapped
+            raise
+        raise readers.DataError(found.group(1)) from e
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        run(*parse_args(argv))
-    except Exception as e:  # runners wrap worker errors in their own exception types
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: run(*parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from linkbert_jax.data import (features, files, graph, index, keyed, link_source
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
                                         NUM_RELATIONS, RELATIONS)
+from linkbert_jax.errors import run_cli
 
 log = logging.getLogger("linkbert_jax.data.build")
 WORK = ".work"
@@ -89,15 +90,19 @@ def finish_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _fraction(s: str) -> float:
+    """``"1/3"`` or ``"0.5"``; NaN for anything else (the caller names the option)."""
     num, _, den = s.strip().partition("/")
-    return float(num) / float(den) if den else float(num)
+    try:
+        return float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
 
 
 def recorded_options(args: argparse.Namespace) -> dict:
     link_sources.check(args)
     opts = {k: v for k, v in sorted(vars(args).items()) if k not in _RUNTIME_ONLY}
     probs = [_fraction(x) for x in args.relation_probs.split(",")]
-    if len(probs) != 3 or min(probs) < 0 or sum(probs) <= 0:
+    if len(probs) != 3 or not min(probs) >= 0 or not sum(probs) > 0:
         raise readers.DataError(f"--relation_probs needs 3 non-negative numbers, got "
                                 f"{args.relation_probs!r}")
     opts["relation_probs"] = [p / sum(probs) for p in probs]
@@ -375,13 +380,7 @@ def print_summary(m: dict, secs: float, secs_index: float) -> None:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        args = parse_args(argv)
-        build(args)
-    except (readers.DataError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: build(parse_args(argv)))
 
 
 if __name__ == "__main__":

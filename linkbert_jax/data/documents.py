@@ -1,13 +1,8 @@
-"""What every reader yields (``RawDoc``) and the error that stops a build
-(``DataError``): a leaf, so that the readers of each format and their dispatch in
-``readers`` import it, not each other."""
+"""What every reader yields (``RawDoc``): a leaf, so that the readers of each format
+and their dispatch in ``readers`` import it, not each other."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-
-class DataError(Exception):
-    """An input problem that stops the build; its message is shown as one line."""
 
 
 @dataclass

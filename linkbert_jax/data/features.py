@@ -36,6 +36,7 @@ import posixpath
 from linkbert_jax.data.files import is_remote  # one owner: a scheme:// at the start
 from linkbert_jax.relations import (CONTIGUOUS, LINKED, NUM_RELATIONS,  # noqa: F401
                                     RANDOM, RELATIONS)  # the records' labels
+from linkbert_jax.errors import ConfigError, CorruptDataError
 
 # --- the pair record ---------------------------------------------------------------------
 INPUT_IDS = "input_ids"
@@ -107,18 +108,18 @@ def read_manifest(data_dir, *, missing_ok: bool = False, opener=None) -> dict | 
         raise FileNotFoundError(f"no manifest at {path}: is {data_dir} a data directory "
                                 "written by the corpus builder?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"corrupt manifest {path}: {e}") from None
+        raise CorruptDataError(f"corrupt manifest {path}: {e}") from None
     if not isinstance(manifest, dict):
-        raise ValueError(f"corrupt manifest {path}: expected a JSON object")
+        raise CorruptDataError(f"corrupt manifest {path}: expected a JSON object")
     for key in REQUIRED_KEYS:
         if key not in manifest:
-            raise ValueError(f"manifest {path} lacks {key!r}")
+            raise CorruptDataError(f"manifest {path} lacks {key!r}")
     check_file_names(manifest, path)
     return upgrade_manifest(manifest)
 
 
 def check_file_names(manifest: dict, path: str) -> None:
-    """ValueError unless every file name of the manifest (``path``) is a relative path
+    """``CorruptDataError`` unless every file name of the manifest (``path``) is a relative path
     that stays inside the data directory (no ``..``, no absolute path, no scheme)."""
     splits = manifest.get("files")
     for split, entries in (splits.items() if isinstance(splits, dict) else ()):
@@ -130,7 +131,7 @@ def check_file_names(manifest: dict, path: str) -> None:
             if (not isinstance(name, str) or not name or is_remote(name)
                     or os.path.isabs(name) or norm.startswith("/")
                     or norm == ".." or norm.startswith("../") or norm == "."):
-                raise ValueError(f"manifest {path}: file {name!r} of split {split!r} is "
+                raise CorruptDataError(f"manifest {path}: file {name!r} of split {split!r} is "
                                  f"not inside the data directory (file names must be "
                                  f"relative paths under it)")
 
@@ -142,23 +143,23 @@ def special_ids(manifest: dict) -> dict[str, int]:
            if isinstance(v, int) and not isinstance(v, bool)}
     missing = [n for n in REQUIRED_SPECIALS if n not in ids]
     if missing:
-        raise ValueError(f"manifest lacks special ids {missing} under 'special_ids'")
+        raise CorruptDataError(f"manifest lacks special ids {missing} under 'special_ids'")
     return ids
 
 
 def check_fits(manifest: dict, seq_length: int) -> None:
-    """ValueError unless the data's pairs fit in ``seq_length`` tokens."""
+    """``ConfigError`` unless the data's pairs fit in ``seq_length`` tokens."""
     data_len = manifest.get("max_seq_length")
     if data_len is not None and seq_length < int(data_len):
-        raise ValueError(f"seq_length {seq_length} < the data's max_seq_length {data_len}: "
+        raise ConfigError(f"seq_length {seq_length} < the data's max_seq_length {data_len}: "
                          "its pairs would not fit")
 
 
 def check_enough_files(manifest: dict, split: str, process_count: int) -> None:
-    """ValueError unless ``split`` has a file for each process (each reads its own)."""
+    """``ConfigError`` unless ``split`` has a file for each process (each reads its own)."""
     files = manifest.get("files", {}).get(split)
     if files is not None and len(files) < process_count:
-        raise ValueError(f"split {split!r} of the data has {len(files)} file(s), fewer than "
+        raise ConfigError(f"split {split!r} of the data has {len(files)} file(s), fewer than "
                          f"the {process_count} processes (each reads its own files): rebuild "
                          f"with at least {process_count} shards (--num_shards / "
                          "--num_eval_shards)")

@@ -27,6 +27,7 @@ import numpy as np
 
 from linkbert_jax.data.features import (CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM, RELATIONS,
                                         SPLITS)
+from linkbert_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 TRAIN, EVAL = 0, 1
@@ -87,8 +88,8 @@ def fallback_eval_doc(num_docs: int, num_eval: int, eval_fraction: float,
     if eval_fraction > 0 and num_eval == 0 and num_docs >= 2:
         fallback, num_eval = min_hash_doc, 1
     if num_docs and num_eval >= num_docs:
-        raise ValueError(f"eval_fraction {eval_fraction} leaves no training documents "
-                         f"({num_docs} documents)")
+        raise DataError(f"eval_fraction {eval_fraction} leaves no training documents "
+                        f"({num_docs} documents)")
     return fallback
 
 
@@ -155,7 +156,7 @@ def relation_rates(counts, pool_size: int, probs, examples_per_segment: float,
     n = examples_per_segment * int(counts[1])
     if p.sum() == 0:
         if n > 0:
-            raise ValueError(f"{SPLITS[split]} split: no relation can be sampled")
+            raise DataError(f"{SPLITS[split]} split: no relation can be sampled")
         return np.zeros(NUM_RELATIONS)
     p = p / p.sum()
     return np.array([n * p[r] / eligible[r] if eligible[r] else 0.0
@@ -167,8 +168,8 @@ def link_weights(in_degree, sampling: str = "inverse_in_degree") -> np.ndarray:
     the pool): ``floor(2**24 / in-degree)`` (∝ 1 / in-degree, the paper's diversity
     adjustment) or, with ``sampling="uniform"``, 1 (every out-link alike)."""
     if sampling not in LINK_SAMPLINGS:
-        raise ValueError(f"unknown link sampling {sampling!r} (one of "
-                         f"{', '.join(LINK_SAMPLINGS)})")
+        raise DataError(f"unknown link sampling {sampling!r} (one of "
+                        f"{', '.join(LINK_SAMPLINGS)})")
     in_degree = np.asarray(in_degree, np.int64)
     if sampling == "uniform":
         return np.ones(in_degree.shape, np.int64)

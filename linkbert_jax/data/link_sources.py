@@ -23,6 +23,7 @@ import numpy as np
 
 from linkbert_jax.data import keyed, tfidf
 from linkbert_jax.data.index import TERMS_FILE
+from linkbert_jax.errors import DataError
 
 SOURCES = ("hyperlinks", "tfidf", "random")
 DEFAULT_K = 5
@@ -39,7 +40,7 @@ def add_options(p) -> None:
 
 def check(args) -> None:
     if args.link_k <= 0:
-        raise ValueError(f"--link_k must be at least 1, got {args.link_k}")
+        raise DataError(f"--link_k must be at least 1, got {args.link_k}")
 
 
 def wants_terms(args) -> bool:

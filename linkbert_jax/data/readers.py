@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from linkbert_jax.data import files, sphinx_html, wikipedia
-from linkbert_jax.data.documents import DataError, RawDoc  # noqa: F401  (the readers' API)
+from linkbert_jax.data.documents import RawDoc  # noqa: F401  (the readers' API)
+from linkbert_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 FORMATS = ("wikipedia", "jsonl", "parquet", "hf", "sphinx_html")

@@ -12,10 +12,8 @@ from typing import Iterator
 import google_crc32c
 
 from linkbert_jax.data.features import INPUT_IDS, SCALAR_FEATURES
+from linkbert_jax.errors import RecordError
 
-
-class RecordError(Exception):
-    pass
 
 
 def _masked_crc(data: bytes) -> int:

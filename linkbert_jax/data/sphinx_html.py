@@ -36,7 +36,8 @@ from html.parser import HTMLParser
 from typing import Iterator
 from urllib.parse import unquote
 
-from linkbert_jax.data.documents import DataError, RawDoc
+from linkbert_jax.data.documents import RawDoc
+from linkbert_jax.errors import DataError
 
 SKIP_PAGES = re.compile(r"^(genindex(-.*)?|py-modindex|modindex|search|contents)\.html$")
 _SKIP_TAGS = {"script", "style", "nav", "footer", "form", "template", "noscript"}

@@ -11,6 +11,8 @@ import json
 import os
 from typing import Iterable, Optional
 
+from linkbert_jax.errors import DataError
+
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -56,9 +58,12 @@ def save_clean(src_dir: str, dst_dir: str, model_max_length: Optional[int] = Non
 
     if not os.path.isdir(src_dir):
         raise FileNotFoundError(f"{src_dir}: tokenizer directory not found")
-    tok = AutoTokenizer.from_pretrained(src_dir)
+    try:
+        tok = AutoTokenizer.from_pretrained(src_dir)
+    except ValueError as e:  # transformers: no tokenizer it knows there
+        raise DataError(f"{src_dir}: cannot load a tokenizer ({e})") from None
     if not getattr(tok, "is_fast", False):
-        raise ValueError(f"{src_dir}: a fast tokenizer (tokenizer.json) is required")
+        raise DataError(f"{src_dir}: a fast tokenizer (tokenizer.json) is required")
     specials = {f"{n}_token": str(getattr(tok, f"{n}_token")) for n in _SPECIAL_NAMES
                 if getattr(tok, f"{n}_token", None) is not None}
     max_length = (tok.model_max_length if tok.model_max_length < 1e12 else None
@@ -158,6 +163,6 @@ def describe(tokenizer_dir: str) -> dict:
                ("cls", "sep", "pad", "mask", "unk")}
     missing = [k for k in ("cls", "sep") if special[k] is None]
     if missing:
-        raise ValueError(f"{tokenizer_dir}: tokenizer has no {'/'.join(missing)} token")
+        raise DataError(f"{tokenizer_dir}: tokenizer has no {'/'.join(missing)} token")
     return {"vocab_size": len(vocab), "special_ids": special,
             "vocab_sha256": h.hexdigest(), "class": type(tok).__name__}

@@ -12,31 +12,47 @@ overrides either. ``--init`` is a pretraining workdir (latest complete checkpoin
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import types
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from linkbert_jax.errors import ConfigError
 from linkbert_jax.infra import runtime
 
 _DEFAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
-_TASK = flags.DEFINE_string("task", None, "task family (sets the default config)")
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "config file[:task]; default: the family defaults of --task")
-_INIT = flags.DEFINE_string("init", None, "pretraining workdir or Hugging Face BERT directory")
-_STEP = flags.DEFINE_integer("step", None, "checkpoint step of a workdir (default: latest)")
-_TOKENIZER = flags.DEFINE_string("tokenizer", None, "tokenizer directory (default: --init's)")
-_TRAIN = flags.DEFINE_string("train_file", None, "training split (JSON lines)")
-_VALIDATION = flags.DEFINE_string("validation_file", None, "dev split (JSON lines)")
-_TEST = flags.DEFINE_string("test_file", None, "test split (JSON lines, labels optional)")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory")
-_SEEDS = flags.DEFINE_list("seeds", None, "run once per seed and report mean ± std")
-_CACHE = flags.DEFINE_string("cache_dir", None, "tokenized data cache (default WORKDIR/cache)")
-_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID = runtime.define_distributed_flags()
-_TAKE_OVER = runtime.define_take_over_lock_flag()
-flags.mark_flags_as_required(["init", "train_file", "validation_file", "workdir"])
+
+@functools.cache
+def define_flags() -> types.SimpleNamespace:
+    """The command's absl flags, defined when it starts (``cli``), not at import: any
+    module of the package imports next to any other (training's ``--config`` too)."""
+    coordinator, num_processes, process_id = runtime.define_distributed_flags()
+    f = types.SimpleNamespace(
+        task=flags.DEFINE_string("task", None, "task family (sets the default config)"),
+        config=config_flags.DEFINE_config_file(
+            "config", None, "config file[:task]; default: the family defaults of --task"),
+        init=flags.DEFINE_string("init", None,
+                                 "pretraining workdir or Hugging Face BERT directory"),
+        step=flags.DEFINE_integer("step", None,
+                                  "checkpoint step of a workdir (default: latest)"),
+        tokenizer=flags.DEFINE_string("tokenizer", None,
+                                      "tokenizer directory (default: --init's)"),
+        train=flags.DEFINE_string("train_file", None, "training split (JSON lines)"),
+        validation=flags.DEFINE_string("validation_file", None, "dev split (JSON lines)"),
+        test=flags.DEFINE_string("test_file", None,
+                                 "test split (JSON lines, labels optional)"),
+        workdir=flags.DEFINE_string("workdir", None, "output directory"),
+        seeds=flags.DEFINE_list("seeds", None, "run once per seed and report mean ± std"),
+        cache=flags.DEFINE_string("cache_dir", None,
+                                  "tokenized data cache (default WORKDIR/cache)"),
+        coordinator=coordinator, num_processes=num_processes, process_id=process_id,
+        take_over=runtime.define_take_over_lock_flag())
+    flags.mark_flags_as_required(["init", "train_file", "validation_file", "workdir"])
+    return f
 
 
 def with_default_config(argv: list) -> list:
@@ -49,22 +65,25 @@ def with_default_config(argv: list) -> list:
     return argv[:1] + [f"--config={_DEFAULTS}:{task or 'seqcls'}"] + argv[1:]
 
 
-def main(argv):
+def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from linkbert_jax.finetune import run
-    config = _CONFIG.value
-    if _TASK.value and _TASK.value != config.task:
-        print(f"error: --task {_TASK.value} but the config's task is {config.task}",
-              file=sys.stderr)
-        sys.exit(2)
-    files = {"train": _TRAIN.value, "validation": _VALIDATION.value, "test": _TEST.value}
-    seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
-    sys.exit(run.run(config, init=_INIT.value, files=files, workdir=_WORKDIR.value,
-                     seeds=seeds, step=_STEP.value, tokenizer=_TOKENIZER.value,
-                     cache_dir=_CACHE.value, take_over_lock=_TAKE_OVER.value,
-                     coordinator=_COORDINATOR.value,
-                     num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value))
+    f = define_flags()
+    config = f.config.value
+    if f.task.value and f.task.value != config.task:
+        raise ConfigError(f"--task {f.task.value} but the config's task is {config.task}")
+    files = {"train": f.train.value, "validation": f.validation.value, "test": f.test.value}
+    try:
+        seeds = [int(s) for s in f.seeds.value] if f.seeds.value else None
+    except ValueError:
+        raise ConfigError(f"--seeds {','.join(f.seeds.value)}: expected integers "
+                          f"separated by commas") from None
+    return run.run(config, init=f.init.value, files=files, workdir=f.workdir.value,
+                   seeds=seeds, step=f.step.value, tokenizer=f.tokenizer.value,
+                   cache_dir=f.cache.value, take_over_lock=f.take_over.value,
+                   coordinator=f.coordinator.value, num_processes=f.num_processes.value,
+                   process_id=f.process_id.value)
 
 
 def cli() -> None:
@@ -72,8 +91,8 @@ def cli() -> None:
     ``linkbert-finetune``)."""
     from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
-    app.run(main, argv=with_config_files(with_default_config(sys.argv)),
-            flags_parser=runtime.parse_flags)
+    define_flags()
+    runtime.run_absl(main, with_config_files(with_default_config(sys.argv)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from linkbert_jax.errors import ConfigError
+from linkbert_jax.errors import DataError
 from linkbert_jax.finetune import packing
 
 log = logging.getLogger("linkbert_jax")
@@ -27,9 +27,6 @@ SPLITS = ("train", "validation", "test")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_INPUTS = INPUTS + packing.INPUTS  # what a task model takes (by name)
 
-
-class DataError(ConfigError):
-    """Input data that cannot be used; the message names the file (and record)."""
 
 
 def _quiet_datasets():

@@ -10,13 +10,12 @@ import json
 import logging
 import os
 import re
-import sys
 from typing import Optional, Sequence
 
 import numpy as np
 
 from linkbert_jax.data.files import write_text
-from linkbert_jax.errors import ConfigError, NonFiniteLossError
+from linkbert_jax.errors import run_cli
 
 log = logging.getLogger("linkbert_jax")
 
@@ -124,18 +123,9 @@ def _finetune(config, stop, *, init, files, workdir, seeds, step, tokenizer,
 
 
 def run(config, *, coordinator=None, num_processes=None, process_id=None, **kwargs) -> int:
-    """``finetune`` with errors as one line: 2 for bad input, config or checkpoints, 3
-    for a NaN."""
+    """``finetune`` with errors as one line (``errors.run_cli``): 2 for bad input, config
+    or checkpoints, 3 for a NaN."""
     from linkbert_jax.infra import runtime
-    from linkbert_jax.checkpoint.checkpoints import IntegrityError
-    from linkbert_jax.checkpoint.orbax_faults import CheckpointWriteError
-    from linkbert_jax.infra.workdir_lock import LockedError
     runtime.setup_logging("datasets")
     runtime.init_distributed(coordinator, num_processes, process_id)
-    try:
-        finetune(config, **kwargs)
-    except (ConfigError, IntegrityError, CheckpointWriteError, NonFiniteLossError,
-            LockedError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3 if isinstance(err, NonFiniteLossError) else 2
-    return 0
+    return run_cli(lambda: finetune(config, **kwargs))

@@ -22,8 +22,8 @@ import os
 import sys
 from typing import Optional
 
+from linkbert_jax.errors import ConversionError, run_cli
 from linkbert_jax.hf import export_dir, trained_tokenizer
-from linkbert_jax.errors import ConversionError
 from linkbert_jax.hf.export_dir import EXPORT_FILES, MARKER_NAME as STAMP_NAME  # noqa: F401
 
 DEFAULT_DROPOUT = 0.1  # BERT's fine-tuning dropout
@@ -200,13 +200,7 @@ def main(argv=None) -> int:
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:
         pass
-    try:
-        export(args, ["python", "-m", "linkbert_jax.hf.export", *argv])
-    except (ValueError, OSError) as err:
-        # ConversionError is a ValueError; all of these carry a one-line message.
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: export(args, ["python", "-m", "linkbert_jax.hf.export", *argv]))
 
 
 if __name__ == "__main__":

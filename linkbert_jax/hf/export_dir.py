@@ -25,7 +25,7 @@ import tempfile
 from typing import Optional
 
 from linkbert_jax.data.files import rename
-from linkbert_jax.errors import ConfigError
+from linkbert_jax.errors import OutputDirError
 
 MARKER_NAME = "linkbert_export.json"
 # What an export writes. A marker of an export made before markers listed their files,
@@ -37,9 +37,6 @@ EXPORT_FILES = frozenset({
 # The writers (``written_by``); a marker from before markers named theirs: PRETRAINING.
 PRETRAINING, FINETUNING = "linkbert_jax.hf.export", "linkbert_jax.finetune"
 
-
-class OutputDirError(ConfigError):
-    """An output directory that an export may not write into (exit 2)."""
 
 
 def _digest(path: str) -> str:

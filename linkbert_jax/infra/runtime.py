@@ -92,9 +92,12 @@ def _config_keys(argv: list[str], path: str) -> str:
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing for ``app.run(main, flags_parser=runtime.parse_flags)``: a bad
-    flag, an unknown ``--config.KEY`` or a value of the wrong type is one ``error:``
-    line and exit status 2 (absl: a traceback or two lines, status 1)."""
+    flag, an unknown ``--config.KEY`` or a value of the wrong type is a ``ConfigError``
+    that names it (one ``error:`` line and exit status 2 through ``run_absl``; absl: a
+    traceback or two lines, status 1)."""
     from absl import flags
+
+    from linkbert_jax.errors import ConfigError
     try:
         return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError) as e:
@@ -112,8 +115,16 @@ def parse_flags(argv: list[str]) -> list[str]:
                    + (f" ({hint.group(0)})" if hint else ""))
         else:
             msg = " ".join(text.split())
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(2)
+    raise ConfigError(msg) from None
+
+
+def run_absl(main, argv: list[str]):
+    """``app.run(main, argv)`` with :func:`parse_flags`, through ``errors.run_cli``: the
+    absl commands' start (their flags defined first); exits."""
+    from absl import app
+
+    from linkbert_jax import errors
+    sys.exit(errors.run_cli(lambda: app.run(main, argv=argv, flags_parser=parse_flags)))
 
 
 def quiet_tensorflow() -> None:

@@ -42,17 +42,12 @@ import time
 import uuid
 from typing import Iterator, Optional
 
+from linkbert_jax.errors import LockedError
+
 log = logging.getLogger("linkbert_jax")
 
 LOCK_NAME = "writer.lock"
 
-
-class LockedError(RuntimeError):
-    """The directory is locked by another live (or unverifiable) writer."""
-
-    def __init__(self, message: str, holder: Optional[dict] = None):
-        super().__init__(message)
-        self.holder = holder or {}
 
 
 def _read_text(path: str) -> Optional[str]:

@@ -34,7 +34,7 @@ import tensorflow as tf
 from linkbert_jax.infra import runtime
 from linkbert_jax.data import features, records
 from linkbert_jax.data.features import read_manifest, special_ids
-from linkbert_jax.errors import ConfigError, CorruptDataError
+from linkbert_jax.errors import ConfigError, CorruptShardError
 from linkbert_jax.pretrain.masking import MaskingConfig
 from linkbert_jax.pretrain.shards import (SHUFFLE_BUFFER, epoch_records, fold,
                                          parse_and_mask, process_files)
@@ -44,9 +44,6 @@ __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
            "TFRecordSource"]
 
 
-
-class CorruptShardError(CorruptDataError):
-    """A TFRecord shard is truncated or corrupt; the message names the file."""
 
 
 def is_data_dir(data_dir) -> bool:

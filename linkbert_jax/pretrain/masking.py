@@ -12,6 +12,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from linkbert_jax.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class MaskingConfig:
@@ -30,13 +32,13 @@ class MaskingConfig:
 
     def __post_init__(self):
         if not 0.0 < self.mask_prob <= 1.0:
-            raise ValueError(f"mask_prob must be in (0, 1], got {self.mask_prob}")
+            raise ConfigError(f"mask_prob must be in (0, 1], got {self.mask_prob}")
         if self.max_predictions < 1:
-            raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
+            raise ConfigError(f"max_predictions must be >= 1, got {self.max_predictions}")
         if (self.mask_token_prob < 0 or self.random_token_prob < 0
                 or self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9):
-            raise ValueError("mask_token_prob and random_token_prob must be >= 0 and sum "
-                             f"to <= 1, got {self.mask_token_prob}, {self.random_token_prob}")
+            raise ConfigError("mask_token_prob and random_token_prob must be >= 0 and sum "
+                              f"to <= 1, got {self.mask_token_prob}, {self.random_token_prob}")
 
 
 def random_token_table(vocab_size: int, special_ids) -> np.ndarray:

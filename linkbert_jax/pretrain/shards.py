@@ -10,6 +10,7 @@ import os
 import tensorflow as tf
 
 from linkbert_jax.data import features
+from linkbert_jax.errors import ConfigError, CorruptDataError
 from linkbert_jax.pretrain.masking import block_draws, mask_batch, random_token_table
 
 CYCLE_LENGTH = 4          # files read at once (part of the stream's definition)
@@ -23,13 +24,13 @@ def process_files(data_dir, manifest: dict, split: str, process_index: int,
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
     entries = manifest["files"].get(split)
     if not entries:
-        raise ValueError(f"manifest in {data_dir} lists no files for split {split!r} "
-                         f"(splits: {sorted(manifest['files'])})")
+        raise ConfigError(f"manifest in {data_dir} lists no files for split {split!r} "
+                          f"(splits: {sorted(manifest['files'])})")
     files = []
     for e in entries:
         if not isinstance(e, dict) or "name" not in e or "num_examples" not in e:
-            raise ValueError(f"manifest file entry {e!r} needs 'name' and 'num_examples' "
-                             "(exact resume needs per-file counts)")
+            raise CorruptDataError(f"manifest file entry {e!r} needs 'name' and "
+                                   "'num_examples' (exact resume needs per-file counts)")
         files.append((os.path.join(os.fspath(data_dir), e["name"]), int(e["num_examples"])))
     features.check_enough_files(manifest, split, process_count)
     return files[process_index::process_count]
