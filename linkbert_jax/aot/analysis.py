@@ -167,7 +167,7 @@ def analyze(config, target: Target, devices: list, usable: float) -> Result:
         compiled, error = _try_compile(traced.lower())
     mem = step_costs.memory(compiled) if compiled else None
     hlo = (estimate.hlo_costs(compiled.as_text(), _coords(mesh), target.chip)
-           if compiled else None)
+           if compiled and target.chip else None)  # no chip figures: nothing to estimate
     eval_bytes = None
     if compiled:
         eval_batch = step_costs.abstract_batch(trainer.eval_batch_size(config),
