@@ -64,8 +64,8 @@ class Module:
 def arrays(type_text: str) -> list[tuple[int, int]]:
     """``(bytes, memory space)`` of each array in a printed type, in order (a tuple's
     elements flattened; an unknown element type such as ``token`` is 0 bytes). The memory
-    space is the layout's ``S(n)``: 0 (HBM) when absent; the TPU compiler puts buffers it
-    keeps on chip (VMEM, and CMEM on v4) in other spaces."""
+    space is the layout's ``S(n)``: 0 (HBM) when absent (``aot.traffic`` says how the
+    others are read)."""
     out = []
     for dtype, dims, layout in _ARRAY.findall(type_text):
         size = _BYTES.get(dtype, 1 if dtype.startswith("f8") else 0)

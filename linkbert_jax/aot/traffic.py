@@ -3,8 +3,9 @@
 A kernel is a top-level instruction (a fusion is one kernel): it reads its operands and
 writes its result, except that
 
-- arrays in another memory space than HBM (layout ``S(n)``, n > 0: what the compiler
-  keeps on chip, VMEM and on v4 CMEM) are no HBM traffic;
+- arrays in another memory space than HBM (layout ``S(n)``, n > 0) are no HBM traffic:
+  an assumption (XLA does not document the spaces; ``S(1)`` is VMEM, and the ``S(3)``
+  of a v4 compile is read as its on-chip CMEM);
 - an operand the kernel only slices (``dynamic-slice``, ``slice``, ``gather``, also
   through bitcasts, copies and nested fusions) reads only its slices, and one it only
   updates in place (``dynamic-update-slice``) reads nothing: a scanned layer takes one
