@@ -83,6 +83,11 @@ def test_tiny_step_on_a_tpu_slice(tmp_path, capsys):
     # The traced count is the compiler's: XLA's own (loop-free step) adds elementwise ops.
     xla_total = r["xla"]["flops"] * r["devices"]
     assert 1.0 <= xla_total / r["traced_flops"] < 1.1
+    # The estimate (tests/test_aot_estimate.py checks its parts by hand): fsdp gathers
+    # and scatters on the ICI, so every term is there, in the report and its last line.
+    est = json.loads(out.read_text())["estimate"]
+    assert est["step_s"] >= est["compute_s"] + est["collective_s"] > est["compute_s"] > 0
+    assert "estimated step:" in text and " est_step_s=" in text.splitlines()[-1]
 
 
 @pytest.mark.parametrize("arm, head", [("nsp", (128, 2)), ("no_drp", None)])

@@ -83,9 +83,10 @@ def run_row(config: str, slice_: str, out: str) -> dict:
 
 def _cells(record: dict) -> list[str]:
     r0 = record["result"]
-    final = record.get("suggestion") or {"result": r0, "roofline": record["roofline"]}
+    final = record.get("suggestion") or {"result": r0, "roofline": record["roofline"],
+                                         "estimate": record.get("estimate")}
     if not r0["fits"] and not record.get("suggestion"):
-        return ["no", f"needs {r0['needed_bytes'] / 2 ** 30:.1f} GiB", "", "", "", "", ""]
+        return ["no", f"needs {r0['needed_bytes'] / 2 ** 30:.1f} GiB"] + [""] * 8
     r, rf, s = final["result"], final["roofline"], final["result"]["settings"]
     sizes = [s["mesh"][a] for a in ("data", "fsdp", "tensor")]
     rest = r["devices"] // -math.prod(sizes)  # the -1 axis takes the remaining devices
@@ -98,13 +99,23 @@ def _cells(record: dict) -> list[str]:
             f"{r['needed_bytes'] / 2 ** 30:.1f} of {r['usable_bytes'] / 2 ** 30:.1f} GiB "
             f"({r['headroom']:.0%} free)", f"{r['traced_flops'] / r['analytic_flops']:.2f}",
             f"{rf['step_s'] * 1e3:.0f} ms", f"{rf['mfu_bound']:.0%}",
-            f"{rf['train_hours']:.1f} h"]
+            f"{rf['train_hours']:.1f} h"] + _estimate_cells(final.get("estimate") or {})
+
+
+def _estimate_cells(e: dict) -> list[str]:
+    """est. step (with its collective term), est. MFU, days to the config's steps."""
+    if not e:
+        return ["not run", "", ""]
+    coll = e.get("collective_s")
+    return [f"{e['step_s'] * 1e3:.0f} ms" + (f" ({coll * 1e3:.1f} ms ICI)" if coll else ""),
+            f"{e['mfu']:.0%}", f"{e['train_days']:.2f} d"]
 
 
 def render(records: list[tuple[str, str, dict]]) -> str:
     head = ("| config | slice | fits | settings | memory / device | FLOP ratio | step >= "
-            "| MFU <= | train >= | run: wall (load), CPU |")
-    rows = [head, "|" + "---|" * 10]
+            "| MFU <= | train >= | est. step | est. MFU | days to paper steps "
+            "| run: wall (load), CPU |")
+    rows = [head, "|" + "---|" * 13]
     for config, slice_, rec in records:
         meta = rec.get("meta", {})
         load = meta.get("load_before", [float("nan")])[0]

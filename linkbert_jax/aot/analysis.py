@@ -22,6 +22,7 @@ from linkbert_jax import sharding
 from linkbert_jax.infra import metrics_log, step_costs
 from linkbert_jax.pretrain import steps, trainer
 from linkbert_jax.architectures import ARCHITECTURES
+from linkbert_jax.aot import estimate
 from linkbert_jax.aot.topology import Target
 from linkbert_jax.errors import ConfigError
 
@@ -49,6 +50,7 @@ class Result:
     has_loops: bool                # scan over layers or microbatches: XLA counts bodies once
     compile_s: float
     error: str = ""                # the compiler's out-of-memory line
+    hlo: Optional[dict] = None     # estimate.hlo_costs: HBM bytes, collectives (per device)
 
     @property
     def headroom(self) -> float:
@@ -166,6 +168,8 @@ def analyze(config, target: Target, devices: list, usable: float) -> Result:
     with jax.set_mesh(mesh):
         compiled, error = _try_compile(traced.lower())
     mem = step_costs.memory(compiled) if compiled else None
+    hlo = (estimate.hlo_costs(compiled.as_text(), _coords(mesh), target.chip)
+           if compiled and target.chip else None)  # no chip figures: nothing to estimate
     eval_bytes = None
     if compiled:
         eval_batch = step_costs.abstract_batch(trainer.eval_batch_size(config),
@@ -184,4 +188,11 @@ def analyze(config, target: Target, devices: list, usable: float) -> Result:
         analytic_flops=analytic * config.global_batch_size,
         xla=_xla_costs(compiled) if compiled else {},
         has_loops=bool(config.model.scan_layers) or int(config.microbatches) > 1,
-        compile_s=time.perf_counter() - t0, error=error or "")
+        compile_s=time.perf_counter() - t0, error=error or "", hlo=hlo)
+
+
+def _coords(mesh) -> Optional[list]:
+    """Each partition's chip position on the torus (partition i runs on the mesh's i-th
+    device, the executable's device assignment), or ``None`` off TPU."""
+    coords = [getattr(d, "coords", None) for d in mesh.devices.flat]
+    return None if any(c is None for c in coords) else [list(c) for c in coords]

@@ -28,8 +28,10 @@ def run(config, topology_name: str, *, suggest: bool = False,
     r = analysis.analyze(config, target, devices, usable)
     for line in report.lines(r, chip, int(config.num_train_steps)):
         print(line)
+    steps = int(config.num_train_steps)
     record = {"config": config.arch, "result": r.to_dict(),
-              "roofline": report.roofline(r, chip, int(config.num_train_steps))}
+              "roofline": report.roofline(r, chip, steps),
+              "estimate": report.estimated(r, chip, steps)}
     if not r.fits:
         print(f"DOES NOT FIT {target.name}; try, in order:")
         for s in report.suggestions(r, topology.larger(target)):
@@ -40,12 +42,22 @@ def run(config, topology_name: str, *, suggest: bool = False,
         print(f"fits, with less than {report.HEADROOM:.0%} headroom")
     if json_path:
         _write_json(json_path, record)
-    rf = record["roofline"]
-    print(f"aot config={config.arch} topology={target.name} fits={int(r.fits)} "
-          f"headroom={r.headroom:.3f} flop_ratio={r.traced_flops / r.analytic_flops:.3f} "
-          f"step_s={rf.get('step_s', float('nan')):.4f} "
-          f"mfu_bound={rf.get('mfu_bound', float('nan')):.3f}")
+    print(_last_line(config.arch, target.name, r, record))
     return 0 if r.fits else 1
+
+
+def _last_line(arch: str, target: str, r, record: dict) -> str:
+    rf, e = record["roofline"], record["estimate"]
+    nan = float("nan")
+    fields = {"step_s": rf.get("step_s", nan), "mfu_bound": rf.get("mfu_bound", nan),
+              "est_step_s": e.get("step_s", nan), "est_mfu": e.get("mfu", nan),
+              "est_days": e.get("train_days", nan), "compute_s": e.get("compute_s", nan),
+              "memory_matmul_s": e.get("memory_matmul_s", nan),
+              "memory_other_s": e.get("memory_other_s", nan),
+              "collective_s": nan if e.get("collective_s") is None else e["collective_s"]}
+    return (f"aot config={arch} topology={target} fits={int(r.fits)} "
+            f"headroom={r.headroom:.3f} flop_ratio={r.traced_flops / r.analytic_flops:.3f} "
+            + " ".join(f"{k}={v:.4f}" for k, v in fields.items()))
 
 
 def _suggest(config, target, devices, usable, chip) -> dict | None:
@@ -60,8 +72,10 @@ def _suggest(config, target, devices, usable, chip) -> dict | None:
     print(f"fits with: {search.flags(over)}")
     for line in report.lines(r, chip, int(config.num_train_steps)):
         print(f"  {line}")
+    steps = int(config.num_train_steps)
     return {"overrides": over, "result": r.to_dict(),
-            "roofline": report.roofline(r, chip, int(config.num_train_steps))}
+            "roofline": report.roofline(r, chip, steps),
+            "estimate": report.estimated(r, chip, steps)}
 
 
 def _write_json(path: str, record: dict) -> None:

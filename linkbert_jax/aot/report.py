@@ -1,10 +1,12 @@
 """The ahead-of-time report: memory per device, FLOPs per step, a roofline bound on the
-step time and the whole recipe's wall time, and what to change when it does not fit."""
+step time, an estimated step time term by term (``aot.estimate``) with its MFU and the
+days to the recipe's steps, and what to change when it does not fit."""
 from __future__ import annotations
 
 import math
 from typing import Optional
 
+from linkbert_jax.aot import estimate
 from linkbert_jax.aot.analysis import Result
 from linkbert_jax.infra.chips import Chip
 from linkbert_jax.infra.step_costs import gb
@@ -24,6 +26,42 @@ def roofline(r: Result, chip: Optional[Chip], num_train_steps: int) -> dict:
     return {"compute_s": compute_s, "memory_s": memory_s, "step_s": bound,
             "mfu_bound": r.analytic_flops / (r.devices * chip.bf16_flops * bound),
             "train_hours": bound * num_train_steps / 3600}
+
+
+def estimated(r: Result, chip: Optional[Chip], num_train_steps: int) -> dict:
+    """``estimate.step`` for this compile (empty off a chip or when it did not compile)."""
+    if chip is None or not r.hlo:
+        return {}
+    return estimate.step(r.traced_flops / r.devices, r.hlo, chip, r.analytic_flops,
+                         r.devices, num_train_steps)
+
+
+def _estimate_lines(r: Result, chip: Chip, num_train_steps: int) -> list[str]:
+    e = estimated(r, chip, num_train_steps)
+    b, coll = r.hlo["hbm_bytes"], r.hlo["collectives"]
+    comm = _ms(e["collective_s"]) if coll is not None else "not estimated"
+    out = [f"estimated step: {_ms(e['step_s'])} = max(compute {_ms(e['compute_s'])}, matmul "
+           f"kernels' memory {_ms(e['memory_matmul_s'])}) + other kernels' memory "
+           f"{_ms(e['memory_other_s'])} + collectives {comm}",
+           f"  memory: {b['matmul'] / 1e9:.2f} + {b['other'] / 1e9:.2f} GB per device "
+           f"(matmul + other kernels, loop bodies x trip count; {b['once'] / 1e9:.2f} GB "
+           f"with each body once) at {chip.hbm_bytes_per_s / 1e9:.0f} GB/s"]
+    if r.hlo["unknown_loops"]:
+        out.append(f"  note: {r.hlo['unknown_loops']} loop(s) of unknown trip count "
+                   f"counted once")
+    if coll is None:
+        out.append("  collectives: not estimated (no ICI figures for this target)")
+    for kind, row in sorted((coll or {}).items()):
+        unread = (f"; {row['groups_not_read']} with replica groups not read, costed over "
+                  f"every chip" if row["groups_not_read"] else "")
+        out.append(f"  {kind}: {row['instructions']} in the HLO, {row['runs']:.0f} per step, "
+                   f"{row['wire_bytes'] / 1e9:.2f} GB sent per chip: {_ms(row['seconds'])} "
+                   f"(ring model, {chip.ici_bytes_per_s / 1e9:.1f} GB/s per link one way, up "
+                   f"to {chip.ici_links} links{unread})")
+    out.append(f"estimated MFU {e['mfu']:.0%}; {num_train_steps} steps: "
+               f"{e['train_days']:.3g} days (the step alone, no collective overlapping "
+               f"anything; input, eval, checkpoints and start-up not included)")
+    return out
 
 
 def lines(r: Result, chip: Optional[Chip], num_train_steps: int) -> list[str]:
@@ -58,6 +96,8 @@ def lines(r: Result, chip: Optional[Chip], num_train_steps: int) -> list[str]:
                    f"MFU <= {rf['mfu_bound']:.0%}")
         out.append(f"recipe: {num_train_steps} steps >= {rf['train_hours']:.2f} h at that "
                    f"bound (collectives, input and eval not included)")
+    if estimated(r, chip, num_train_steps):
+        out.extend(_estimate_lines(r, chip, num_train_steps))
     return out
 
 
