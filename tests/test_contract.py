@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 import linkbert_jax
 from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
-from linkbert_jax import input_pipeline
+from linkbert_jax.pretrain import input_pipeline
 from linkbert_jax.data import features, records
 from linkbert_jax.data.samples import minilm_dir
 

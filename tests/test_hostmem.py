@@ -8,7 +8,7 @@ import pytest
 
 from linkbert_jax.infra import hostmem
 
-PROBE = ("import os, sys; from linkbert_jax import hostmem; print('start', os.getpid()); "
+PROBE = ("import os, sys; from linkbert_jax.infra import hostmem; print('start', os.getpid()); "
          "hostmem.reexec_if_needed(); print('env', os.environ.get('GLIBC_TUNABLES'), "
          "os.getpid(), sys.argv[1:])")
 

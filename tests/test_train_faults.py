@@ -52,7 +52,7 @@ avail=$(( $(stat -f -c '%a * %S' "$WD") ))
 dd if=/dev/zero of="$WD/filler" bs=64k count=$(( (avail - 262144) / 65536 )) 2>/dev/null
 wait $pid
 echo "RC=$?"
-python -c "from linkbert_jax import checkpoints as c; print('VALID', c.latest_valid_step('$WD'))"
+python -c "from linkbert_jax.checkpoint import checkpoints as c; print('VALID', c.latest_valid_step('$WD'))"
 """
 
 
@@ -174,7 +174,7 @@ LEFTOVER_WRITE = r"""
 import asyncio, gc, sys
 from orbax_like.orbax import writer  # from the working directory (python -c)
 if sys.argv[1] == "quiet":
-    from linkbert_jax import orbax_faults
+    from linkbert_jax.checkpoint import orbax_faults
     orbax_faults.quiet_after_failed_write()
 async def save():  # a task of the coroutine, a future gathering another, tensorstore's
     write = asyncio.get_running_loop().create_future()

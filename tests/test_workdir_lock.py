@@ -20,7 +20,7 @@ from linkbert_jax.infra.workdir_lock import LOCK_NAME, LockedError, lock_dir
 # Holds DIR's lock, says so, then waits (killed by the test, or until GO exists).
 HOLDER = r"""
 import os, sys, time
-from linkbert_jax import workdir_lock
+from linkbert_jax.infra import workdir_lock
 d, mode = sys.argv[1], sys.argv[2]
 if mode == "race":  # every racer judges the lock stale before any removes it, at once
     real = workdir_lock._remove_if_unchanged
