@@ -50,8 +50,8 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
     def get_code(self, fullname):  # ``python -m OLD``: run the new module's code
-        return importlib.util.find_spec(new_name(fullname)).loader.get_code(
-            new_name(fullname))
+        target = new_name(fullname)
+        return importlib.util.find_spec(target).loader.get_code(target)
 
     def is_package(self, fullname):
         return False

@@ -96,7 +96,7 @@ def claim_output(args, inputs: list[str], scratch: str) -> str:
         raise readers.DataError(f"{out} is not empty; choose another --output_dir or pass "
                                 f"--overwrite to replace the names a build writes there")
     for name in present:
-        if name in planned or name.removesuffix(writer.TMP_SUFFIX) in planned:
+        if name in planned or name.removesuffix(files.TMP_SUFFIX) in planned:
             files.remove(files.join(out, name))
     return args.tokenizer
 
@@ -144,12 +144,11 @@ def counters_from(result) -> dict:
 
 def _concat_documents(work: str, out: str) -> None:
     dst = files.join(out, DOCUMENTS_NAME)
-    with files.open_raw(dst + writer.TMP_SUFFIX, "wb") as f:
+    with files.atomic_write(dst, "wb") as f:
         for name in files.listdir(files.join(work, "documents")):
             with files.open_raw(files.join(work, "documents", name)) as part:
                 while chunk := part.read(1 << 24):
                     f.write(chunk)
-    files.rename(dst + writer.TMP_SUFFIX, dst)
 
 
 def _manifest(args, opts, work, found: dict, tok_info, inputs) -> dict:
@@ -205,7 +204,7 @@ def _run(args, beam_args, opts, paths, inputs, tokenizer_src) -> dict:
     _concat_documents(work, out)
     manifest = _manifest(args, opts, work, found, tok_info, inputs)
     files.remove(work)
-    writer.write_json_atomic(files.join(out, MANIFEST_NAME), manifest)
+    files.write_json(files.join(out, MANIFEST_NAME), manifest)
     build.print_summary(manifest, time.time() - t0, 0.0)
     return manifest
 

@@ -118,11 +118,10 @@ class WriteShard(beam.DoFn):
         name = writer.shard_name(writer.SPLITS[split], shard, self.num_shards[split])
         path = files.join(self.out_dir, name)
         stats = writer.ShardStats()
-        with files.open_raw(path + writer.TMP_SUFFIX, "wb") as f:
+        with files.atomic_write(path, "wb") as f:
             for _, data, rel, ntok in sorted(joined["examples"], key=lambda e: e[0]):
                 f.write(data)
                 stats.add(rel, ntok, len(data))
-        files.rename(path + writer.TMP_SUFFIX, path)
         with files.open_raw(files.join(self.work_dir, "stats", name + ".json"), "wb") as f:
             f.write(json.dumps(stats.as_dict(name)).encode())
 

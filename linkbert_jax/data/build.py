@@ -316,7 +316,7 @@ def _build(args, opts, tokenizer_src, fingerprints) -> dict:
     stats = link_sources.link_stats(corpus_stats(res, corpus), args.link_source, hyperlinks)
     manifest = make_manifest(opts, stats, counters.as_dict(), tok_info, shards, fingerprints)
     shutil.rmtree(work)
-    writer.write_json_atomic(os.path.join(out, MANIFEST_NAME), manifest)
+    files.write_json(os.path.join(out, MANIFEST_NAME), manifest)
     print_summary(manifest, time.time() - t0, t_index)
     return manifest
 

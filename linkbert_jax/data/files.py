@@ -100,16 +100,17 @@ def remove(path: str) -> None:
 def atomic_write(path: str, mode: str = "w", *, suffix: str = TMP_SUFFIX,
                  fsync: bool = False, **open_kw):
     """``open(path, mode)`` through ``path + suffix``, renamed onto ``path`` when the
-    block ends. A reader sees the old file or the whole new one, never a part. An
-    error in the block leaves the temporary name, as a crash would (what a build left
-    unfinished shows; the next write overwrites it)."""
+    block ends; a remote path (``mode`` "wb") through ``open_raw``. A reader sees the
+    old file or the whole new one, never a part. An error in the block leaves the
+    temporary name, as a crash would (what a build left unfinished shows; the next
+    write overwrites it)."""
     tmp = path + suffix
-    with open(tmp, mode, **open_kw) as f:
+    with (open_raw(tmp, mode) if is_remote(path) else open(tmp, mode, **open_kw)) as f:
         yield f
-        if fsync:
+        if fsync and not is_remote(path):
             f.flush()
             os.fsync(f.fileno())
-    os.replace(tmp, path)
+    rename(tmp, path)
 
 
 def write_text(path: str, text: str) -> None:
@@ -121,11 +122,5 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, obj, indent: int = 2, **dump_kw) -> None:
     """``obj`` as JSON (and a newline) into ``path``, local or on a Beam filesystem,
     under a temporary name, then renamed."""
-    data = (json.dumps(obj, indent=indent, **dump_kw) + "\n").encode("utf-8")
-    if is_remote(path):
-        with open_raw(path + TMP_SUFFIX, "wb") as f:
-            f.write(data)
-        rename(path + TMP_SUFFIX, path)
-    else:
-        with atomic_write(path, "wb") as f:
-            f.write(data)
+    with atomic_write(path, "wb") as f:
+        f.write((json.dumps(obj, indent=indent, **dump_kw) + "\n").encode("utf-8"))

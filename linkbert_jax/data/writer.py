@@ -10,7 +10,6 @@ from linkbert_jax.data import files, records, sampler
 from linkbert_jax.data.features import (DOCUMENTS_NAME, NUM_RELATIONS, SPLITS,
                                         serialize_example)
 
-TMP_SUFFIX = files.TMP_SUFFIX
 
 
 def shard_name(split: str, shard: int, num_shards: int) -> str:
@@ -68,7 +67,6 @@ def document_line(index: int, doc_id: str, title: str, split: int, num_segments:
                        "num_segments": num_segments, "links": links}, ensure_ascii=False) + "\n"
 
 
-write_json_atomic = files.write_json  # (the builder's name for it)
 
 
 def write_documents(out_dir: str, work_dir: str, corpus: sampler.Corpus) -> None:

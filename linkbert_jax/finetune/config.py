@@ -21,7 +21,7 @@ from linkbert_jax.finetune.families import FAMILIES
 def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     if task not in FAMILIES:
         raise ValueError(f"task must be one of {sorted(FAMILIES)}, got {task!r}")
-    metric, seq_length = FAMILIES[task].metric, FAMILIES[task].seq_length
+    family = FAMILIES[task]
     c = ml_collections.ConfigDict()
     c.task = task
     # Numerics of the encoder (the architecture comes from --init).
@@ -30,7 +30,7 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     c.classifier_dropout = -1.0  # < 0: the encoder's hidden_dropout_prob (as HF's None)
 
     # Data and tokenization.
-    c.max_seq_length = seq_length
+    c.max_seq_length = family.seq_length
     c.doc_stride = 128  # qa: overlap of consecutive windows of a long context
     c.max_answer_length = 30  # qa: longest predicted span, in tokens
     c.n_best_size = 20  # qa: start/end candidates per window
@@ -63,7 +63,7 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     c.grad_clip_norm = 1.0
 
     # Evaluation, selection, logging.
-    c.metric = metric  # the dev metric that selects the best checkpoint (higher is better)
+    c.metric = family.metric  # the dev metric that selects the best checkpoint (higher is better)
     c.eval_every_steps = 0  # 0: at the end of every epoch
     c.log_every_steps = 20
     c.checkpoint_every_steps = 500  # and on SIGTERM/SIGINT and at the end (resumable)
