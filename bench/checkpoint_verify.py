@@ -38,15 +38,12 @@ def random_state(arch: str):
     """(abstract TrainState, params, opt_state): random arrays with the trainer's shardings."""
     import jax
     import numpy as np
-    from linkbert_jax import sharding
-    from linkbert_jax.pretrain import trainer
     from linkbert_jax.config_defaults import load_config_file
+    from linkbert_jax.pretrain import recipe
 
     c = load_config_file(arch)
-    model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 28996})
-    mesh = sharding.make_mesh(c.mesh)
-    parts = trainer.components(c, model_cfg, mesh)
-    abstract, state_sh = parts.abstract_state, parts.state_shardings
+    built = recipe.build(c, {"vocab_size": c.model.vocab_size or 28996})
+    abstract, state_sh = built.abstract_state, built.state_shardings
     rng = np.random.default_rng(0)
 
     def fill(a, s):

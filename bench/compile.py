@@ -1,7 +1,7 @@
 """Compile time of the train step for base and large, scanned and unscanned layers.
 
-The step is the trainer's (``steps.compile_steps`` on the ``base`` and ``large`` configs: bf16
-compute, seq 512, AdamW, clipping), lowered and compiled ahead of time from abstract
+The step is the trainer's (``linkbert_jax.pretrain.recipe`` on the ``base`` and ``large``
+configs: bf16 compute, seq 512, AdamW, clipping), lowered and compiled ahead of time from abstract
 inputs (``jax.ShapeDtypeStruct`` with shardings), so no parameters are allocated. Times:
 trace+lower, XLA compile, and their sum; each case in a fresh subprocess so that no cache
 is shared.
@@ -38,42 +38,25 @@ def _args():
 def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     import jax
     import jax.numpy as jnp
-    from linkbert_jax import sharding
-    from linkbert_jax.pretrain import steps, trainer
     from linkbert_jax.config_defaults import load_config_file
+    from linkbert_jax.pretrain import recipe
 
     c = load_config_file(arch,
                          {"global_batch_size": batch, "seq_length": seq_length,
                           "model.scan_layers": scan})
     # Configs that take the vocabulary from the data (vocab_size 0) get BERT's 30,522.
-    model_cfg = trainer.model_config_from(c, {"vocab_size": c.model.vocab_size or 30522})
-    mesh = sharding.make_mesh(c.mesh)
-    parts = trainer.components(c, model_cfg, mesh)
+    built = recipe.build(c, {"vocab_size": c.model.vocab_size or 30522})
     # Warm up JAX itself (backend, tracing machinery) on a trivial jit, not timed.
     jax.jit(lambda x: x + 1).lower(jnp.zeros(2)).compile()
 
     t0 = time.perf_counter()
-    train, _ = steps.compile_steps(model_cfg, c, parts.tx, parts.schedule, mesh, parts.rules,
-                                   parts.state_shardings)
-    data_sh = sharding.batch_sharding(mesh, parts.rules)
-    P = int(c.masking.max_predictions)
-    i32, f32 = jnp.int32, jnp.float32
-    shapes = {"input_ids": ((batch, seq_length), i32),
-              "attention_mask": ((batch, seq_length), i32),
-              "token_type_ids": ((batch, seq_length), i32),
-              "masked_positions": ((batch, P), i32), "masked_ids": ((batch, P), i32),
-              "masked_weights": ((batch, P), f32), "relation": ((batch,), i32),
-              "example_weight": ((batch,), f32)}
-    batch_abs = {k: jax.ShapeDtypeStruct(s, d, sharding=data_sh)
-                 for k, (s, d) in shapes.items()}
-    rng = jax.random.key(0)
-    with jax.set_mesh(mesh):
-        lowered = train.lower(parts.abstract_state, batch_abs, rng)
+    train, _ = built.compile()
+    lowered = train.lower(built.abstract_state, built.abstract_batch(), jax.random.key(0))
     t1 = time.perf_counter()
     lowered.compile()
     t2 = time.perf_counter()
     return {"lower_s": t1 - t0, "compile_s": t2 - t1, "total_s": t2 - t0,
-            "layers": model_cfg.num_hidden_layers, "dtype": model_cfg.dtype}
+            "layers": built.model_cfg.num_hidden_layers, "dtype": built.model_cfg.dtype}
 
 
 def run_case(arch: str, scan: bool, args) -> dict:

@@ -51,10 +51,9 @@ def main() -> None:
     ap.add_argument("--trace_dir", default="/tmp/linkbert_trace")
     args = ap.parse_args()
     import jax
-    from linkbert_jax.infra import metrics_log
 
     arch, L, B = train_step.SHAPES[args.shape]
-    fn, model_cfg = train_step.our_step(arch, L, train_step.make_batch(B, L))
+    fn, built = train_step.our_step(arch, L, train_step.make_batch(B, L))
     for _ in range(3):  # compile and warm up
         fn()
     t0 = time.perf_counter()
@@ -69,7 +68,7 @@ def main() -> None:
 
     per_step = {k: v / args.steps / 1e3 for k, v in thunk_times(run_dir).items()}
     total = sum(per_step.values())
-    gflop = metrics_log.flops_per_sequence(model_cfg, L, train_step.NUM_PREDICTIONS) * B / 1e9
+    gflop = built.flops_per_step / 1e9
     print(f"[{args.shape}] step {wall * 1e3:.0f} ms untraced; thunks {total:.0f} ms/step "
           f"traced; {gflop:.1f} useful GFLOP/step; host memory: {common.host_memory()}")
     for kind, ms in sorted(per_step.items(), key=lambda kv: -kv[1])[:20]:

@@ -1,5 +1,5 @@
 """Training throughput of our jitted train step (MLM at masked positions + 3-way DRP,
-AdamW, built by ``steps.compile_steps`` exactly as the trainer builds it) against Hugging
+AdamW, built by ``linkbert_jax.pretrain.recipe`` exactly as the trainer builds it) against Hugging
 Face PyTorch ``BertForPreTraining`` (eager, seq_relationship replaced by a 3-way Linear;
 forward, loss, backward, clip, ``torch.optim.AdamW`` step, zero_grad) in one process:
 same architecture, same batch, fp32, dropout 0.1 on both, the same number of CPU threads.
@@ -75,10 +75,10 @@ def make_batch(batch_size: int, seq_length: int, seed: int = 0) -> dict:
 
 def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
              attention="xla"):
-    """``fn()`` running one real train step (state donated and carried), and the config."""
+    """``fn()`` running one real train step (state donated and carried), and its recipe."""
     import jax
     from linkbert_jax import config_defaults, sharding
-    from linkbert_jax.pretrain import steps, trainer
+    from linkbert_jax.pretrain import recipe
 
     c = config_defaults.get_config("base", seq_length=seq_length,
                                    global_batch_size=batch_np["input_ids"].shape[0],
@@ -86,14 +86,10 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
     c.model.update(vocab_size=VOCAB, dtype="float32", scan_layers=scan_layers,
                    attention=attention, **arch)
     c.masking.max_predictions = NUM_PREDICTIONS
-    model_cfg = trainer.model_config_from(c)
-    mesh = sharding.make_mesh(c.mesh)
-    parts = trainer.components(c, model_cfg, mesh)
-    train, _ = steps.compile_steps(model_cfg, c, parts.tx, parts.schedule, mesh, parts.rules,
-                                   parts.state_shardings)
-    box = {"state": steps.init_state(model_cfg, seq_length, parts.tx, jax.random.key(0),
-                                     parts.state_shardings, parts.rules)}
-    batch = sharding.global_batch(batch_np, sharding.batch_sharding(mesh, parts.rules))
+    built = recipe.build(c)
+    train, _ = built.compile()
+    box = {"state": built.init_state(jax.random.key(0))}
+    batch = sharding.global_batch(batch_np, built.data_sharding)
     rng = jax.random.key(1)
 
     def fn():
@@ -101,7 +97,7 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
         jax.block_until_ready(metrics["loss"])
         return metrics
 
-    return fn, model_cfg
+    return fn, built
 
 
 # ------------------------------------------------------------------------------ theirs
@@ -152,7 +148,6 @@ def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int):
 def main():
     args = _args()
     import jax
-    from linkbert_jax.infra import metrics_log
 
     threads = len(os.sched_getaffinity(0))
     print(f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU threads; "
@@ -163,16 +158,17 @@ def main():
     for name in args.shapes.split(","):
         arch, L, B = SHAPES[name]
         batch = make_batch(B, L)
-        ours, model_cfg = our_step(arch, L, batch, scan_layers=args.scan_layers,
+        ours, built = our_step(arch, L, batch, scan_layers=args.scan_layers,
                                    attention=args.attention)
         theirs, what = hf_step(arch, L, batch, threads)
         loss0 = float(ours()["loss"]), theirs()
+        model_cfg = built.model_cfg
         print(f"[{name}] L{model_cfg.num_hidden_layers}/H{model_cfg.hidden_size} seq {L} "
               f"x batch {B}; first losses ours {loss0[0]:.3f}, theirs {loss0[1]:.3f} ({what})")
         sec = common.alternate({"ours": ours, "theirs": theirs, "peak": peak_fn},
                                warmup=args.warmup, rounds=args.rounds, block=args.block)
         peak = peak_flops / sec.pop("peak")
-        flops = metrics_log.flops_per_sequence(model_cfg, L, NUM_PREDICTIONS) * B
+        flops = built.flops_per_step
         tok = {k: B * L / v for k, v in sec.items()}
         ratio = tok["ours"] / tok["theirs"]
         mfu = flops / sec["ours"] / peak

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from linkbert_jax.infra import step_costs
-from linkbert_jax.pretrain import trainer
+from linkbert_jax.pretrain import recipe
 from linkbert_jax.aot import analysis, command, topology
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError
@@ -50,8 +50,7 @@ def test_fsdp_shards_the_state_and_data_parallel_replicates_it():
     for mesh in ({"mesh.data": 1, "mesh.fsdp": -1}, {"mesh.data": -1, "mesh.fsdp": 1}):
         config, _ = analysis.prepared(_config("tiny", dict(TINY, **mesh)))
         mesh_ = analysis.mesh_for(config, target, devices)
-        model_cfg = trainer.model_config_from(config)
-        abstract = trainer.components(config, model_cfg, mesh_).abstract_state
+        abstract = recipe.build(config, mesh=mesh_).abstract_state
         b = step_costs.state_bytes(abstract)
         device = b["params"]["device"] + b["opt_state"]["device"]
         per_device[mesh["mesh.data"]] = (device, b["params"]["total"] + b["opt_state"]["total"])
@@ -98,9 +97,9 @@ def test_ablation_arms_compile_on_a_tpu_slice(arm, head, capsys):
     ``tools/aot_table.py --ablations``."""
     config = _config(f"ablations:{arm}", dict(TINY, **{"model.scan_layers": True}))
     config, _ = analysis.prepared(config)
-    params = trainer.components(config, trainer.model_config_from(config), analysis.mesh_for(
+    params = recipe.build(config, mesh=analysis.mesh_for(
         config, topology.parse(SLICE), topology.devices(topology.parse(SLICE)))
-                                ).abstract_state.params
+                          ).abstract_state.params
     assert (params["drp"]["kernel"].shape if "drp" in params else None) == head
     assert command.run(config, SLICE) == 0
     assert "fits=1" in capsys.readouterr().out
@@ -154,14 +153,11 @@ def test_training_path_never_needs_libtpu():
     code = ("import sys; sys.modules['libtpu'] = None\n"
             "import jax\n"
             "from linkbert_jax import main\n"
-            "from linkbert_jax.pretrain import trainer, steps\n"
+            "from linkbert_jax.pretrain import recipe, trainer, steps\n"
             "from linkbert_jax.infra import step_costs, metrics_log\n"
             "from linkbert_jax.config_defaults import get_config\n"
             "c = get_config('tiny'); c.model.vocab_size = 512\n"
-            "mc = trainer.model_config_from(c)\n"
-            "from linkbert_jax import sharding\n"
-            "mesh = sharding.make_mesh(c.mesh)\n"
-            "trainer.components(c, mc, mesh)\n"
+            "recipe.build(c)\n"
             "print('ok', jax.devices()[0].platform, 'libtpu' in sys.modules and "
             "sys.modules['libtpu'] is not None)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

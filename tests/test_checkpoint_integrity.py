@@ -13,9 +13,8 @@ import pytest
 
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
-from linkbert_jax import sharding
 from linkbert_jax.checkpoint import checkpoints, checksums
-from linkbert_jax.pretrain import trainer
+from linkbert_jax.pretrain import recipe, trainer
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 
 SOURCE = dict(vocab_size=2048, max_seq_length=32)
@@ -37,8 +36,7 @@ def finished(tmp_path_factory):
 
 
 def _abstract_state(c):
-    mesh = sharding.make_mesh(c.mesh)
-    return trainer.components(c, trainer.model_config_from(c), mesh).abstract_state
+    return recipe.build(c).abstract_state
 
 
 def _copy(finished, tmp_path) -> str:

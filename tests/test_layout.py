@@ -110,6 +110,30 @@ def test_renames_into_place_only_in_the_io_facade_and_the_checkpoint_package():
     assert not found, found
 
 
+# The users of a pretraining step: each builds it through the one recipe.
+STEP_USERS = ("linkbert_jax/pretrain/trainer.py", "linkbert_jax/aot/analysis.py",
+              "linkbert_jax/ablate/stages.py", "bench/compile.py", "bench/train_step.py",
+              "bench/checkpoint_verify.py")
+
+
+def test_every_pretraining_step_is_built_by_the_one_recipe():
+    """``pretrain/recipe.py`` alone assembles a step (``compile_steps``, the state
+    shardings, the optimizer, the mesh checks); its users call ``recipe.build``."""
+    assembling = ("compile_steps(", "state_shardings(", "make_optimizer(",
+                  "check_mesh(", "flops_per_sequence(")
+    paths = [p for p in _modules().values()] + [os.path.join(REPO, "bench", n)
+                                                 for n in os.listdir(os.path.join(REPO, "bench"))]
+    found = [f"{os.path.relpath(p, REPO)}:{i}: {line.strip()}" for p in paths
+             if p.endswith(".py") and os.path.relpath(p, REPO) not in (
+                 "linkbert_jax/pretrain/recipe.py", "linkbert_jax/pretrain/steps.py")
+             and "finetune" not in p
+             for i, line in enumerate(open(p), 1)
+             if any(a in line for a in assembling) and "def " not in line]
+    assert not found, "\n".join(found)
+    for rel in STEP_USERS:
+        assert "recipe" in open(os.path.join(REPO, rel)).read(), rel
+
+
 def test_old_module_names_are_the_moved_modules(tmp_path):
     """``linkbert_jax.convert`` is ``linkbert_jax.hf.convert`` (same object, with a
     DeprecationWarning), and ``python -m`` of an old name runs the new module."""

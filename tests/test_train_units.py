@@ -12,7 +12,7 @@ import pytest
 from helpers.synthetic import SyntheticSource, make_batch
 from helpers.training import config_path, load, small_config
 from linkbert_jax import config_defaults, objectives, optimizer, sharding
-from linkbert_jax.pretrain import steps, trainer
+from linkbert_jax.pretrain import input_checks, recipe, trainer
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.model import ModelConfig
@@ -74,22 +74,17 @@ def test_weight_decay_mask_and_schedule():
 
 def test_microbatches_match_one_big_batch():
     c = small_config()
-    model_cfg = trainer.model_config_from(c)
-    mesh = sharding.make_mesh(c.mesh)
-    rules = sharding.rules_from_config(c)
-    tx = optimizer.make_optimizer(c)
-    sched = optimizer.learning_rate_schedule(c)
-    _, sh = steps.state_shardings(model_cfg, c.seq_length, tx, mesh, rules)
     batch = make_batch(0, 0, 8, c.seq_length, 6, 2048)
     batch["example_weight"][-1] = 0.0  # weighted rows must count the same either way
     outs = []
     for k in (1, 4):
         c.microbatches = k
-        train, _ = steps.compile_steps(model_cfg, c, tx, sched, mesh, rules, sh)
-        state = steps.init_state(model_cfg, c.seq_length, tx, jax.random.key(0), sh, rules)
+        built = recipe.build(c)
+        train, _ = built.compile()
+        state = built.init_state(jax.random.key(0))
         for _ in range(2):
-            state, m = train(state, sharding.global_batch(batch, sharding.batch_sharding(
-                mesh, rules)), jax.random.key(1))
+            state, m = train(state, sharding.global_batch(batch, built.data_sharding),
+                             jax.random.key(1))
         outs.append((float(m["loss"]), state.params))
     assert abs(outs[0][0] - outs[1][0]) < 1e-5
     diff = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))), outs[0][1],
@@ -188,9 +183,8 @@ def test_data_that_cannot_serve_the_run_fails_at_start_up(monkeypatch, processes
     c = small_config(eval_every_steps=2)
     manifest = {"vocab_size": 2048, "max_seq_length": 32, **manifest_change}
     monkeypatch.setattr(jax, "process_count", lambda: processes)
-    with pytest.raises(ConfigError, match=message):
-        trainer.validate(c, manifest, trainer.model_config_from(c, manifest),
-                         sharding.make_mesh(c.mesh))
+    with pytest.raises(ConfigError, match=message):  # the inputs' checks (not the mesh's)
+        input_checks.check(c, manifest, recipe.model_config_from(c, manifest))
 
 
 def test_too_few_eval_files_are_fine_without_eval(monkeypatch):
@@ -198,6 +192,6 @@ def test_too_few_eval_files_are_fine_without_eval(monkeypatch):
     manifest = {"vocab_size": 2048, "max_seq_length": 32,
                 "files": {"train": [{}] * 2, "eval": [{}]}}
     monkeypatch.setattr(jax, "process_count", lambda: 2)
-    with pytest.raises(ConfigError, match="does not divide over 2 processes"):  # the next check
-        trainer.validate(c, manifest, trainer.model_config_from(c, manifest),
-                         sharding.make_mesh(c.mesh))
+    input_checks.check(c, manifest, recipe.model_config_from(c, manifest))  # passes
+    with pytest.raises(ConfigError, match="does not divide over 2 processes"):  # the mesh's
+        recipe.build(c, manifest)

@@ -52,17 +52,12 @@ def heldout_eval(config, params, data_dir: str) -> dict:
     whole split, or its first ``eval_max_batches`` batches of ``eval_batch_size``: the
     same pairs for every arm): the trainer's own eval step and evaluation, another
     build's data."""
-    from linkbert_jax import sharding
-    from linkbert_jax.pretrain import evaluation, steps, trainer
+    from linkbert_jax.pretrain import evaluation, recipe
     from linkbert_jax.pretrain.input_pipeline import TFRecordSource
     source = TFRecordSource(data_dir)
-    model_cfg = trainer.model_config_from(config, source.manifest())
-    mesh = sharding.make_mesh(config.mesh)
-    parts = trainer.components(config, model_cfg, mesh)
-    _, eval_fn = steps.compile_steps(model_cfg, config, parts.tx, parts.schedule, mesh,
-                                     parts.rules, parts.state_shardings)
-    return evaluation.evaluate(config, source, eval_fn, params,
-                               sharding.batch_sharding(mesh, parts.rules))
+    built = recipe.build(config, source.manifest())
+    _, eval_fn = built.compile()
+    return evaluation.evaluate(config, source, eval_fn, params, built.data_sharding)
 
 
 def pretrain_and_eval(config, run_dir: str, common_dir: str) -> dict:

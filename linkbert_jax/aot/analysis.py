@@ -1,8 +1,7 @@
 """Compile a config's real train and eval steps for a target and measure what they cost.
 
-Everything is the trainer's own code: ``trainer.model_config_from`` / ``validate`` /
-``components``, ``sharding.make_mesh`` over the target's devices and
-``steps.compile_steps``; only the inputs are abstract (``jax.ShapeDtypeStruct`` with
+Everything is the trainer's own code: the step recipe (``linkbert_jax.pretrain.recipe``)
+on a mesh over the target's devices; only the inputs are abstract (``jax.ShapeDtypeStruct`` with
 shardings), so nothing is allocated and the devices may be compile-only TPU chips.
 """
 from __future__ import annotations
@@ -19,8 +18,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from linkbert_jax import sharding
-from linkbert_jax.infra import metrics_log, step_costs
-from linkbert_jax.pretrain import steps, trainer
+from linkbert_jax.infra import step_costs
+from linkbert_jax.pretrain import recipe as recipe_lib
 from linkbert_jax.architectures import ARCHITECTURES
 from linkbert_jax.aot import estimate
 from linkbert_jax.aot.topology import Target
@@ -152,19 +151,11 @@ def _try_compile(lowered):
 
 def analyze(config, target: Target, devices: list, usable: float) -> Result:
     """Compile the config's train step (then its eval step) and collect the figures."""
-    model_cfg = trainer.model_config_from(config)
-    mesh = mesh_for(config, target, devices)
-    trainer.validate(config, {}, model_cfg, mesh)
-    parts = trainer.components(config, model_cfg, mesh)
-    abstract = parts.abstract_state
-    train, evaluate = steps.compile_steps(model_cfg, config, parts.tx, parts.schedule, mesh,
-                                          parts.rules, parts.state_shardings)
-    data_sh = sharding.batch_sharding(mesh, parts.rules)
-    p = int(config.masking.max_predictions)
-    batch = step_costs.abstract_batch(config.global_batch_size, config.seq_length, p,
-                                      data_sh)
+    recipe = recipe_lib.build(config, mesh=mesh_for(config, target, devices))
+    abstract, mesh = recipe.abstract_state, recipe.mesh
+    train, evaluate = recipe.compile()
     t0 = time.perf_counter()
-    traced = train.trace(abstract, batch, step_costs.abstract_key(sharding.replicated(mesh)))
+    traced = train.trace(abstract, recipe.abstract_batch(), recipe.abstract_key())
     with jax.set_mesh(mesh):
         compiled, error = _try_compile(traced.lower())
     mem = step_costs.memory(compiled) if compiled else None
@@ -172,12 +163,10 @@ def analyze(config, target: Target, devices: list, usable: float) -> Result:
            if compiled and target.chip else None)  # no chip figures: nothing to estimate
     eval_bytes = None
     if compiled:
-        eval_batch = step_costs.abstract_batch(trainer.eval_batch_size(config),
-                                               config.seq_length, p, data_sh)
-        eval_compiled, _ = _try_compile(evaluate.lower(abstract.params, eval_batch))
+        eval_compiled, _ = _try_compile(evaluate.lower(abstract.params,
+                                                       recipe.abstract_eval_batch()))
         eval_bytes = step_costs.memory(eval_compiled).total if eval_compiled else math.inf
     needed = mem.total if mem else (parse_oom(error) or (math.inf,))[0]
-    analytic = metrics_log.flops_per_sequence(model_cfg, config.seq_length, p)
     return Result(
         target=target.name, devices=len(devices), settings=settings_of(config),
         fits=bool(mem) and needed <= usable and (eval_bytes or 0) <= usable,
@@ -185,7 +174,7 @@ def analyze(config, target: Target, devices: list, usable: float) -> Result:
         memory=dataclasses.asdict(mem) if mem else None, eval_bytes=eval_bytes,
         state=step_costs.state_bytes(abstract),
         traced_flops=step_costs.traced_matmul_flops(traced.jaxpr),
-        analytic_flops=analytic * config.global_batch_size,
+        analytic_flops=recipe.flops_per_step,
         xla=_xla_costs(compiled) if compiled else {},
         has_loops=bool(config.model.scan_layers) or int(config.microbatches) > 1,
         compile_s=time.perf_counter() - t0, error=error or "", hlo=hlo)

@@ -24,6 +24,7 @@ from linkbert_jax import optimizer, sharding
 from linkbert_jax.data import files
 from linkbert_jax.infra import metrics_log
 from linkbert_jax.pretrain import steps
+from linkbert_jax.pretrain.recipe import check_counts
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
 from linkbert_jax.finetune import data, packing
 
@@ -59,7 +60,6 @@ def resolve_steps(config, num_train: int):
 
 def validate(config, model_cfg, tokenizer) -> None:
     """Everything that would otherwise fail deep inside compilation, as one message."""
-    from linkbert_jax.pretrain.trainer import check_counts
     check_counts(config)  # the step counts it has (num_train_steps resolved)
     mesh = sharding.make_mesh(config.mesh)
     dp = sharding.data_parallel_size(mesh, sharding.rules_from_config(config))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from typing import Any, Optional
 
@@ -17,97 +16,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linkbert_jax import objectives, optimizer, sharding
+from linkbert_jax import sharding
 from linkbert_jax.checkpoint import checkpoints, orbax_faults, step_config
 from linkbert_jax.data import arm_checks
 from linkbert_jax.hf import vocabulary
 from linkbert_jax.infra import metrics_log, step_costs
-from linkbert_jax.pretrain import data_position, resume_checks, run_paths, steps
-from linkbert_jax.data import features
+from linkbert_jax.pretrain import (data_position, input_checks, resume_checks, run_paths,
+                                   steps)
+from linkbert_jax.pretrain import recipe as recipe_lib
 from linkbert_jax.errors import ConfigError, NonFiniteLossError
-from linkbert_jax.pretrain.evaluation import eval_batch_size, evaluate_and_log
+from linkbert_jax.pretrain.evaluation import evaluate_and_log
 from linkbert_jax.model import (ARCHITECTURE_FIELDS, DROPOUT_FIELDS, NUMERICS_FIELDS,
                                 ModelConfig)
 from linkbert_jax.infra.preemption import StopSignal
 
 log = logging.getLogger("linkbert_jax")
-
-
-# ---------------------------------------------------------------------------- checks
-
-def model_config_from(config, manifest: Optional[dict] = None) -> ModelConfig:
-    """``config.model`` as a ModelConfig; ``vocab_size <= 0`` means the data's vocabulary,
-    the relation head's size is the objective's."""
-    fields = dict(config.model)
-    fields["num_relations"] = objectives.num_relations(arm_checks.objective(config))
-    if fields.get("vocab_size", 0) <= 0:
-        if not manifest or not manifest.get("vocab_size"):
-            raise ConfigError("config.model.vocab_size is 0 (= the data's) but the data "
-                              "manifest has no vocab_size; set --config.model.vocab_size")
-        fields["vocab_size"] = int(manifest["vocab_size"])
-    return ModelConfig.from_dict(fields)
-
-
-# Counts that must be >= 1 and >= 0 (a negative step count used to run nothing, exit 0).
-_AT_LEAST_ONE = ("num_train_steps", "checkpoint_every_steps", "log_every_steps",
-                 "microbatches", "seq_length", "keep_checkpoints")
-_AT_LEAST_ZERO = ("warmup_steps", "warmup_fraction", "eval_every_steps", "eval_batch_size",
-                  "eval_max_batches")
-
-
-def check_counts(config) -> None:
-    for names, low in ((_AT_LEAST_ONE, 1), (_AT_LEAST_ZERO, 0)):
-        for name in names:
-            value = config.get(name)
-            if value is not None and value < low:
-                raise ConfigError(f"{name} is {value}: it must be at least {low} "
-                                  f"(--config.{name})")
-
-
-def validate(config, manifest: dict, model_cfg: ModelConfig, mesh) -> None:
-    """Everything that would otherwise fail deep inside compilation, as one message."""
-    check_counts(config)
-    arm_checks.check(config, manifest)
-    rules = sharding.rules_from_config(config)
-    dp, n_proc = sharding.data_parallel_size(mesh, rules), jax.process_count()
-    mv = manifest.get("vocab_size")
-    if mv is not None and int(mv) != model_cfg.vocab_size:
-        raise ConfigError(
-            f"the data's vocabulary has {mv} tokens but the model's has "
-            f"{model_cfg.vocab_size}; set --config.model.vocab_size={mv} or use data "
-            f"tokenized with the model's vocabulary")
-    try:
-        features.check_fits(manifest, config.seq_length)
-    except ValueError as e:
-        raise ConfigError(f"{e}; set --config.seq_length={manifest['max_seq_length']} or "
-                          f"build the data with --max_seq_length {config.seq_length}") from None
-    evals = bool(config.eval_every_steps or config.eval_at_end)
-    for split in [config.train_split] + ([config.eval_split] if evals else []):
-        try:
-            features.check_enough_files(manifest, split, n_proc)
-        except ValueError as e:
-            raise ConfigError(str(e) + ("" if split == config.train_split else
-                                        ", or set --config.eval_every_steps=0 "
-                                        "--config.eval_at_end=False")) from None
-    if config.seq_length > model_cfg.max_position_embeddings:
-        raise ConfigError(f"seq_length {config.seq_length} > max_position_embeddings "
-                          f"{model_cfg.max_position_embeddings}")
-    for name, b in (("global_batch_size", config.global_batch_size),
-                    ("eval_batch_size", eval_batch_size(config))):
-        unit = dp * (config.microbatches if name == "global_batch_size" else 1)
-        if b <= 0 or b % unit:
-            what = (f"data-parallel size {dp}" if unit == dp else
-                    f"data-parallel size {dp} x microbatches {config.microbatches}")
-            raise ConfigError(f"{name} {b} is not divisible by the {what} (mesh "
-                              f"{dict(mesh.shape)}); choose a multiple of {unit}")
-    if dp % n_proc:
-        raise ConfigError(f"the batch is split over {dp} devices, which does not divide "
-                          f"over {n_proc} processes; give each process its own batch shard")
-    if config.init_from_hf and not os.path.isdir(config.init_from_hf):
-        raise ConfigError(f"init_from_hf {config.init_from_hf!r} is not a directory; pass "
-                          f"--config.init_from_hf=DIR (a Hugging Face BERT) or '' to start "
-                          f"from scratch")
-    vocabulary.check_init_from_hf(config.init_from_hf, config.data_dir, manifest)
 
 
 # ---------------------------------------------------------------------------- model init
@@ -133,21 +56,20 @@ def load_hf_params(path: str, model_cfg: ModelConfig):
 def restore_or_init(config, mgr, setup: Setup) -> tuple[steps.TrainState, Optional[dict]]:
     """(state, meta): the latest complete and valid checkpoint, else HF weights, else
     from scratch."""
-    parts = setup.parts
-    restored = checkpoints.restore_latest_valid(mgr, parts.abstract_state.params,
-                                                parts.abstract_state.opt_state)
+    recipe = setup.recipe
+    restored = checkpoints.restore_latest_valid(mgr, recipe.abstract_state.params,
+                                                recipe.abstract_state.opt_state)
     if restored is not None:
         step, params, opt_state, meta = restored
-        st = jax.device_put(jnp.asarray(meta["step"], jnp.int32), parts.state_shardings.step)
+        st = jax.device_put(jnp.asarray(meta["step"], jnp.int32), recipe.state_shardings.step)
         log.info("resumed from checkpoint at step %d", step)
         return steps.TrainState(step=st, params=params, opt_state=opt_state), meta
     if config.init_from_hf:
-        params = load_hf_params(config.init_from_hf, setup.model_cfg)
+        params = load_hf_params(config.init_from_hf, recipe.model_cfg)
         log.info("initialized from Hugging Face %s", config.init_from_hf)
-        return steps.state_from_params(params, parts.tx, parts.state_shardings), None
+        return steps.state_from_params(params, recipe.tx, recipe.state_shardings), None
     rng = jax.random.fold_in(jax.random.key(config.seed), 0)
-    return steps.init_state(setup.model_cfg, config.seq_length, parts.tx, rng,
-                            parts.state_shardings, parts.rules), None
+    return recipe.init_state(rng), None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,31 +123,10 @@ def _save_now(mgr, state, base_rng, step: int, saved: dict, pending: list) -> bo
 
 
 @dataclasses.dataclass(frozen=True)
-class Components:
-    """What a config's train step is built from on a mesh (the trainer, the benchmarks
-    and compile checks all use ``components``)."""
-    rules: tuple
-    schedule: Any  # step -> learning rate
-    tx: Any  # the optax optimizer
-    abstract_state: Any  # TrainState of ShapeDtypeStructs
-    state_shardings: Any  # TrainState of NamedShardings
-
-
-def components(config, model_cfg: ModelConfig, mesh) -> Components:
-    rules = sharding.rules_from_config(config)
-    tx = optimizer.make_optimizer(config)
-    abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
-    return Components(rules=rules, schedule=optimizer.learning_rate_schedule(config), tx=tx,
-                      abstract_state=abstract, state_shardings=state_sh)
-
-
-@dataclasses.dataclass(frozen=True)
 class Setup:
     """Sections data, mesh, model, shard of a run."""
     source: Any  # manifest() and batches(**kw), e.g. input_pipeline.TFRecordSource
-    model_cfg: ModelConfig
-    mesh: Any
-    parts: Components
+    recipe: recipe_lib.Recipe  # the model config, mesh, optimizer and state shardings
     saved: dict  # saved with each checkpoint's meta: the config and the vocabulary hash
 
 
@@ -240,57 +141,45 @@ def saved_meta(resolved: dict, workdir: str, manifest: dict) -> dict:
 def setup_run(config, workdir: str, source=None) -> Setup:
     """Everything checked before compiling; writes the resolved config to the workdir."""
     run_paths.prepare(config, workdir)
-    check_counts(config)
     if source is None:
         from linkbert_jax.pretrain.input_pipeline import TFRecordSource  # TensorFlow only when used
         source = TFRecordSource(config.data_dir)
     manifest = source.manifest()
     log.info(arm_checks.describe(config, manifest))
-    model_cfg = model_config_from(config, manifest)
-    mesh = sharding.make_mesh(config.mesh)
-    validate(config, manifest, model_cfg, mesh)
+    recipe = recipe_lib.build(config, manifest)  # counts, model, mesh, state shardings
+    input_checks.check(config, manifest, recipe.model_cfg)
     if hasattr(source, "check"):  # optional in the source protocol
         evals = bool(config.eval_every_steps or config.eval_at_end)
         source.check(manifest, config.train_split, config.eval_split if evals else None)
-    parts = components(config, model_cfg, mesh)
-    resume_checks.check(workdir, config.data_dir, manifest, parts.abstract_state)
-    resolved = {**config.to_dict(), "model": model_cfg.to_dict()}  # what export reads back
+    resume_checks.check(workdir, config.data_dir, manifest, recipe.abstract_state)
+    resolved = {**config.to_dict(), "model": recipe.model_cfg.to_dict()}  # what export reads back
     if jax.process_index() == 0:
         changes = checkpoints.config_changes(workdir, resolved)
         if changes:
             log.warning("%s: the config differs from the one this workdir was trained with "
                         "(the run goes on with the new one): %s", workdir, "; ".join(changes))
         checkpoints.write_config(workdir, resolved)
-    return Setup(source=source, model_cfg=model_cfg, mesh=mesh, parts=parts,
-                 saved=saved_meta(resolved, workdir, manifest))
+    return Setup(source=source, recipe=recipe, saved=saved_meta(resolved, workdir, manifest))
 
 
-def compile_train_step(config, setup: Setup):
+def compile_train_step(setup: Setup):
     """``(train_fn, eval_fn)``: the train step compiled ahead of time, its per-device
     memory and FLOP ratio logged (docs/aot.md)."""
-    parts, mesh = setup.parts, setup.mesh
-    train_fn, eval_fn = steps.compile_steps(setup.model_cfg, config, parts.tx, parts.schedule,
-                                            mesh, parts.rules, parts.state_shardings)
-    flops = metrics_log.flops_per_sequence(setup.model_cfg, config.seq_length,
-                                           config.masking.max_predictions)
+    recipe = setup.recipe
+    train_fn, eval_fn = recipe.compile()
     train_fn = step_costs.compile_logged(
-        train_fn, parts.abstract_state, step_costs.abstract_batch(
-            config.global_batch_size, config.seq_length, config.masking.max_predictions,
-            sharding.batch_sharding(mesh, parts.rules)),
-        step_costs.abstract_key(sharding.replicated(mesh)),
-        analytic_flops=flops * config.global_batch_size, devices=jax.devices())
+        train_fn, recipe.abstract_state, recipe.abstract_batch(), recipe.abstract_key(),
+        analytic_flops=recipe.flops_per_step, devices=jax.devices())
     return train_fn, eval_fn
 
 
-def _throughput(config, model_cfg: ModelConfig, start: int) -> metrics_log.Throughput:
-    flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
-                                           config.masking.max_predictions)
+def _throughput(config, recipe: recipe_lib.Recipe, start: int) -> metrics_log.Throughput:
     peak = metrics_log.peak_flops_total(jax.devices(), config.peak_flops_per_device)
     logging.info("MFU against a peak of %.1f TFLOP/s (%d %s devices%s)", peak / 1e12,
                  jax.device_count(), jax.devices()[0].device_kind,
                  ", measured 2048^3 matmul" if jax.devices()[0].device_kind.lower() == "cpu"
                  and not config.peak_flops_per_device else "")
-    return metrics_log.Throughput(flops * config.global_batch_size,
+    return metrics_log.Throughput(recipe.flops_per_step,
                                   config.seq_length * config.global_batch_size, peak,
                                   start, config.num_train_steps)
 
@@ -308,8 +197,8 @@ def _log(pending: list, mgr, meter, writer, step: int, total: int) -> list:
 
 def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     setup = setup_run(config, workdir, source)
-    train_fn, eval_fn = compile_train_step(config, setup)
-    data_sh = sharding.batch_sharding(setup.mesh, setup.parts.rules)
+    train_fn, eval_fn = compile_train_step(setup)
+    data_sh = setup.recipe.data_sharding
 
     # --- restore: latest complete checkpoint, else HF weights, else from scratch
     mgr = checkpoints.manager(workdir, max_to_keep=config.keep_checkpoints,
@@ -325,7 +214,7 @@ def train_and_evaluate(config, workdir: str, source=None) -> steps.TrainState:
     # --- metrics
     total = config.num_train_steps
     writer = metrics_log.MetricsWriter(workdir, enabled=jax.process_index() == 0)
-    meter = _throughput(config, setup.model_cfg, start)
+    meter = _throughput(config, setup.recipe, start)
     stop = StopSignal()
     failures = orbax_faults.SaveFailures().__enter__()  # background save errors
     pending: list = []  # (step, device metrics) since the last log point
