@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.relations import NUM_RELATIONS  # the DRP head's size (the labels')
-from linkbert_jax.readout import Readout, at_positions, flat, key_mask
+from linkbert_jax.readout import Readout, flat, key_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,17 +198,18 @@ def _attention_weights(q, k, mask_Bx1xQxL, dropout_rate, deterministic):
 
 
 class SelfAttention(nn.Module):
-    """Queries at every position, or at Q given ones per row (``at_BxQ``); keys where
-    ``mask`` (``[B, 1, 1|Q|L, L]`` bool: padding, or which tokens share an example)."""
+    """Queries from ``x`` (``[B, Q, D]``: every position of ``h``, as in BERT, or some of
+    them), keys and values from ``h`` where ``mask`` (``[B, 1, 1|Q, L]`` bool: padding, or
+    which tokens share an example); flax's ``inputs_q`` / ``inputs_kv``."""
 
     config: ModelConfig
     deterministic: bool
 
     @nn.compact
-    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_BxQ=None):
+    def __call__(self, x_BxQxD, h_BxLxD, mask_Bx1xQxL):
         cfg = self.config
         shape = (cfg.num_attention_heads, cfg.head_dim)
-        source = {"query": at_positions(h_BxLxD, at_BxQ), "key": h_BxLxD, "value": h_BxLxD}
+        source = {"query": x_BxQxD, "key": h_BxLxD, "value": h_BxLxD}
         qkv = {n: dense(cfg, shape, -1, ("embed", "heads", "kv"), n)(source[n])
                for n in ("query", "key", "value")}
         q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
@@ -229,19 +230,21 @@ class SelfAttention(nn.Module):
 
 class Layer(nn.Module):
     """One post-LN transformer layer; ``(h, mask) -> (h, None)`` so it can be scanned.
-    With ``at_BxQ`` its output is those positions alone, ``[B, Q, D]``: the same values,
-    for a pooled head, without the other positions' queries and MLP."""
+    :meth:`block` is the layer at some positions ``x`` of ``h`` alone (``[B, Q, D]``, the
+    same values), for a pooled head, without the other positions' queries and MLP."""
 
     config: ModelConfig
     deterministic: bool
 
+    def __call__(self, h_BxLxD, mask_Bx1xQxL):
+        return self.block(h_BxLxD, h_BxLxD, mask_Bx1xQxL), None
+
     @nn.compact
-    def __call__(self, h_BxLxD, mask_Bx1xQxL, at_BxQ=None):
+    def block(self, x_BxQxD, h_BxLxD, mask_Bx1xQxL):
         cfg = self.config
-        a = SelfAttention(cfg, self.deterministic, name="attention")(h_BxLxD, mask_Bx1xQxL,
-                                                                     at_BxQ)
-        h_BxLxD = at_positions(h_BxLxD, at_BxQ)
-        h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(h_BxLxD + a)
+        a = SelfAttention(cfg, self.deterministic, name="attention")(x_BxQxD, h_BxLxD,
+                                                                     mask_Bx1xQxL)
+        h_BxLxD = _layer_norm(cfg, "attention_LayerNorm")(x_BxQxD + a)
         f_BxLxF = dense(cfg, cfg.intermediate_size, -1, ("embed", "mlp"),
                          "intermediate")(h_BxLxD)
         f_BxLxF = nn.with_logical_constraint(ACTIVATIONS[cfg.hidden_act](f_BxLxF),
@@ -250,7 +253,7 @@ class Layer(nn.Module):
         f_BxLxD = nn.Dropout(cfg.hidden_dropout_prob)(f_BxLxD,
                                                       deterministic=self.deterministic)
         h_BxLxD = _layer_norm(cfg, "output_LayerNorm")(h_BxLxD + f_BxLxD)
-        return nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed")), None
+        return nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
 
 
 def _layer_class(cfg: ModelConfig):
@@ -262,14 +265,20 @@ def _layer_class(cfg: ModelConfig):
 
 
 class Encoder(nn.Module):
-    """The layers; with a :class:`Readout` the last layer computes the positions a
-    pooled head reads only (``[E, 1, D]``)."""
+    """The layers: ``__call__`` is BERT's encoder; :meth:`read` runs the last layer at
+    the positions a pooled head reads only (``[E, 1, D]``, a :class:`Readout`)."""
 
     config: ModelConfig
 
+    def __call__(self, h_BxLxD, mask_Bx1xQxL, deterministic: bool):
+        return self._stack(h_BxLxD, mask_Bx1xQxL, deterministic, None)
+
+    def read(self, h_BxLxD, mask_Bx1xQxL, deterministic: bool, readout: Readout):
+        return self._stack(h_BxLxD, mask_Bx1xQxL, deterministic, readout)
+
     @nn.compact
-    def __call__(self, h_BxLxD, mask_Bx1xQxL, deterministic: bool,
-                 readout: Optional[Readout] = None):
+    def _stack(self, h_BxLxD, mask_Bx1xQxL, deterministic: bool,
+               readout: Optional[Readout]):
         cfg = self.config
         layer_cls = _layer_class(cfg)
         if cfg.scan_layers:
@@ -280,12 +289,14 @@ class Encoder(nn.Module):
                 metadata_params={nn.PARTITION_NAME: "layers"})
             h_BxLxD, _ = stack(cfg, deterministic, name="layers")(h_BxLxD, mask_Bx1xQxL)
             return h_BxLxD if readout is None else readout.take(h_BxLxD)
-        last = cfg.num_hidden_layers - 1
-        for i in range(cfg.num_hidden_layers):
-            args = ((h_BxLxD, mask_Bx1xQxL) if readout is None or i < last
-                    else (readout.groups(h_BxLxD),) + readout.args())
-            h_BxLxD, _ = layer_cls(cfg, deterministic, name=f"layer_{i}")(*args)
-        return h_BxLxD if readout is None else flat(h_BxLxD)
+        layers = [layer_cls(cfg, deterministic, name=f"layer_{i}")
+                  for i in range(cfg.num_hidden_layers)]
+        for layer in layers if readout is None else layers[:-1]:
+            h_BxLxD, _ = layer(h_BxLxD, mask_Bx1xQxL)
+        if readout is None:
+            return h_BxLxD
+        h_GxKxD = readout.groups(h_BxLxD)
+        return flat(layers[-1].block(readout.queries(h_GxKxD), h_GxKxD, readout.key_mask()))
 
 
 class MlmHead(nn.Module):
@@ -324,13 +335,28 @@ class LinkBert(nn.Module):
             self.drp = dense(cfg, cfg.num_relations, -1, ("embed", None), "drp")
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, *,
-               deterministic: bool = True, position_ids=None, segment_ids=None,
-               readout: Optional[Readout] = None):
-        """Embeddings + encoder layers: the last hidden state ``[B, L, D]`` (with a
-        ``readout``, at its positions only: ``[E, 1, D]``, enough for :meth:`pool`).
-        Packed rows (several examples each) give ``segment_ids`` and ``position_ids``
-        instead of ``attention_mask``. Task heads (``linkbert_jax.finetune``) call this
-        and :meth:`pool` only, so a task model holds no MLM/DRP parameters."""
+               deterministic: bool = True, position_ids=None, segment_ids=None):
+        """Embeddings + encoder layers: the last hidden state ``[B, L, D]``. Packed rows
+        (several examples each) give ``segment_ids`` and ``position_ids`` instead of
+        ``attention_mask``. Task heads (``linkbert_jax.finetune``) call this or
+        :meth:`read`, and :meth:`pool`, so a task model holds no MLM/DRP parameters."""
+        h_BxLxD, mask = self._embed(input_ids, attention_mask, token_type_ids,
+                                    deterministic, position_ids, segment_ids)
+        return self.encoder(h_BxLxD, mask, deterministic)
+
+    def read(self, input_ids, attention_mask=None, token_type_ids=None, *,
+             readout: Readout, deterministic: bool = True, position_ids=None,
+             segment_ids=None):
+        """:meth:`encode` where a pooled head reads: the last hidden state at the
+        ``readout``'s positions only, ``[E, 1, D]`` (enough for :meth:`pool`); the last
+        layer computes nothing else."""
+        h_BxLxD, mask = self._embed(input_ids, attention_mask, token_type_ids,
+                                    deterministic, position_ids, segment_ids)
+        return self.encoder.read(h_BxLxD, mask, deterministic, readout)
+
+    def _embed(self, input_ids, attention_mask, token_type_ids, deterministic,
+               position_ids, segment_ids):
+        """The embeddings ``[B, L, D]`` and the key mask of the encoder's layers."""
         ids_BxL = jnp.asarray(input_ids, jnp.int32)
         mask_BxL = (jnp.ones_like(ids_BxL) if attention_mask is None
                     else jnp.asarray(attention_mask, jnp.int32))
@@ -339,8 +365,7 @@ class LinkBert(nn.Module):
         ids_BxL = nn.with_logical_constraint(ids_BxL, ("batch", "length"))
         h_BxLxD = self.embeddings(ids_BxL, type_BxL, deterministic, position_ids)
         h_BxLxD = nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
-        return self.encoder(h_BxLxD, key_mask(mask_BxL, segment_ids), deterministic,
-                            readout)
+        return h_BxLxD, key_mask(mask_BxL, segment_ids)
 
     def pool(self, h_BxLxD):
         """BERT's pooler: tanh(dense(h[:, 0])), the [CLS] summary ``[B, D]``."""

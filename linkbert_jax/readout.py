@@ -10,8 +10,8 @@ import jax.numpy as jnp
 
 
 def at_positions(h_BxLxD, at_BxQ):
-    """Row ``b``'s positions ``at_BxQ[b]``: ``[B, Q, D]`` (every position when None)."""
-    return h_BxLxD if at_BxQ is None else jnp.take_along_axis(h_BxLxD, at_BxQ[..., None], 1)
+    """Row ``b``'s positions ``at_BxQ[b]``: ``[B, Q, D]``."""
+    return jnp.take_along_axis(h_BxLxD, at_BxQ[..., None], 1)
 
 
 @flax.struct.dataclass
@@ -44,13 +44,17 @@ class Readout:
         """The last hidden state as G sequences of ``R * L`` tokens (a reshape)."""
         return h_NxLxD.reshape(self.at_GxE.shape[0], -1, h_NxLxD.shape[-1])
 
-    def args(self):
-        """The last layer's key mask ``[G, 1, E, K]`` and query positions ``[G, E]``."""
-        return self.mask_GxExK[:, None], self.at_GxE
+    def queries(self, h_GxKxD):
+        """The read positions of each group: ``[G, E, D]`` (the last layer's queries)."""
+        return at_positions(h_GxKxD, self.at_GxE)
+
+    def key_mask(self):
+        """The keys each read position sees: ``[G, 1, E, K]``."""
+        return self.mask_GxExK[:, None]
 
     def take(self, h_NxLxD):
         """The read positions of a whole last hidden state: ``[G * E, 1, D]``."""
-        return flat(at_positions(self.groups(h_NxLxD), self.at_GxE))
+        return flat(self.queries(self.groups(h_NxLxD)))
 
 
 def flat(h_GxExD):

@@ -174,7 +174,7 @@ def test_readout_at_cls_is_the_cls_of_the_whole(odd, scan, remat):
     p = convert.stack_layers(params) if scan else params
     first = LinkBert(cfg).apply({"params": p}, ids, mask, types, deterministic=True,
                                 readout=Readout.first(jnp.asarray(mask)),
-                                method=LinkBert.encode)
+                                method=LinkBert.read)
     assert first.shape == (ids.shape[0], 1, cfg.hidden_size)
     assert max_diff(first, np.asarray(ref.last_hidden_state)[:, :1]) <= 1e-6
 
@@ -205,8 +205,20 @@ def test_packed_rows_give_each_example_its_own_cls(odd, scan, group):
                        position_ids=flat["position_ids"], segment_ids=flat["segment_ids"],
                        readout=Readout.packed(jnp.asarray(batch["cls_index"]),
                                               jnp.asarray(batch["segment_ids"])),
-                       deterministic=True, method=LinkBert.encode)
+                       deterministic=True, method=LinkBert.read)
     assert max_diff(read[:, 0], np.asarray(whole)[:, 0]) <= 1e-5
+
+
+def test_the_core_encoder_reads_as_plain_bert():
+    """Pretraining's path takes no readout: ``encode``, the encoder and the layer have
+    BERT's arguments; the pooled heads' readout is the second entry point ``read``."""
+    import inspect
+    from linkbert_jax import model
+    for fn in (LinkBert.encode, model.Encoder.__call__, model.Layer.__call__,
+               LinkBert.__call__):
+        names = set(inspect.signature(fn).parameters)
+        assert not names & {"readout", "at_BxQ"}, (fn.__qualname__, names)
+    assert "readout" in inspect.signature(LinkBert.read).parameters
 
 
 def test_jit_equals_no_jit(odd):
