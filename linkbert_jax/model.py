@@ -395,19 +395,3 @@ def init_params(config: ModelConfig, rng: jax.Array, seq_len: int = 8) -> Any:
     ids = jnp.zeros((1, seq_len), jnp.int32)
     variables = LinkBert(config).init(rng, ids, deterministic=True)
     return nn.meta.unbox(variables["params"])
-
-
-def count_params(params, *, encoder_only: bool = False, config: ModelConfig | None = None) -> int:
-    """Number of parameters; with ``encoder_only`` the ``BertModel`` count (embeddings,
-    encoder, pooler) without vocabulary padding (``config`` needed to strip it)."""
-    leaves = jax.tree_util.tree_leaves_with_path(params)
-    total = 0
-    for path, x in leaves:
-        top = getattr(path[0], "key", None)
-        if encoder_only and top in ("mlm", "drp"):
-            continue
-        n = x.size
-        if encoder_only and config is not None and "word_embeddings" in jax.tree_util.keystr(path):
-            n = config.vocab_size * config.hidden_size
-        total += n
-    return total

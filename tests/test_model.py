@@ -11,7 +11,8 @@ import pytest
 from linkbert_jax import architectures
 from linkbert_jax.hf import convert, hf_torch
 from linkbert_jax.finetune import packing
-from linkbert_jax.model import LinkBert, ModelConfig, count_params, init_params
+from linkbert_jax.hf.param_mapping import count_params
+from linkbert_jax.model import LinkBert, ModelConfig, init_params
 from linkbert_jax.readout import Readout
 
 import torch

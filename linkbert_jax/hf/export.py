@@ -118,7 +118,7 @@ def gather_facts(workdir: str, trained_with: dict, manifest: tuple, step: int, c
     """What the model card says (see :mod:`linkbert_jax.hf.model_card`); ``trained_with``:
     the step's config and commands (``step_config.read``)."""
     from linkbert_jax.hf import model_card
-    from linkbert_jax.model import count_params
+    from linkbert_jax.hf.param_mapping import count_params
 
     train_row, eval_row = model_card.last_rows(os.path.join(workdir, "metrics.jsonl"), step)
     return model_card.Facts(

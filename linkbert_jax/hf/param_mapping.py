@@ -152,3 +152,20 @@ def unstack_layers(params):
     return {**params, "encoder": {
         f"layer_{i}": jax.tree.map(lambda x, i=i: np.asarray(x)[i], enc["layers"])
         for i in range(n)}}
+
+
+def count_params(params, *, encoder_only: bool = False,
+                 config: Optional[ModelConfig] = None) -> int:
+    """Number of parameters; with ``encoder_only`` the ``BertModel`` count (embeddings,
+    encoder, pooler) without vocabulary padding (``config`` needed to strip it)."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    total = 0
+    for path, x in leaves:
+        top = getattr(path[0], "key", None)
+        if encoder_only and top in ("mlm", "drp"):
+            continue
+        n = x.size
+        if encoder_only and config is not None and "word_embeddings" in jax.tree_util.keystr(path):
+            n = config.vocab_size * config.hidden_size
+        total += n
+    return total
