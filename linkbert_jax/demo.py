@@ -27,7 +27,6 @@ from its last checkpoint.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -39,6 +38,7 @@ from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.data import samples
 from linkbert_jax.infra import hostmem
 from linkbert_jax.data import features
+from linkbert_jax import errors
 from linkbert_jax.errors import CommandFailedError, run_cli
 
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
@@ -68,7 +68,8 @@ CORPORA = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = errors.ArgumentParser(prog="python -m linkbert_jax.demo",
+                              description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="",
                    help="default demo_workdir (demo_workdir_scratch with --from_scratch)")
     p.add_argument("--from_scratch", action="store_true",
@@ -293,8 +294,7 @@ def summary(manifest: dict, ev: dict, spread: tuple, seconds: float, workdir: st
 def main(argv=None) -> int:
     """The demo; a sample that is not installed, or a stage that failed, is one
     ``error:`` line (``errors.run_cli``)."""
-    args = parse_args(argv)
-    return run_cli(lambda: demo(args))
+    return run_cli(lambda: demo(parse_args(argv)))
 
 
 def demo(args) -> None:

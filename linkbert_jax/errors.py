@@ -9,6 +9,7 @@ it is ``error: interrupted`` and 130. Anything else is a bug: it keeps its trace
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable, Optional
 
@@ -78,6 +79,19 @@ class CommandFailedError(UserError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code if 0 < exit_code < 256 else 1
+
+
+class UsageError(UserError):
+    """A command line that does not parse: an unknown flag, a missing or malformed one."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose complaints are :class:`UsageError` s, so that :func:`run_cli`
+    says them as one ``error:`` line with status 2 (argparse itself prints the whole
+    usage block first). ``--help`` still prints the usage and exits 0."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (--help for the usage)")
 
 
 def run_cli(program: Callable[[], object], *, kept: str = "") -> int:

@@ -40,7 +40,7 @@ def test_non_positive_counts_are_one_line(tmp_path, capsys, key, value):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--task", "bogus"], "ValueError: task must be one of ['mc', 'multilabel', 'qa'"),
+    (["--task", "bogus"], "ConfigError: task must be one of ['mc', 'multilabel', 'qa'"),
     (["--task", "seqcls", "--config.nokey=1"], "--config.nokey: the config has no such key"),
 ])
 def test_finetune_bad_task_or_key_is_one_line(tmp_path, args, message):

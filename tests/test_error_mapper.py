@@ -61,6 +61,27 @@ def test_bad_input_is_one_line_exit_2(tmp_path, name):
     assert says.format(tmp=tmp_path) in one_error_line(p.stderr)
 
 
+# The argparse commands (errors.ArgumentParser): a command line that does not parse.
+USAGE = {"linkbert-build": "linkbert_jax.data.build", "beam_build": "linkbert_jax.data.beam_build",
+         "linkbert-export": "linkbert_jax.hf.export", "linkbert-demo": "linkbert_jax.demo",
+         "ablate": "linkbert_jax.ablate", "linktask": "linkbert_jax.ablate.linktask"}
+
+
+@pytest.mark.parametrize("name", sorted(USAGE))
+def test_a_command_line_that_does_not_parse_is_one_line_exit_2(name):
+    """Not argparse's usage block: one ``error:`` line naming the flag, then ``--help``."""
+    p = subprocess.run([sys.executable, "-m", USAGE[name], "--no_such_flag"], cwd=REPO,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu", LINKBERT_HUGEPAGES="0"),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr[-3000:]
+    line = one_error_line(p.stderr)
+    assert line.startswith(f"error: python -m {USAGE[name]}: "), line
+    assert ("unrecognized arguments: --no_such_flag" in line
+            or "the following arguments are required" in line), line
+    assert line.endswith("(--help for the usage)"), line
+    assert "usage:" not in p.stderr, p.stderr
+
+
 def _raises(e: BaseException):
     def program():
         raise e

@@ -31,11 +31,12 @@ import time
 from linkbert_jax.ablate import arms as arms_lib
 from linkbert_jax.ablate import linktask, report, stages
 from linkbert_jax.configs import ablations
+from linkbert_jax import errors
 from linkbert_jax.errors import ConfigError, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m linkbert_jax.ablate",
+    p = errors.ArgumentParser(prog="python -m linkbert_jax.ablate",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--arms", default=",".join(arms_lib.DEFAULT_ARMS))
     p.add_argument("--seeds", default="1,2,3")
@@ -242,8 +243,7 @@ def _baseline_note(task: str) -> str:
 
 
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    return run_cli(lambda: print(ablate(args)))
+    return run_cli(lambda: print(ablate(make_parser().parse_args(argv))))
 
 
 def cli() -> None:

@@ -44,6 +44,7 @@ from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data import features
 from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
 from linkbert_jax.data.files import atomic_write, write_json
+from linkbert_jax import errors
 from linkbert_jax.errors import CorruptDataError
 
 TASK_FILES = ("train.jsonl", "dev.jsonl", "train_few_shot.jsonl")
@@ -297,7 +298,7 @@ def run(args) -> dict:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m linkbert_jax.ablate.linktask",
+    p = errors.ArgumentParser(prog="python -m linkbert_jax.ablate.linktask",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--build", required=True, help="a finished build's output directory")
     p.add_argument("--output_dir", required=True)

@@ -25,6 +25,7 @@ from linkbert_jax.data import (features, files, graph, index, keyed, link_source
 from linkbert_jax.data import tokenizer as tokenizer_lib
 from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
                                         NUM_RELATIONS, RELATIONS)
+from linkbert_jax import errors
 from linkbert_jax.errors import run_cli
 
 log = logging.getLogger("linkbert_jax.data.build")
@@ -40,7 +41,7 @@ _CORPORA: dict = {}  # worker cache of opened corpora for its shard tasks
 def make_parser(prog: str = "python -m linkbert_jax.data.build",
                 description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
     """The builder's options (the Beam builder takes the same ones)."""
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = errors.ArgumentParser(prog=prog, description=description)
     p.add_argument("--input", action="append", required=True, help="file or directory (repeat)")
     p.add_argument("--format", required=True, choices=readers.FORMATS)
     p.add_argument("--output_dir", required=True)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import ml_collections
 
 from linkbert_jax.config_defaults import LOGICAL_AXIS_RULES
+from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune.families import FAMILIES
 
 
 
 def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     if task not in FAMILIES:
-        raise ValueError(f"task must be one of {sorted(FAMILIES)}, got {task!r}")
+        raise ConfigError(f"task must be one of {sorted(FAMILIES)}, got {task!r}")
     family = FAMILIES[task]
     c = ml_collections.ConfigDict()
     c.task = task
@@ -84,7 +85,7 @@ def from_table(tables: dict, arg: str) -> ml_collections.ConfigDict:
     name, _, size = (arg or "").partition(",")
     rows = tables["large" if size == "large" else "base"]
     if name not in rows:
-        raise ValueError(f"unknown task {name!r}; one of {sorted(rows)} (add ',large' for "
+        raise ConfigError(f"unknown task {name!r}; one of {sorted(rows)} (add ',large' for "
                          f"the large model's hyperparameters)")
     family, metric, lr, epochs, length, batch, warmup, extra = rows[name]
     c = get_config(family, metric=metric, learning_rate=lr, num_train_epochs=float(epochs),

@@ -17,11 +17,11 @@ directly (``--config.init_from_hf=DIR``), so there is no import command.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Optional
 
+from linkbert_jax import errors
 from linkbert_jax.errors import ConversionError, run_cli
 from linkbert_jax.hf import export_dir, trained_tokenizer
 from linkbert_jax.hf.export_dir import EXPORT_FILES, MARKER_NAME as STAMP_NAME  # noqa: F401
@@ -158,7 +158,7 @@ def verify(config, params, hf_dir: str, dtype: str, atol: float) -> dict:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m linkbert_jax.hf.export",
+    p = errors.ArgumentParser(prog="python -m linkbert_jax.hf.export",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)
     p.add_argument("--output_dir", required=True)
@@ -193,14 +193,14 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export"]:  # the word tools/convert_to_pytorch.py has always accepted
         argv = argv[1:]
-    args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:  # orbax's read-only notices are not for the user of this tool
         from absl import logging as absl_logging
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:
         pass
-    return run_cli(lambda: export(args, ["python", "-m", "linkbert_jax.hf.export", *argv]))
+    return run_cli(lambda: export(parse_args(argv),
+                                  ["python", "-m", "linkbert_jax.hf.export", *argv]))
 
 
 if __name__ == "__main__":
