@@ -103,7 +103,9 @@ def test_no_import_cycles():
 def test_renames_into_place_only_in_the_io_facade_and_the_checkpoint_package():
     """Every writer goes through ``data.files`` (``atomic_write``, ``rename``); orbax's
     step directories are the checkpoint package's own."""
-    found = [f"{os.path.relpath(p, REPO)}:{i}" for m, p in _modules().items()
+    scripts = {f"{d}.{n[:-3]}": os.path.join(REPO, d, n) for d in ("bench", "tools")
+               for n in os.listdir(os.path.join(REPO, d)) if n.endswith(".py")}
+    found = [f"{os.path.relpath(p, REPO)}:{i}" for m, p in {**_modules(), **scripts}.items()
              if m != "linkbert_jax.data.files" and not m.startswith("linkbert_jax.checkpoint.")
              for i, line in enumerate(open(p), 1) if "os.replace(" in line
              or "os.rename(" in line]

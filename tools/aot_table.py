@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from linkbert_jax.data import files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ("base", "large", "bio_base", "bio_large")
 SLICES = ("v4-32", "v4-64", "v4-128", "v5p-64", "v5p-128", "v5litepod-64", "v5litepod-256")
@@ -75,9 +77,7 @@ def run_row(config: str, slice_: str, out: str) -> dict:
                       "user_s": user,
                       "load_before": load0, "load_after": os.getloadavg(),
                       "report": p.stdout}
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1, default=float)
-    os.replace(path + ".tmp", path)
+    files.write_json(path, record, indent=1, default=float)
     return record
 
 

@@ -23,7 +23,7 @@ from linkbert_jax.finetune import packing
 
 log = logging.getLogger("linkbert_jax")
 
-SPLITS = ("train", "validation", "test")
+TASK_SPLITS = ("train", "validation", "test")  # a task's files (not the builder's splits)
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_INPUTS = INPUTS + packing.INPUTS  # what a task model takes (by name)
 

@@ -78,7 +78,7 @@ def load(task: Task, files: dict, tokenizer, config, cache_dir=None) -> TaskData
     for split in ("train", "validation"):
         if not files.get(split):
             raise data.DataError(f"no {split} file given (--{split}_file)")
-    raw = {s: (files[s], data.load_split(files[s], cache_dir)) for s in data.SPLITS
+    raw = {s: (files[s], data.load_split(files[s], cache_dir)) for s in data.TASK_SPLITS
            if files.get(s)}
     train_path, train = raw["train"]
     task.check(train, train_path, True)
