@@ -9,12 +9,12 @@ setup(
     packages=find_packages(include=["linkbert_jax", "linkbert_jax.*"]),
     # The user commands, also as `python -m linkbert_jax.<module>` (the README's form).
     entry_points={"console_scripts": [
-        "linkbert-build = linkbert_jax.data.build:main",
+        "linkbert-build = linkbert_jax.data.build:cli",
         "linkbert-train = linkbert_jax.main:cli",
-        "linkbert-demo = linkbert_jax.demo:main",
-        "linkbert-export = linkbert_jax.hf.export:main",
+        "linkbert-demo = linkbert_jax.demo:cli",
+        "linkbert-export = linkbert_jax.hf.export:cli",
         "linkbert-finetune = linkbert_jax.finetune.__main__:cli",
-        "linkbert-aot = linkbert_jax.aot.__main__:console",
+        "linkbert-aot = linkbert_jax.aot.__main__:cli",
     ]},
     python_requires=">=3.10",
     install_requires=[

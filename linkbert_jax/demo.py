@@ -312,5 +312,11 @@ def demo(args) -> None:
             workdir, png, CORPORA[args.corpus]["documents"])
 
 
-if __name__ == "__main__":
+
+def cli() -> None:
+    """The entry point (``python -m linkbert_jax.demo``, console script ``linkbert-demo``)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

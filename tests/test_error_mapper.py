@@ -50,6 +50,17 @@ def test_every_console_script_is_covered():
     assert scripts and set(scripts) <= set(COMMANDS)
 
 
+def test_every_console_script_is_a_cli_function():
+    """One name for every entry point: ``module:cli`` (``main`` is the program, ``cli``
+    sets up the process and exits with its status)."""
+    import importlib
+    with open(os.path.join(REPO, "setup.py")) as f:
+        targets = re.findall(r'"linkbert-[\w-]+ = ([\w.]+):(\w+)"', f.read())
+    assert len(targets) == 6, targets
+    for module, name in targets:
+        assert name == "cli" and callable(getattr(importlib.import_module(module), name))
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_bad_input_is_one_line_exit_2(tmp_path, name):
     argv, says = COMMANDS[name]

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                                        suggest=f.suggest.value, json_path=f.json.value))
 
 
-def console() -> None:
+def cli() -> None:
     """The entry point (``python -m linkbert_jax.aot``, console script ``linkbert-aot``);
     ``--config`` takes a packaged config name or a path."""
     from linkbert_jax.infra import runtime
@@ -58,4 +58,4 @@ def console() -> None:
 
 
 if __name__ == "__main__":
-    console()
+    cli()

@@ -384,5 +384,11 @@ def main(argv=None) -> int:
     return run_cli(lambda: build(parse_args(argv)))
 
 
-if __name__ == "__main__":
+
+def cli() -> None:
+    """The entry point (``python -m linkbert_jax.data.build``, console script ``linkbert-build``)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

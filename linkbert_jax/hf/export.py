@@ -203,5 +203,11 @@ def main(argv=None) -> int:
                                   ["python", "-m", "linkbert_jax.hf.export", *argv]))
 
 
-if __name__ == "__main__":
+
+def cli() -> None:
+    """The entry point (``python -m linkbert_jax.hf.export``, console script ``linkbert-export``)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()
