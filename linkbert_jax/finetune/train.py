@@ -32,7 +32,9 @@ log = logging.getLogger("linkbert_jax")
 
 
 @dataclasses.dataclass
-class Setup:
+class TaskRecipe:
+    """Fine-tuning's step recipe (:func:`build`): the task model's counterpart of
+    pretraining's ``linkbert_jax.pretrain.recipe.Recipe``."""
     model: nn.Module
     mesh: object
     rules: tuple
@@ -83,7 +85,7 @@ def _example_inputs(split: data.Split):
     return tuple(jnp.asarray(split.arrays[k][:1]) for k in data.INPUTS)
 
 
-def build(config, pretrained, task_data) -> Setup:
+def build(config, pretrained, task_data) -> TaskRecipe:
     mesh = sharding.make_mesh(config.mesh)
     rules = sharding.rules_from_config(config)
     dropout = (config.classifier_dropout if config.classifier_dropout >= 0
@@ -93,11 +95,11 @@ def build(config, pretrained, task_data) -> Setup:
     inputs = _example_inputs(task_data.splits["train"])
     boxed = jax.eval_shape(lambda r: model.init(r, *inputs)["params"], jax.random.key(0))
     _, state_sh = steps.state_shardings_from_boxed(boxed, tx, mesh, rules)
-    return Setup(model, mesh, rules, tx, schedule, state_sh,
-                 sharding.batch_sharding(mesh, rules))
+    return TaskRecipe(model, mesh, rules, tx, schedule, state_sh,
+                      sharding.batch_sharding(mesh, rules))
 
 
-def initial_params(setup: Setup, pretrained, split: data.Split, seed: int,
+def initial_params(setup: TaskRecipe, pretrained, split: data.Split, seed: int,
                    random_init: bool = False) -> dict:
     """The model's own init (seeded: the head, and the encoder when ``random_init``),
     with the pretrained encoder put in."""
@@ -113,7 +115,7 @@ def initial_params(setup: Setup, pretrained, split: data.Split, seed: int,
     return params
 
 
-def batch_lengths(setup: Setup, task, config, training: bool) -> data.Lengths:
+def batch_lengths(setup: TaskRecipe, task, config, training: bool) -> data.Lengths:
     """How ``task``'s batches are shaped for ``setup``'s steps (packed batches hold a
     group of rows per data-parallel shard and, in training, per microbatch)."""
     return task.lengths(config, sharding.data_parallel_size(setup.mesh, setup.rules),
@@ -162,7 +164,7 @@ def eval_step(params, batch, *, model, rules):
         return _logits(model, params, batch, None, deterministic=True)
 
 
-def compile_steps(setup: Setup, loss, config):
+def compile_steps(setup: TaskRecipe, loss, config):
     repl = sharding.replicated(setup.mesh)
     train = jax.jit(functools.partial(
         train_step, model=setup.model, loss=loss, tx=setup.tx, schedule=setup.schedule,
@@ -175,7 +177,7 @@ def compile_steps(setup: Setup, loss, config):
     return steps.under_mesh(train, setup.mesh), steps.under_mesh(evaluate, setup.mesh)
 
 
-def logits_of(eval_fn, params, split: data.Split, setup: Setup, batch_size: int,
+def logits_of(eval_fn, params, split: data.Split, setup: TaskRecipe, batch_size: int,
               lengths: data.Lengths = data.Lengths(), stop=None):
     """Logits of every row of ``split``, in order, on the host (per-token logits of
     batches cut shorter padded back to the split's length with zeros); None when
