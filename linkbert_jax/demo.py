@@ -78,8 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=0, help="training steps (0: the mode's)")
     p.add_argument("--batch_size", type=int, default=0)
     p.add_argument("--learning_rate", type=float, default=0.0)
-    p.add_argument("--evals", type=int, default=4,
-                   help="evaluations of the whole eval split during training (last at the end)")
+    p.add_argument("--evals", type=int, default=1,
+                   help="evaluations of the whole eval split during training, the last at "
+                        "the end (each ~70 s on 2 cores)")
     p.add_argument("--vocab_size", type=int, default=8000,
                    help="with --from_scratch: the WordPiece vocabulary to train")
     p.add_argument("--seq_length", type=int, default=64,
@@ -133,7 +134,7 @@ def train_overrides(args, data_dir: str) -> dict:
             "seq_length": args.seq_length, "global_batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "warmup_steps": max(args.steps // (10 if args.from_scratch else 20), 1),
-            "checkpoint_every_steps": max(args.steps // 4, 1),
+            "checkpoint_every_steps": max(args.steps // 2, 1),
             "eval_every_steps": max(args.steps // max(args.evals, 1), 1),
             "eval_max_batches": 0}
 
@@ -310,7 +311,6 @@ def demo(args) -> None:
     png = plot_training_curves(train_dir)
     summary(manifest, final_eval(train_dir), linked_eval_spread(data_dir), time.time() - t0,
             workdir, png, CORPORA[args.corpus]["documents"])
-
 
 
 def cli() -> None:
