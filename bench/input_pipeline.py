@@ -41,6 +41,7 @@ tf.config.threading.set_inter_op_parallelism_threads(ARGS.cores)
 
 from linkbert_jax.pretrain import input_pipeline as ip  # noqa: E402
 from linkbert_jax.data import features, writer  # noqa: E402
+from linkbert_jax.data import manifests
 
 VOCAB = 30522
 SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
@@ -70,9 +71,9 @@ def write_shards(data_dir, seq_length, num_records, seed=0):
         entry = writer.write_shard(path, _pairs(rng, n, seq_length), SPECIAL_IDS["cls"],
                                    SPECIAL_IDS["sep"])
         files.append({"name": entry["name"], "num_examples": n})
-    manifest = {"format_version": features.MANIFEST_VERSION, "max_seq_length": seq_length,
+    manifest = {"format_version": manifests.MANIFEST_VERSION, "max_seq_length": seq_length,
                 "vocab_size": VOCAB, "special_ids": SPECIAL_IDS, "files": {"train": files}}
-    with open(os.path.join(data_dir, features.MANIFEST_NAME), "w") as f:
+    with open(os.path.join(data_dir, manifests.MANIFEST_NAME), "w") as f:
         json.dump(manifest, f)
 
 
@@ -102,7 +103,7 @@ def main():
           f"batch_size={ARGS.batch_size}, {ARGS.records} records per length")
     for L in lengths:
         d = os.path.join(tmp, f"seq{L}")
-        if not os.path.exists(os.path.join(d, features.MANIFEST_NAME)):
+        if not os.path.exists(os.path.join(d, manifests.MANIFEST_NAME)):
             t = time.perf_counter()
             write_shards(d, L, ARGS.records)
             print(f"wrote {ARGS.records} records of ~{L} tokens in "

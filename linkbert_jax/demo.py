@@ -38,6 +38,7 @@ from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.data import samples
 from linkbert_jax.infra import hostmem
 from linkbert_jax.data import features
+from linkbert_jax.data import manifests
 from linkbert_jax import errors
 from linkbert_jax.errors import CommandFailedError, run_cli
 
@@ -124,7 +125,7 @@ def stage_data(args, data_dir: str) -> dict:
          "--output_dir", data_dir, *vocab, "--max_seq_length", str(args.seq_length),
          "--num_shards", "2", "--eval_fraction", str(args.eval_fraction), "--workers", "2",
          "--seed", "0"])
-    return features.read_manifest(data_dir)
+    return manifests.read_manifest(data_dir)
 
 
 def train_overrides(args, data_dir: str) -> dict:
@@ -185,7 +186,7 @@ def stage_export(train_dir: str, data_dir: str, export_dir: str) -> None:
 def eval_pairs(data_dir: str) -> dict:
     """One eval example per relation (the first of each in the eval shards)."""
     from linkbert_jax.data import records
-    files = features.read_manifest(data_dir)["files"]["eval"]
+    files = manifests.read_manifest(data_dir)["files"]["eval"]
     found = {}
     for entry in files:
         for ex in records.iterate_examples(os.path.join(data_dir, entry["name"])):
@@ -248,7 +249,7 @@ def linked_eval_spread(data_dir: str) -> tuple[int, int, int]:
     """(linked eval pairs, distinct (anchor, partner) documents among them, anchors)."""
     from linkbert_jax.data import records
     pairs, n = set(), 0
-    for entry in features.read_manifest(data_dir)["files"]["eval"]:
+    for entry in manifests.read_manifest(data_dir)["files"]["eval"]:
         for ex in records.iterate_examples(os.path.join(data_dir, entry["name"])):
             if ex[features.RELATION] == features.LINKED:
                 n += 1

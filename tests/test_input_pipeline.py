@@ -12,6 +12,7 @@ import tensorflow as tf
 from helpers.shards import MAX_LEN, SPECIALS, write_shards
 from linkbert_jax.pretrain import input_pipeline as ip
 from linkbert_jax.data import features
+from linkbert_jax.data import manifests
 
 MASKING = ip.MaskingConfig(max_predictions=12)
 
@@ -226,9 +227,9 @@ def test_short_shard_detected_in_one_pass(data, tmp_path):
     d, _ = data
     bad_dir = str(tmp_path / "short")
     shutil.copytree(d, bad_dir)
-    m = json.load(open(os.path.join(bad_dir, features.MANIFEST_NAME)))
+    m = json.load(open(os.path.join(bad_dir, manifests.MANIFEST_NAME)))
     m["files"]["eval"][1]["num_examples"] += 1
-    json.dump(m, open(os.path.join(bad_dir, features.MANIFEST_NAME), "w"))
+    json.dump(m, open(os.path.join(bad_dir, manifests.MANIFEST_NAME), "w"))
     with pytest.raises(ip.CorruptShardError, match="promises 42"):
         _take(bad_dir, 100, split="eval", repeat=False)
 
@@ -242,24 +243,24 @@ def test_manifest_errors(tmp_path):
 
 
 def test_special_id_key_spellings(tmp_path):
-    """One spelling (the builder's); older manifests load through features.upgrade_manifest."""
+    """One spelling (the builder's); older manifests load through manifests.upgrade_manifest."""
     base = {"max_seq_length": 8, "vocab_size": 10, "files": {}}
     want = {"cls": 1, "sep": 2, "pad": 0, "mask": 3}
-    current = {**base, "format_version": features.MANIFEST_VERSION, "special_ids": want}
-    assert features.upgrade_manifest(current) is current
+    current = {**base, "format_version": manifests.MANIFEST_VERSION, "special_ids": want}
+    assert manifests.upgrade_manifest(current) is current
     assert ip.special_ids(current) == want
     for m in ({"special_ids": {"cls": 1, "sep": 2, "pad": 0, "mask": 3}},
               {"special_token_ids": {"[CLS]": 1, "[SEP]": 2, "[PAD]": 0, "[MASK]": 3}},
               {"special_tokens": {"cls_token_id": 1, "sep_token_id": 2, "pad_token_id": 0,
                                   "mask_token_id": 3}},
               {"cls_id": 1, "sep_id": 2, "pad_id": 0, "mask_id": 3}):
-        (tmp_path / features.MANIFEST_NAME).write_text(json.dumps({**base, **m}))
+        (tmp_path / manifests.MANIFEST_NAME).write_text(json.dumps({**base, **m}))
         upgraded = ip.read_manifest(tmp_path)
-        assert upgraded["format_version"] == features.MANIFEST_VERSION
+        assert upgraded["format_version"] == manifests.MANIFEST_VERSION
         assert ip.special_ids(upgraded) == want
     with pytest.raises(ValueError, match="lacks special ids"):  # only through the upgrade
-        ip.special_ids({**base, "format_version": features.MANIFEST_VERSION,
+        ip.special_ids({**base, "format_version": manifests.MANIFEST_VERSION,
                         "special_tokens": {"cls_id": 1, "sep_id": 2, "pad_id": 0, "mask_id": 3}})
     with pytest.raises(ValueError, match="mask"):
-        ip.special_ids(features.upgrade_manifest(
+        ip.special_ids(manifests.upgrade_manifest(
             {**base, "special_ids": {"cls": 1, "sep": 2, "pad": 0}}))

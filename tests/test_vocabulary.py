@@ -19,7 +19,7 @@ from helpers.training import small_config
 from linkbert_jax import main
 from linkbert_jax.checkpoint import checkpoints, tree_diff
 from linkbert_jax.hf import export, vocabulary
-from linkbert_jax.data import build, features
+from linkbert_jax.data import build, manifests
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import pretrained
 
@@ -52,7 +52,7 @@ def trained(tmp_path_factory):
     trained one step on A."""
     root = tmp_path_factory.mktemp("vocab")
     a, b = _build(root, "a", cased=False), _build(root, "b", cased=True)
-    ma, mb = features.read_manifest(a), features.read_manifest(b)
+    ma, mb = manifests.read_manifest(a), manifests.read_manifest(b)
     assert ma["vocab_size"] == mb["vocab_size"] and ma["vocab_sha256"] != mb["vocab_sha256"]
     wd = str(root / "wd")
     assert main.run(_config(a), wd) == 0

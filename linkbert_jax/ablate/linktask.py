@@ -41,8 +41,8 @@ import numpy as np
 
 from linkbert_jax.data import build, graph, index, keyed, outdir, readers
 from linkbert_jax.data import tokenizer as tokenizer_lib
-from linkbert_jax.data import features
-from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
+from linkbert_jax.data import manifests
+from linkbert_jax.data.manifests import DOCUMENTS_NAME, MANIFEST_NAME
 from linkbert_jax.data.files import atomic_write, write_json
 from linkbert_jax import errors
 from linkbert_jax.errors import CorruptDataError
@@ -97,7 +97,7 @@ def read_documents_file(build_dir: str) -> list[dict]:
 def build_options(build_dir: str, inputs=None) -> argparse.Namespace:
     """The build's recorded options (``inputs`` replaces its ``--input`` paths), checked
     against the input fingerprints of its manifest."""
-    manifest = features.read_manifest(build_dir)
+    manifest = manifests.read_manifest(build_dir)
     opts = argparse.Namespace(**manifest["options"])
     if inputs:
         opts.input = list(inputs)

@@ -13,6 +13,7 @@ import os
 
 from linkbert_jax import objectives
 from linkbert_jax.data import features
+from linkbert_jax.data import manifests
 from linkbert_jax.errors import ConfigError
 
 log = logging.getLogger("linkbert_jax")
@@ -93,7 +94,7 @@ def check_objective_data(name: str, manifest: dict, where: str) -> None:
 
 def check(config, manifest: dict) -> None:
     """The arm's objective and data options against the data (``trainer.validate``)."""
-    where = os.path.join(config.get("data_dir") or ".", features.MANIFEST_NAME)
+    where = os.path.join(config.get("data_dir") or ".", manifests.MANIFEST_NAME)
     check_objective_data(objective(config), manifest, where)
     check_data_options(config, manifest, where)
 

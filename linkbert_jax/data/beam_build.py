@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from linkbert_jax.data import beam_docs, beam_link_sources, beam_links, beam_pairs
 from linkbert_jax.data import beam_shards, build, files, link_sources, outdir
 from linkbert_jax.data import readers, tokenizer as tokenizer_lib, writer
-from linkbert_jax.data.features import DOCUMENTS_NAME, MANIFEST_NAME
+from linkbert_jax.data.manifests import DOCUMENTS_NAME, MANIFEST_NAME
 from linkbert_jax.errors import UserError, run_cli
 
 log = logging.getLogger("linkbert_jax.data.beam_build")

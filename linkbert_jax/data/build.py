@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 
-from linkbert_jax.data import (features, files, graph, index, keyed, link_sources, outdir,
+from linkbert_jax.data import (files, graph, index, keyed, link_sources, manifests, outdir,
                                readers, sampler, writer)
 from linkbert_jax.data import tokenizer as tokenizer_lib
-from linkbert_jax.data.features import (DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION,
-                                        NUM_RELATIONS, RELATIONS)
+from linkbert_jax.data.features import NUM_RELATIONS, RELATIONS
+from linkbert_jax.data.manifests import DOCUMENTS_NAME, MANIFEST_NAME, MANIFEST_VERSION
 from linkbert_jax import errors
 from linkbert_jax.errors import run_cli
 
@@ -189,7 +189,7 @@ def reusable(args, opts: dict, inputs: list[dict]) -> dict | None:
     """The finished build in the output dir if it was made from the same options and
     inputs (None if there is none, or with --overwrite); else a DataError saying why."""
     out = args.output_dir
-    old = None if args.overwrite else features.read_manifest(out, missing_ok=True,
+    old = None if args.overwrite else manifests.read_manifest(out, missing_ok=True,
                                                              opener=files.open_raw)
     if old is None:
         return None

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkbert_jax.data.features import (CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM, RELATIONS,
-                                        SPLITS)
+from linkbert_jax.data.features import CONTIGUOUS, LINKED, NUM_RELATIONS, RANDOM, RELATIONS, SPLITS
 from linkbert_jax.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 
-from linkbert_jax.data.features import MANIFEST_NAME
+from linkbert_jax.data.manifests import MANIFEST_NAME
 from linkbert_jax.data.files import TMP_SUFFIX, write_json
 from linkbert_jax.data.readers import DataError
 

@@ -1,4 +1,5 @@
-"""TFRecord framing (write/read, CRC-checked) and a TensorFlow-free Example reader.
+"""TFRecord framing (write/read, CRC-checked), a TensorFlow-free Example reader and the
+hand-encoded Example writer (``serialize_example``, the builder's).
 
 ``iterate_examples(path)`` yields dicts keyed by the feature names of ``features.py``
 (``input_ids`` a list, the others ints); the input pipeline itself uses ``tf.data`` with
@@ -11,7 +12,7 @@ from typing import Iterator
 
 import google_crc32c
 
-from linkbert_jax.data.features import INPUT_IDS, SCALAR_FEATURES
+from linkbert_jax.data.features import FEATURES, INPUT_IDS, SCALAR_FEATURES
 from linkbert_jax.errors import RecordError
 
 
@@ -116,3 +117,63 @@ def parse_example(data: bytes) -> dict:
 def iterate_examples(path: str) -> Iterator[dict]:
     for data in iterate_records(path):
         yield parse_example(data)
+
+
+# --- Fast hand-encoded serialisation (parses with ``feature_spec()``; see tests). -------
+# Example{1: Features{1: map<string, Feature>}}, Feature{3: Int64List{1: packed int64}}.
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_VARINT_TABLE = [_varint(i) for i in range(1 << 17)]
+
+
+def _varints(values) -> bytes:
+    table = _VARINT_TABLE
+    try:
+        return b"".join([table[v] for v in values])
+    except IndexError:  # an id >= 2**17 (or negative): the general path
+        return b"".join([_varint(int(v)) for v in values])
+
+
+def _len_field(field_number: int, payload: bytes) -> bytes:
+    return _varint((field_number << 3) | 2) + _varint(len(payload)) + payload
+
+
+_KEYS = {name: _len_field(1, name.encode()) for name in FEATURES}
+
+
+def _int64_entry(name: str, packed_values: bytes) -> bytes:
+    int64_list = _len_field(1, packed_values)
+    feature = _len_field(3, int64_list)
+    return _len_field(1, _KEYS[name] + _len_field(2, feature))
+
+
+_SCALAR_CACHE: dict = {}
+
+
+def _scalar_entry(name: str, value: int) -> bytes:
+    key = (name, value)
+    out = _SCALAR_CACHE.get(key)
+    if out is None:
+        out = _int64_entry(name, _varint(value))
+        if value < 4096:  # small values (lengths, relations, segment indices) repeat
+            _SCALAR_CACHE[key] = out
+    return out
+
+
+def serialize_example(input_ids, a_length: int, relation: int, doc_a: int, doc_b: int,
+                      seg_a: int, seg_b: int) -> bytes:
+    """A serialized ``tf.train.Example`` with the features above (no TensorFlow needed)."""
+    vals = (a_length, relation, doc_a, doc_b, seg_a, seg_b)
+    body = [_int64_entry(INPUT_IDS, _varints(input_ids))]
+    body += [_scalar_entry(k, int(v)) for k, v in zip(SCALAR_FEATURES, vals)]
+    return _len_field(1, b"".join(body))

@@ -7,8 +7,9 @@ import os
 import numpy as np
 
 from linkbert_jax.data import files, records, sampler
-from linkbert_jax.data.features import (DOCUMENTS_NAME, NUM_RELATIONS, SPLITS,
-                                        serialize_example)
+from linkbert_jax.data.features import NUM_RELATIONS, SPLITS
+from linkbert_jax.data.manifests import DOCUMENTS_NAME
+from linkbert_jax.data.records import serialize_example
 
 
 

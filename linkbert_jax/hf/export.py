@@ -50,10 +50,10 @@ def finetune_dropout(train_config: dict, flag: Optional[float]) -> tuple[float, 
 
 def training_manifest(train_config: dict) -> tuple[Optional[dict], str]:
     """The training data's manifest (None when it is gone) and its path."""
-    from linkbert_jax.data import features
+    from linkbert_jax.data import manifests
     data_dir = train_config.get("data_dir") or ""
-    return (features.read_manifest(data_dir, missing_ok=True),
-            features.manifest_path(data_dir))
+    return (manifests.read_manifest(data_dir, missing_ok=True),
+            manifests.manifest_path(data_dir))
 
 
 def tokenizer_of(args, train_config: dict) -> Optional[str]:

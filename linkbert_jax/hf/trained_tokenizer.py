@@ -18,10 +18,10 @@ def is_tokenizer_dir(path: str) -> bool:
 
 
 def _data_tokenizer(data_dir: str) -> str:
-    from linkbert_jax.data import features
+    from linkbert_jax.data import manifests
     name = "tokenizer"
     try:
-        name = features.read_manifest(data_dir).get("tokenizer_dir") or name
+        name = manifests.read_manifest(data_dir).get("tokenizer_dir") or name
     except (OSError, ValueError):
         pass  # no (readable) manifest: the builder's default name
     return os.path.join(data_dir, name)

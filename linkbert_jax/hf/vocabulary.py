@@ -60,17 +60,17 @@ def of_tokenizer(path: str) -> str:
 
 
 def of_manifest(data_dir: str, manifest: Optional[dict]) -> Optional[Side]:
-    from linkbert_jax.data import features
+    from linkbert_jax.data import manifests
     sha = (manifest or {}).get(KEY)
-    path = os.path.join(data_dir or ".", features.MANIFEST_NAME)
+    path = os.path.join(data_dir or ".", manifests.MANIFEST_NAME)
     return Side("the data", path, sha) if sha else None
 
 
 def of_training_data(data_dir: str) -> Optional[Side]:
     """The vocabulary of a data directory that may be gone (None then)."""
-    from linkbert_jax.data import features
+    from linkbert_jax.data import manifests
     try:
-        return of_manifest(data_dir, features.read_manifest(data_dir)) if data_dir else None
+        return of_manifest(data_dir, manifests.read_manifest(data_dir)) if data_dir else None
     except (OSError, ValueError):
         return None
 

@@ -29,8 +29,8 @@ import functools
 
 import tensorflow as tf
 
-from linkbert_jax.data import features
-from linkbert_jax.data.features import read_manifest
+from linkbert_jax.data import manifests
+from linkbert_jax.data.manifests import read_manifest
 from linkbert_jax.infra import runtime
 from linkbert_jax.pretrain import shards
 from linkbert_jax.pretrain.data_position import Position, pieces
@@ -65,7 +65,7 @@ def make_dataset(data_dir, *, split: str, position: Position, global_batch_size:
     ``position`` on, as dicts of tensors (the fields of ``input_pipeline.batches``)."""
     runtime.hide_accelerators_from_tensorflow()
     manifest = read_manifest(data_dir)
-    features.check_fits(manifest, seq_length)
+    manifests.check_fits(manifest, seq_length)
     V, B = position.streams, global_batch_size
     m, j0 = B // V, position.examples // V
     files = stream_files(data_dir, manifest, split, V)
@@ -88,7 +88,7 @@ def make_dataset(data_dir, *, split: str, position: Position, global_batch_size:
     ds = ds.map(functools.partial(
         shards.parse_and_mask, spans=[(a, b) for _, a, b in parts], block=m,
         batch_size=sum(b - a for _, a, b in parts), seq_length=seq_length,
-        masking=masking, ids=features.special_ids(manifest),
+        masking=masking, ids=manifests.special_ids(manifest),
         vocab_size=int(manifest["vocab_size"])),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()

@@ -8,7 +8,7 @@ import os
 
 import jax
 
-from linkbert_jax.data import arm_checks, features
+from linkbert_jax.data import arm_checks, manifests
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.hf import vocabulary
 from linkbert_jax.model import ModelConfig
@@ -24,7 +24,7 @@ def check(config, manifest: dict, model_cfg: ModelConfig) -> None:
             f"{model_cfg.vocab_size}; set --config.model.vocab_size={mv} or use data "
             f"tokenized with the model's vocabulary")
     try:
-        features.check_fits(manifest, config.seq_length)
+        manifests.check_fits(manifest, config.seq_length)
     except ValueError as e:
         raise ConfigError(f"{e}; set --config.seq_length={manifest['max_seq_length']} or "
                           f"build the data with --max_seq_length {config.seq_length}") from None
@@ -41,7 +41,7 @@ def _check_files(config, manifest: dict) -> None:
     evals = bool(config.eval_every_steps or config.eval_at_end)
     for split in [config.train_split] + ([config.eval_split] if evals else []):
         try:
-            features.check_enough_files(manifest, split, jax.process_count())
+            manifests.check_enough_files(manifest, split, jax.process_count())
         except ValueError as e:
             raise ConfigError(str(e) + ("" if split == config.train_split else
                                         ", or set --config.eval_every_steps=0 "

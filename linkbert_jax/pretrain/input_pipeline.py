@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from linkbert_jax.infra import runtime
-from linkbert_jax.data import features, records
-from linkbert_jax.data.features import read_manifest, special_ids
+from linkbert_jax.data import files, manifests, records
+from linkbert_jax.data.manifests import read_manifest, special_ids
 from linkbert_jax.errors import ConfigError, CorruptShardError
 from linkbert_jax.pretrain.masking import MaskingConfig
 from linkbert_jax.pretrain.shards import (SHUFFLE_BUFFER, epoch_records, fold,
@@ -48,7 +48,7 @@ __all__ = ["MaskingConfig", "CorruptShardError", "read_manifest", "special_ids",
 
 def is_data_dir(data_dir) -> bool:
     path = os.fspath(data_dir)
-    return tf.io.gfile.isdir(path) if features.is_remote(path) else os.path.isdir(path)
+    return tf.io.gfile.isdir(path) if files.is_remote(path) else os.path.isdir(path)
 
 
 def _padding_batches(data_dir, manifest, split, process_count, batch_size, start_batch,
@@ -80,7 +80,7 @@ def make_dataset(data_dir, *, split: str, batch_size: int, seq_length: int,
     """
     runtime.hide_accelerators_from_tensorflow()  # TF is only the input library
     manifest = read_manifest(data_dir)
-    features.check_fits(manifest, seq_length)
+    manifests.check_fits(manifest, seq_length)
     if masking.max_predictions > seq_length:
         raise ValueError("max_predictions > seq_length")
     if batch_size < 1 or start_batch < 0:
@@ -137,7 +137,7 @@ def _count_records(path: str) -> int:
 
 
 def _file_size(path: str) -> int | None:
-    if features.is_remote(path):
+    if files.is_remote(path):
         return tf.io.gfile.stat(path).length if tf.io.gfile.exists(path) else None
     return os.path.getsize(path) if os.path.isfile(path) else None
 
@@ -167,14 +167,14 @@ def check_files(data_dir, manifest: dict, split: str, *, read_all: bool = False)
             raise CorruptShardError(f"{path}: {size} bytes where the manifest says "
                                     f"{entry['bytes']}: truncated or replaced; rebuild the "
                                     f"data")
-        if features.is_remote(path) and (read_all or "bytes" not in entry):
+        if files.is_remote(path) and (read_all or "bytes" not in entry):
             n = _count_remote(path)
         elif read_all:
             try:
                 n = sum(1 for _ in records.iterate_records(path))
             except records.RecordError as e:
                 raise CorruptShardError(f"corrupt TFRecord shard {e}") from None
-        elif not features.is_remote(path):  # the count places a resume: always checked
+        elif not files.is_remote(path):  # the count places a resume: always checked
             n = _count_records(path)
         else:  # a bucket's size is checked; counting would read every byte
             continue

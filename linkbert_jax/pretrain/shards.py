@@ -10,6 +10,7 @@ import os
 import tensorflow as tf
 
 from linkbert_jax.data import features
+from linkbert_jax.data import manifests
 from linkbert_jax.errors import ConfigError, CorruptDataError
 from linkbert_jax.pretrain.masking import block_draws, mask_batch, random_token_table
 
@@ -32,7 +33,7 @@ def process_files(data_dir, manifest: dict, split: str, process_index: int,
             raise CorruptDataError(f"manifest file entry {e!r} needs 'name' and "
                                    "'num_examples' (exact resume needs per-file counts)")
         files.append((os.path.join(os.fspath(data_dir), e["name"]), int(e["num_examples"])))
-    features.check_enough_files(manifest, split, process_count)
+    manifests.check_enough_files(manifest, split, process_count)
     return files[process_index::process_count]
 
 

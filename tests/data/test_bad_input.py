@@ -10,7 +10,8 @@ import pytest
 
 from helpers.corpora import run_build, synthetic_doc_text
 from linkbert_jax.data import records, writer
-from linkbert_jax.data.features import feature_spec, serialize_example
+from linkbert_jax.data.features import feature_spec
+from linkbert_jax.data.records import serialize_example
 from linkbert_jax.data.samples import minilm_dir, wikipedia_sample
 
 

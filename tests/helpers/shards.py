@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from linkbert_jax.data import features, writer
+from linkbert_jax.data import manifests
 
 VOCAB = 1000
 SPECIALS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
@@ -43,8 +44,8 @@ def write_shards(data_dir, counts, *, split_counts=None, seed=0):
                                        SPECIALS["cls"], SPECIALS["sep"])
             files[split].append({"name": entry["name"], "num_examples": n})
             k += n
-    manifest = {"format_version": features.MANIFEST_VERSION, "max_seq_length": MAX_LEN,
+    manifest = {"format_version": manifests.MANIFEST_VERSION, "max_seq_length": MAX_LEN,
                 "vocab_size": VOCAB, "special_ids": SPECIALS, "files": files}
-    with open(os.path.join(data_dir, features.MANIFEST_NAME), "w") as f:
+    with open(os.path.join(data_dir, manifests.MANIFEST_NAME), "w") as f:
         json.dump(manifest, f)
     return records
