@@ -29,8 +29,13 @@ linear decay and clipping on both, the same CPU threads. Two data sets:
 Shapes: BERT-base (L12/H768, vocabulary 30,522) at batch 16 and a small model (L4/H256)
 at batch 32, seq 128, 2 labels. ``--quick`` shrinks everything (smoke test).
 
-Last line: ``finetune ratio_full_base=... ratio_text_base=... ...`` (``ratio_text_*``: ours
-with the defaults against the Trainer as LinkBERT runs it).
+Useful MFU (``text``): the training FLOPs of the epoch's real tokens (each example's own
+length; ``metrics_log.flops_per_sequence`` plus pooler and classifier) per second, over
+the fp32 matmul peak (2048^3 in JAX) timed as a fifth side of the same rounds.
+
+Last line: ``finetune ratio_full_base=... ratio_text_base=... peak_gflops_base=...
+mfu_text_base=... ...`` (``ratio_text_*``: ours with the defaults against the Trainer as
+LinkBERT runs it; ``ratio_text_vs_dynamic_*``: against the Trainer at its best).
 """
 from __future__ import annotations
 
@@ -259,9 +264,38 @@ def bench_full(name, threads, rounds, block) -> dict:
             f"ex_s_theirs_full_{name}": ex["theirs"]}
 
 
+def useful_flops(arch: dict, rows: dict) -> float:
+    """Training FLOPs of one epoch at the real tokens only (each example's own length,
+    attention within it), with the pooler and the classifier; padding is not credited."""
+    from linkbert_jax.infra import metrics_log
+    from linkbert_jax.model import ModelConfig
+    cfg = ModelConfig(vocab_size=VOCAB, **arch)
+    d = cfg.hidden_size
+    head = 6.0 * (d * d + d * LABELS)
+    return sum(metrics_log.flops_per_sequence(cfg, int(n), 0) + head
+               for n in rows["attention_mask"].sum(axis=1))
+
+
+def _peak_side(calls: int = 3):
+    """The matmul peak as a side of :func:`epochs` (``calls`` timed calls whatever the
+    epoch's steps) and the FLOPs of one round of it."""
+    fn, flops = common.matmul_peak_fn(2048)
+    fn()  # compile
+
+    def run(k: int) -> list:
+        out = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        return out
+    return run, calls * flops
+
+
 def bench_text(name, threads, rounds, steps) -> dict:
     arch, L, B = SHAPES[name]
     rows, tok = text_rows(steps * B, L)
+    peak_run, peak_flops = _peak_side()
     packed = our_step(arch, rows, B)
     grouped = our_step(arch, rows, B, pack_examples=0, group_by_length=True)
     t0 = time.perf_counter()
@@ -271,8 +305,12 @@ def bench_text(name, threads, rounds, steps) -> dict:
     with tempfile.TemporaryDirectory() as out:
         sides = {"ours": _epoch_of(packed), "ours_cut_grouped": _epoch_of(grouped),
                  "trainer_padded": hf_trainer(arch, rows, B, threads, out),
-                 "trainer_dynamic": hf_trainer(arch, rows, B, threads, out, tok)}
+                 "trainer_dynamic": hf_trainer(arch, rows, B, threads, out, tok),
+                 "peak": peak_run}
         sec = epochs(sides, rounds, steps)
+    peak = peak_flops / sec.pop("peak")
+    flops = useful_flops(arch, rows)
+    mfu = {k: flops / sec[k] / peak for k in ("ours", "trainer_dynamic")}
     ex = {k: steps * B / v for k, v in sec.items()}
     real = rows["attention_mask"].sum() / rows["attention_mask"].size
     print(f"[text {name}] L{arch['num_hidden_layers']}/H{arch['hidden_size']} max seq {L} x "
@@ -287,7 +325,13 @@ def bench_text(name, threads, rounds, steps) -> dict:
           f"cut + grouped / Trainer padded {ratios['ratio_text_cut_grouped']:.2f}; ours "
           f"(packed) / Trainer dynamic + grouped {ratios['ratio_text_vs_dynamic']:.2f}",
           flush=True)
+    print(f"[text {name}] useful {flops / steps / 1e9:.1f} GFLOP/step (real tokens only); "
+          f"MFU ours (packed) {mfu['ours']:.2f}, Trainer dynamic + grouped "
+          f"{mfu['trainer_dynamic']:.2f} of the matmul peak {peak / 1e9:.0f} GFLOP/s "
+          f"measured in the same rounds", flush=True)
     return {**{f"{k}_{name}": v for k, v in ratios.items()},
+            f"peak_gflops_{name}": peak / 1e9, f"mfu_text_{name}": mfu["ours"],
+            f"mfu_text_dynamic_{name}": mfu["trainer_dynamic"],
             **{f"ex_s_{k}_text_{name}": v for k, v in ex.items()}}
 
 

@@ -80,7 +80,9 @@ def test_finetune(tmp_path):
     f = run_bench("finetune.py", "--quick", "--block", "2", tmp_path=tmp_path)
     assert_positive(f, "ratio_full_quick", "ex_s_ours_full_quick", "ex_s_theirs_full_quick",
                     "ratio_text_quick", "ratio_text_cut_grouped_quick",
-                    "ratio_text_vs_dynamic_quick", "ex_s_trainer_dynamic_text_quick")
+                    "ratio_text_vs_dynamic_quick", "ex_s_trainer_dynamic_text_quick",
+                    "peak_gflops_quick", "mfu_text_quick", "mfu_text_dynamic_quick")
+    assert f["mfu_text_quick"] < 1.5, f  # useful FLOPs only: far below any peak when tiny
 
 
 def test_link_sources(tmp_path):
