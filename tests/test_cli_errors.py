@@ -52,3 +52,16 @@ def test_finetune_bad_task_or_key_is_one_line(tmp_path, args, message):
     assert p.returncode == 2, p.stderr[-3000:]
     assert message in one_error_line(p.stderr)
     assert not (tmp_path / "ft").exists()
+
+
+def test_absl_commands_refuse_positional_arguments_before_main():
+    """``runtime.run_absl`` (every absl command's start): arguments left after the flags
+    are absl's usage error (status 1) and the command's ``main`` never runs."""
+    code = ("from linkbert_jax.infra import runtime\n"
+            "runtime.run_absl(lambda argv: print('main ran', argv), ARGV)")
+    for argv, rc in ((["prog", "extra"], 1), (["prog"], 0)):
+        p = subprocess.run([sys.executable, "-c", code.replace("ARGV", repr(argv))],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert p.returncode == rc, p.stderr[-3000:]
+        assert ("main ran" in p.stdout) == (rc == 0), p.stdout
+        assert ("unexpected arguments: ['extra']" in p.stderr) == (rc == 1), p.stderr
