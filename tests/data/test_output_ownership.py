@@ -139,3 +139,20 @@ def test_length_options_say_which_is_wrong(tmp_path, capsys, flags, message):
     assert build.main(_argv(tmp_path / "c.jsonl", tmp_path / "out", *flags)) == 2
     assert message in _error(capsys)
 
+
+def test_rebuild_reads_its_own_tokenizer_but_not_its_own_files(tmp_path, capsys):
+    """A --tokenizer inside the output dir is read from a copy taken before the build
+    replaces the dir; an --input among the build's own files is refused, nothing changed."""
+    _corpus(tmp_path / "c.jsonl")
+    out = tmp_path / "out"
+    assert build.main(_argv(tmp_path / "c.jsonl", out)) == 0
+    argv = _argv(tmp_path / "c.jsonl", out, "--seed", "9", "--overwrite")
+    argv[argv.index("--tokenizer") + 1] = str(out / "tokenizer")
+    assert build.main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["num_documents"] == 8
+    assert (out / "tokenizer" / "tokenizer.json").is_file()
+    before = tree_hashes(out)
+    assert build.main(_argv(out / "documents.jsonl", out, "--overwrite", "--text_fields",
+                            "title")) == 2
+    assert "is a file of the build in" in _error(capsys)
+    assert tree_hashes(out) == before
