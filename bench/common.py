@@ -25,6 +25,20 @@ def host_memory() -> str:
             else "default malloc paging (4 KiB faults)")
 
 
+def environment(*notes: str) -> int:
+    """Prints the benchmark's first line (jax and its device, the CPU threads this process
+    may use, the load, ``notes``, host memory paging); returns the thread count, which
+    both sides of a comparison get."""
+    import os
+
+    import jax
+    threads = len(os.sched_getaffinity(0))
+    print("; ".join([f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU "
+                     f"threads", f"load {os.getloadavg()[0]:.2f}", *notes,
+                     f"host memory: {host_memory()}"]), flush=True)
+    return threads
+
+
 def median_time(fn, *, warmup: int = 2, repeats: int = 5) -> float:
     """Median wall time of ``fn()`` (which must block until done) after warm-up."""
     for _ in range(warmup):

@@ -337,10 +337,7 @@ def bench_text(name, threads, rounds, steps) -> dict:
 
 def main():
     args = _args()
-    import jax
-    threads = len(os.sched_getaffinity(0))
-    print(f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU threads; "
-          f"load {os.getloadavg()[0]:.2f}; host memory: {common.host_memory()}")
+    threads = common.environment()
     shapes = ["quick"] if args.quick else args.shapes.split(",")
     rounds, steps = (1, 3) if args.quick else (args.rounds, args.text_steps)
     figures = {}

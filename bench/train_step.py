@@ -147,12 +147,7 @@ def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int):
 
 def main():
     args = _args()
-    import jax
-
-    threads = len(os.sched_getaffinity(0))
-    print(f"jax {jax.__version__} {jax.devices()[0].device_kind}, {threads} CPU threads; "
-          f"load {os.getloadavg()[0]:.2f}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
-          f"host memory: {common.host_memory()}")
+    threads = common.environment(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     peak_fn, peak_flops = common.matmul_peak_fn(2048)
     figures = {}
     for name in args.shapes.split(","):

@@ -13,7 +13,7 @@ import functools
 import sys
 import types
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from linkbert_jax import errors
@@ -62,8 +62,6 @@ def _train(config, workdir: str, source, command, take_over_lock: bool) -> None:
 
 
 def main(argv) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = define_flags()
     return run(f.config.value, f.workdir.value, coordinator=f.coordinator.value,
                num_processes=f.num_processes.value, process_id=f.process_id.value,

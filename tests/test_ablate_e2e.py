@@ -2,12 +2,11 @@
 arms, one seed, a few steps; every arm scored on the common held-out split; a re-run
 skips every stage; and the one-line errors of bad builds and mismatched data."""
 import json
-import random
 import shutil
 
 import pytest
 
-from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
+from helpers.corpora import random_link_corpus, run_build
 from linkbert_jax.ablate import __main__ as ablate_cli
 from linkbert_jax.ablate import arms, report, stages
 from linkbert_jax.data.readers import DataError
@@ -27,11 +26,7 @@ SMALL = ["--config", "cpu_small", "--build_args", "--max_seq_length 40 --eval_fr
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ablate")
-    rng = random.Random(5)
-    records = [{"id": f"d{i}", "title": f"Doc {i}", "text": synthetic_doc_text(rng, 6),
-                "links": [f"d{j}" for j in rng.sample(range(N_DOCS), rng.randint(1, 4))
-                          if j != i]} for i in range(N_DOCS)]
-    write_jsonl(tmp / "corpus.jsonl", records)
+    random_link_corpus(tmp / "corpus.jsonl", N_DOCS, min_links=1)
     return tmp
 
 

@@ -12,7 +12,7 @@ import transformers
 import yaml
 from safetensors.numpy import load_file
 
-from helpers.exports import TEXTS, make_workdir
+from helpers.exports import TEXTS, make_workdir, run_export
 from linkbert_jax.hf import convert, export, hf_torch, model_card
 from linkbert_jax.model import LinkBert
 from linkbert_jax.data.samples import minilm_dir
@@ -20,12 +20,6 @@ from linkbert_jax.data.samples import minilm_dir
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALL_ARGUMENTS = ("max_length", "local_files_only", "stride", "truncation_strategy",
                   "padding_strategy", "is_local")
-
-
-def run_export(capsys, *args) -> tuple[int, str, str]:
-    rc = export.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def snapshot(path) -> dict:

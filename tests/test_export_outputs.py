@@ -9,23 +9,17 @@ import stat
 
 import pytest
 
-from helpers.exports import make_workdir
+from helpers.exports import make_workdir, run_export
 from helpers.finetune_data import tiny_bert
 from helpers.outcomes import tree_hashes
 from helpers.synthetic import SyntheticSource
 from helpers.training import small_config
-from linkbert_jax.hf import export, export_dir
+from linkbert_jax.hf import export_dir
 from linkbert_jax.pretrain import trainer
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import export as ft_export
 from linkbert_jax.finetune import pretrained
 from linkbert_jax.data.samples import minilm_dir
-
-
-def run_export(capsys, *args) -> tuple[int, str, str]:
-    rc = export.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def one_error_line(err: str) -> str:

@@ -2,11 +2,10 @@
 held-out anchors, the right ending from a true hyperlink, the rest from unlinked
 documents, split by anchor document, a 10% few-shot subset, deterministic bytes."""
 import json
-import random
 
 import pytest
 
-from helpers.corpora import run_build, synthetic_doc_text, write_jsonl
+from helpers.corpora import random_link_corpus, run_build
 from linkbert_jax.ablate import linktask
 from linkbert_jax.finetune import data as ft_data
 from linkbert_jax.finetune import tasks
@@ -22,12 +21,7 @@ def squash(text: str) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("linktask")
-    rng = random.Random(5)
-    records = [{"id": f"d{i}", "title": f"Doc {i}", "text": synthetic_doc_text(rng, 6),
-                "links": [f"d{j}" for j in rng.sample(range(N_DOCS), rng.randint(0, 4))
-                          if j != i]}
-               for i in range(N_DOCS)]
-    write_jsonl(tmp / "corpus.jsonl", records)
+    records = random_link_corpus(tmp / "corpus.jsonl", N_DOCS, min_links=0)
     out = tmp / "build"
     run_build("--input", tmp / "corpus.jsonl", "--format", "jsonl", "--output_dir", out,
               "--tokenizer", minilm_dir(), "--max_seq_length", 40, "--eval_fraction", 0.4,

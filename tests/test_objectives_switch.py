@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 
 from helpers import REPO
 from helpers.corpora import ring_corpus, run_build
-from helpers.training import metric_rows
+from helpers.training import TWO_STEPS, metric_rows
 from linkbert_jax import config_defaults, main
 from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.data import arm_checks
@@ -24,14 +24,8 @@ from linkbert_jax.finetune import pretrained
 from linkbert_jax.model import LinkBert
 from linkbert_jax.data.samples import minilm_dir
 
-HIDDEN = 32
-TRAIN = {"model.hidden_size": HIDDEN, "model.num_hidden_layers": 1,
-         "model.num_attention_heads": 2, "model.intermediate_size": 64,
-         "model.dtype": "float32", "seq_length": 64, "global_batch_size": 8,
-         "num_train_steps": 2, "warmup_steps": 1, "masking.max_predictions": 10,
-         "checkpoint_every_steps": 2, "log_every_steps": 1, "eval_every_steps": 0,
-         "eval_at_end": True, "eval_batch_size": 8, "eval_max_batches": 2,
-         "async_checkpointing": False}
+TRAIN = {**TWO_STEPS, "eval_at_end": True, "eval_batch_size": 8, "eval_max_batches": 2}
+HIDDEN = TRAIN["model.hidden_size"]
 
 
 @pytest.fixture(scope="module")

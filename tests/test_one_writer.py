@@ -9,18 +9,13 @@ import socket
 
 from helpers.outcomes import one_error_line, tree_hashes
 from helpers.synthetic import SyntheticSource
-from helpers.training import (OVERRIDES, config_path, driver, metric_rows, result_of,
-                              small_config, wait_for)
+from helpers.training import (OVERRIDES, SMALL_MODEL, config_path, driver, metric_rows,
+                              result_of, small_config, wait_for)
 from linkbert_jax import main
 from linkbert_jax.checkpoint import checkpoints, step_config
 from linkbert_jax.hf import export
 from linkbert_jax.data.samples import minilm_dir
 from linkbert_jax.infra.workdir_lock import LOCK_NAME
-
-SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
-               "model.num_attention_heads": 2, "model.intermediate_size": 64,
-               "model.vocab_size": 2048}
-
 
 def test_a_second_trainer_is_refused_and_changes_nothing(tmp_path, capsys):
     wd = tmp_path / "wd"

@@ -14,16 +14,10 @@ import time
 from helpers import TESTS
 from helpers.outcomes import one_error_line
 from helpers.synthetic import SyntheticSource
-from helpers.training import (OVERRIDES, config_path, driver, metric_rows,
+from helpers.training import (OVERRIDES, SMALL_MODEL, config_path, driver, metric_rows,
                               small_config, wait_for)
 from linkbert_jax import main
 from linkbert_jax.checkpoint import checkpoints, orbax_faults
-
-
-# small_config's model, as overrides for a subprocess run of configs/cpu_small.py
-SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
-               "model.num_attention_heads": 2, "model.intermediate_size": 64,
-               "model.vocab_size": 2048}
 
 
 def _full_disk_from_step(first_failing: int):

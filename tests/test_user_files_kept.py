@@ -19,18 +19,14 @@ import pytest
 from helpers.corpora import ring_corpus
 from helpers.finetune_data import real_task, tiny_bert
 from helpers.outcomes import one_error_line, sha256_of
+from helpers.training import TWO_STEPS
 from linkbert_jax import main
 from linkbert_jax.hf import export, export_dir
 from linkbert_jax.config_defaults import load_config_file
 from linkbert_jax.data import build
 from linkbert_jax.data.samples import minilm_dir
 
-TRAIN = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
-         "model.num_attention_heads": 2, "model.intermediate_size": 64,
-         "model.dtype": "float32", "seq_length": 64, "global_batch_size": 8,
-         "num_train_steps": 2, "warmup_steps": 1, "masking.max_predictions": 10,
-         "checkpoint_every_steps": 2, "log_every_steps": 1, "eval_every_steps": 0,
-         "eval_at_end": False, "async_checkpointing": False}
+TRAIN = TWO_STEPS
 
 
 class Planted:

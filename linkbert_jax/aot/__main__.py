@@ -14,7 +14,7 @@ import functools
 import sys
 import types
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 
@@ -36,8 +36,6 @@ def define_flags() -> types.SimpleNamespace:
 
 
 def main(argv=None) -> int:
-    if argv is not None and len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from linkbert_jax.infra import runtime
     from linkbert_jax.aot import command
     from linkbert_jax.errors import run_cli

@@ -88,9 +88,7 @@ def claim_output(args, inputs: list[str], scratch: str) -> str:
     refused unless --overwrite, which replaces only the names this build writes."""
     out, planned = args.output_dir, build.planned_names(args)
     if not files.is_remote(out):
-        tokenizer_src = build._inputs_outside_the_build(args, inputs, scratch)
-        outdir.claim(out, planned, args.overwrite)
-        return tokenizer_src
+        return build.claim_local(args, inputs, scratch)
     present = files.listdir(out)
     if present and not args.overwrite:
         raise readers.DataError(f"{out} is not empty; choose another --output_dir or pass "

@@ -206,9 +206,10 @@ def reusable(args, opts: dict, inputs: list[dict]) -> dict | None:
     return old
 
 
-def _inputs_outside_the_build(args, inputs: list[str], scratch: str) -> str | None:
-    """The tokenizer to read: a copy in ``scratch`` if it lies inside the output dir
-    (which the build rewrites). An --input among the builder's own files is refused."""
+def claim_local(args, inputs: list[str], scratch: str) -> str | None:
+    """Claims the local output dir (``outdir.claim``) for the build; returns the tokenizer
+    to read: a copy in ``scratch`` if it lies inside the output dir (which the build
+    rewrites). An --input among the builder's own files is refused first."""
     out, owned = args.output_dir, outdir.owned_names(args.output_dir) or set()
     for path in inputs:
         if outdir.inside(path, out):
@@ -216,13 +217,14 @@ def _inputs_outside_the_build(args, inputs: list[str], scratch: str) -> str | No
             if top.split(os.sep)[0] in owned:
                 raise readers.DataError(f"--input {path} is a file of the build in "
                                         f"{out}, which a rebuild replaces: copy it elsewhere")
-    if not args.tokenizer or not outdir.inside(args.tokenizer, out):
-        return args.tokenizer
-    if not os.path.isdir(args.tokenizer):
-        raise FileNotFoundError(f"{args.tokenizer}: tokenizer directory not found")
-    copy = os.path.join(scratch, "tokenizer")
-    shutil.copytree(args.tokenizer, copy)
-    return copy
+    tokenizer = args.tokenizer
+    if tokenizer and outdir.inside(tokenizer, out):
+        if not os.path.isdir(tokenizer):
+            raise FileNotFoundError(f"{tokenizer}: tokenizer directory not found")
+        tokenizer = os.path.join(scratch, "tokenizer")
+        shutil.copytree(args.tokenizer, tokenizer)
+    outdir.claim(out, planned_names(args), args.overwrite)
+    return tokenizer
 
 
 def build(args: argparse.Namespace) -> dict:
@@ -236,9 +238,7 @@ def build(args: argparse.Namespace) -> dict:
     if old is not None:
         return old
     with tempfile.TemporaryDirectory(prefix="linkbert_build_") as scratch:
-        tokenizer_src = _inputs_outside_the_build(args, inputs, scratch)
-        outdir.claim(args.output_dir, planned_names(args), args.overwrite)
-        return _build(args, opts, tokenizer_src, fingerprints)
+        return _build(args, opts, claim_local(args, inputs, scratch), fingerprints)
 
 
 def _index(args, work: str, counters, redirects, pool) -> index.IndexResult:

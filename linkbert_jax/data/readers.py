@@ -146,16 +146,22 @@ def read_parquet(path: str, fields: FieldMap, counters: Counters) -> Iterator[Ra
                     yield doc
 
 
-def read_hf(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
+def _hf_splits(path: str) -> list:
+    """``[(split name, Dataset)]`` of a saved Hugging Face datasets directory, by name
+    (``""`` for a lone ``Dataset``); a ``DataError`` when ``path`` is not one."""
     import datasets
 
     try:
         ds = datasets.load_from_disk(path)
     except Exception as e:
         raise DataError(f"{path}: not a Hugging Face datasets directory ({e})") from None
-    splits = [(name, ds[name]) for name in sorted(ds)] if isinstance(ds, datasets.DatasetDict) \
-        else [("", ds)]
-    for name, split in splits:
+    if isinstance(ds, datasets.DatasetDict):
+        return [(name, ds[name]) for name in sorted(ds)]
+    return [("", ds)]
+
+
+def read_hf(path: str, fields: FieldMap, counters: Counters) -> Iterator[RawDoc]:
+    for name, split in _hf_splits(path):
         for row, rec in enumerate(split, 1):
             counters.records += 1
             doc = _record_to_doc(rec, fields, f"{path}:{name}{'/' if name else ''}row {row}",
@@ -228,14 +234,8 @@ def _schema_fields(path: str, fmt: str) -> dict[str, set[str]]:
             return {path: set(pq.read_schema(path).names)}
         except Exception as e:  # pyarrow raises several types for a bad file
             raise DataError(f"{path}: cannot open as Parquet ({e})") from None
-    import datasets
-    try:
-        ds = datasets.load_from_disk(path)
-    except Exception as e:
-        raise DataError(f"{path}: not a Hugging Face datasets directory ({e})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        return {f"{path}:{name}": set(ds[name].column_names) for name in sorted(ds)}
-    return {path: set(ds.column_names)}
+    return {f"{path}:{name}" if name else path: set(split.column_names)
+            for name, split in _hf_splits(path)}
 
 
 def check_fields(paths: list[str], fmt: str, fields: FieldMap, explicit=()) -> list[str]:

@@ -142,20 +142,22 @@ def wikitext_to_text_mwparser(wikitext: str, extra_prefixes=()) -> tuple[str, li
         target = str(node.title)
         if is_article_target(target, extra_prefixes) and normalize_title(target):
             links.append(normalize_title(target))
-    for node in code.filter_templates(recursive=False):
+    _remove_all(code, code.filter_templates(recursive=False))
+    _remove_all(code, [node for node in code.filter_tags() if str(node.tag).lower()
+                       in _REMOVE_CONTENT_TAGS or str(node.tag) in ("table",)])
+    text = code.strip_code(normalize=True, collapse=True)
+    text = _RE_SPACES.sub(" ", text)
+    return _RE_BLANKS.sub("\n", text).strip(), links
+
+
+def _remove_all(code, nodes) -> None:
+    """Removes ``nodes`` from the parsed ``code``; one already gone (with a removed
+    parent) is passed over."""
+    for node in nodes:
         try:
             code.remove(node)
         except ValueError:
             pass
-    for node in code.filter_tags():
-        if str(node.tag).lower() in _REMOVE_CONTENT_TAGS or str(node.tag) in ("table",):
-            try:
-                code.remove(node)
-            except ValueError:
-                pass
-    text = code.strip_code(normalize=True, collapse=True)
-    text = _RE_SPACES.sub(" ", text)
-    return _RE_BLANKS.sub("\n", text).strip(), links
 
 
 def iter_pages(path: str, counters) -> Iterator[Page]:

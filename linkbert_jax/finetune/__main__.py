@@ -17,7 +17,7 @@ import os
 import sys
 import types
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from linkbert_jax.errors import ConfigError
@@ -66,8 +66,6 @@ def with_default_config(argv: list) -> list:
 
 
 def main(argv) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from linkbert_jax.finetune import run
     f = define_flags()
     config = f.config.value

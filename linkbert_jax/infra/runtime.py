@@ -120,11 +120,17 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def run_absl(main, argv: list[str]):
     """``app.run(main, argv)`` with :func:`parse_flags`, through ``errors.run_cli``: the
-    absl commands' start (their flags defined first); exits."""
+    absl commands' start (their flags defined first); exits. Arguments left after the
+    flags are refused (absl's usage error) before ``main`` runs."""
     from absl import app
 
     from linkbert_jax import errors
-    sys.exit(errors.run_cli(lambda: app.run(main, argv=argv, flags_parser=parse_flags)))
+
+    def flags_only(args):
+        if len(args) > 1:
+            raise app.UsageError(f"unexpected arguments: {args[1:]}")
+        return main(args)
+    sys.exit(errors.run_cli(lambda: app.run(flags_only, argv=argv, flags_parser=parse_flags)))
 
 
 def quiet_tensorflow() -> None:

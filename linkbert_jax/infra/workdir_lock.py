@@ -239,7 +239,13 @@ def _exit_on_sigterm() -> Iterator[None]:
 def lock_dir(path: str, *, take_over: bool = False, what: str = "directory"
              ) -> Iterator[dict]:
     """Hold ``path``'s lock for the block (see the module docstring); yields the record."""
-    record = acquire(path, take_over=take_over, what=what)
+    with _held(path, acquire(path, take_over=take_over, what=what)) as record:
+        yield record
+
+
+@contextlib.contextmanager
+def _held(path: str, record: dict) -> Iterator[dict]:
+    """An acquired lock for the block: SIGTERM exits through it, and it is released."""
     try:
         with _exit_on_sigterm():
             yield record
@@ -273,9 +279,6 @@ def lock_run(path: str, *, take_over: bool = False, what: str = "trainer"
     except LockedError:
         _all_processes_agree(False)
         raise
-    try:
+    with _held(path, record):
         _all_processes_agree(True)
-        with _exit_on_sigterm():
-            yield record
-    finally:
-        release(path, record)
+        yield record

@@ -45,3 +45,34 @@ def test_trained_vocab_is_numbered_canonically(tmp_path):
     assert order[:len(SPECIALS)] == list(SPECIALS)
     assert order[len(SPECIALS):] == sorted(order[len(SPECIALS):])
     assert sorted(vocab.values()) == list(range(len(vocab)))
+
+
+def test_hf_datasets_directory_splits_and_fields(tmp_path):
+    """``--format hf``: a saved ``DatasetDict`` is read split by split (sorted) and its
+    schemas checked per split, a lone ``Dataset`` as one input; any other directory is one
+    ``DataError`` line, whether checked or read."""
+    import datasets
+    import pytest
+
+    from linkbert_jax.data import readers
+
+    rows = {"id": ["a", "b"], "title": ["A", "B"], "text": ["x y", "z"], "links": [["b"], []]}
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                               "dev": datasets.Dataset.from_dict({"id": ["c"], "text": ["w"]})})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "one"))
+    fields = readers.FieldMap()
+    warnings = readers.check_fields([str(tmp_path / "dd")], "hf", fields)
+    assert len(warnings) == 1 and warnings[0].startswith(f"{tmp_path / 'dd'}:dev: no field 'links'")
+    assert readers.check_fields([str(tmp_path / "one")], "hf", fields) == []
+    docs = list(readers.read_documents([str(tmp_path / "dd"), str(tmp_path / "one")], "hf",
+                                       fields, readers.Counters(), {}))
+    assert [(d.id, d.links) for d in docs] == [("c", []), ("a", ["b"]), ("b", []),
+                                               ("a", ["b"]), ("b", [])]
+    assert docs[0].source == f"{tmp_path / 'dd'}:dev/row 1"
+    assert docs[3].source == f"{tmp_path / 'one'}:row 1"
+    (tmp_path / "plain").mkdir()
+    for check in (lambda p: readers.check_fields([p], "hf", fields),
+                  lambda p: list(readers.read_file(p, "hf", fields, readers.Counters(), {}))):
+        with pytest.raises(readers.DataError, match="not a Hugging Face datasets directory"):
+            check(str(tmp_path / "plain"))

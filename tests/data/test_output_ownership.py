@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers.corpora import synthetic_doc_text, write_jsonl
-from helpers.outcomes import one_error_line
+from helpers.outcomes import one_error_line, tree_hashes
 from linkbert_jax.data import build, outdir
 from linkbert_jax.data.samples import minilm_dir
 
@@ -31,15 +31,6 @@ def _error(capsys) -> str:
     return one_error_line(capsys.readouterr().err)
 
 
-def _snapshot(d):
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            out[os.path.relpath(p, d)] = open(p, "rb").read()
-    return out
-
-
 @pytest.fixture
 def user_dir(tmp_path):
     """A plain directory holding a user's files with names the builder also uses."""
@@ -53,14 +44,14 @@ def user_dir(tmp_path):
 
 def test_non_empty_dir_not_written_by_builder_is_refused(tmp_path, user_dir, capsys):
     _corpus(tmp_path / "c.jsonl")
-    before = _snapshot(user_dir)
+    before = tree_hashes(user_dir)
     assert build.main(_argv(tmp_path / "c.jsonl", user_dir)) == 2
     line = _error(capsys)
     assert str(user_dir) in line and "not written by the builder" in line and "--overwrite" in line
     assert build.main(_argv(tmp_path / "c.jsonl", user_dir, "--overwrite")) == 2
     line = _error(capsys)
     assert str(user_dir / "documents.jsonl") in line and "move it away" in line
-    assert _snapshot(user_dir) == before  # nothing of the user's touched
+    assert tree_hashes(user_dir) == before  # nothing of the user's touched
 
 
 def test_overwrite_builds_next_to_user_files_and_removes_only_its_own(tmp_path, capsys):
@@ -89,13 +80,13 @@ def test_changed_input_is_not_reused(tmp_path, capsys):
     assert build.main(_argv(src, out)) == 0
     assert build.main(_argv(src, out)) == 0  # unchanged: reused
     assert "reusing it" in capsys.readouterr().out
-    before = _snapshot(out)
+    before = tree_hashes(out)
     with open(src, "a") as f:
         f.write(json.dumps({"id": "new", "text": "An added document."}) + "\n")
     assert build.main(_argv(src, out)) == 2
     line = _error(capsys)
     assert f"{src} changed (size" in line and "rebuild with --overwrite" in line
-    assert _snapshot(out) == before  # the earlier build is kept
+    assert tree_hashes(out) == before  # the earlier build is kept
     assert build.main(_argv(src, out, "--overwrite")) == 0
     assert json.load(open(out / "manifest.json"))["num_documents"] == 9
 
@@ -147,3 +138,21 @@ def test_length_options_say_which_is_wrong(tmp_path, capsys, flags, message):
     _corpus(tmp_path / "c.jsonl")
     assert build.main(_argv(tmp_path / "c.jsonl", tmp_path / "out", *flags)) == 2
     assert message in _error(capsys)
+
+
+def test_rebuild_reads_its_own_tokenizer_but_not_its_own_files(tmp_path, capsys):
+    """A --tokenizer inside the output dir is read from a copy taken before the build
+    replaces the dir; an --input among the build's own files is refused, nothing changed."""
+    _corpus(tmp_path / "c.jsonl")
+    out = tmp_path / "out"
+    assert build.main(_argv(tmp_path / "c.jsonl", out)) == 0
+    argv = _argv(tmp_path / "c.jsonl", out, "--seed", "9", "--overwrite")
+    argv[argv.index("--tokenizer") + 1] = str(out / "tokenizer")
+    assert build.main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["num_documents"] == 8
+    assert (out / "tokenizer" / "tokenizer.json").is_file()
+    before = tree_hashes(out)
+    assert build.main(_argv(out / "documents.jsonl", out, "--overwrite", "--text_fields",
+                            "title")) == 2
+    assert "is a file of the build in" in _error(capsys)
+    assert tree_hashes(out) == before

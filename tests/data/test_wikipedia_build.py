@@ -110,3 +110,13 @@ def test_workers_give_byte_identical_output(wiki_build, tmp_path):
     for name in names:
         with open(os.path.join(out, name), "rb") as a, open(tmp_path / name, "rb") as b:
             assert a.read() == b.read(), name
+
+
+def test_mwparser_variant_drops_templates_and_content_tags():
+    text, links = wikipedia.wikitext_to_text_mwparser(
+        "{{Infobox|a=b}}Bold see [[history of Albania|its past]] <ref>cite {{c|d}}</ref>"
+        "and\n{| class=wikitable\n|-\n| cell\n|}\n{{Navbox}} end")
+    assert "see its past" in text and text.endswith("end")
+    for junk in ("Infobox", "cite", "cell", "Navbox", "{{", "[["):
+        assert junk not in text
+    assert links == ["History of Albania"]

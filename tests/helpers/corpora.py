@@ -36,6 +36,17 @@ def ring_corpus(path, n: int = 24):
     return path
 
 
+def random_link_corpus(path, n: int, min_links: int, seed: int = 5) -> list[dict]:
+    """``path`` (JSONL, written): ``n`` documents of 6 random sentences, each linking to
+    ``min_links`` to 4 random documents (a draw of itself dropped); returns the records."""
+    rng = random.Random(seed)
+    records = [{"id": f"d{i}", "title": f"Doc {i}", "text": synthetic_doc_text(rng, 6),
+                "links": [f"d{j}" for j in rng.sample(range(n), rng.randint(min_links, 4))
+                          if j != i]} for i in range(n)]
+    write_jsonl(path, records)
+    return records
+
+
 def run_build(*argv) -> dict:
     """The builder in-process (``--no_progress`` added); returns its manifest."""
     args = build.parse_args([str(a) for a in argv] + ["--no_progress"])

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from linkbert_jax.checkpoint import checkpoints, step_config
+from linkbert_jax.hf import export
 from linkbert_jax.model import ModelConfig, init_params
 
 TINY = dict(vocab_size=30522, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
@@ -24,6 +25,13 @@ TEXTS = ["The capital of France is [MASK].",
 # A small BERT whose sizes divide nothing evenly (odd vocabulary, 3 heads of 16).
 ODD = dict(vocab_size=1001, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
            intermediate_size=100)
+
+
+def run_export(capsys, *args) -> tuple[int, str, str]:
+    """The export command in-process: (exit status, stdout, stderr)."""
+    rc = export.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
 def assert_bitwise_equal(a, b):

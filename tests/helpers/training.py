@@ -17,6 +17,18 @@ OVERRIDES = {"model.vocab_size": 28996, "num_train_steps": 3, "global_batch_size
              "checkpoint_every_steps": 1000, "eval_at_end": False,
              "async_checkpointing": False}
 SOURCE = {"vocab_size": 28996, "max_seq_length": 32}
+# small_config's model as overrides (a run of a packaged config file: a subprocess's, or
+# through load_config_file); small_config applies them itself.
+SMALL_MODEL = {"model.hidden_size": 32, "model.num_hidden_layers": 1,
+               "model.num_attention_heads": 2, "model.intermediate_size": 64,
+               "model.vocab_size": 2048}
+# Two steps of a packaged config with SMALL_MODEL's sizes at the data's vocabulary (fp32,
+# sequences of 64): the tests that train on a real build.
+TWO_STEPS = {**{k: v for k, v in SMALL_MODEL.items() if k != "model.vocab_size"},
+             "model.dtype": "float32", "seq_length": 64, "global_batch_size": 8,
+             "num_train_steps": 2, "warmup_steps": 1, "masking.max_predictions": 10,
+             "checkpoint_every_steps": 2, "log_every_steps": 1, "eval_every_steps": 0,
+             "eval_at_end": False, "async_checkpointing": False}
 
 
 def config_path(name: str) -> str:
@@ -30,8 +42,7 @@ def load(name: str):
 
 def small_config(**kw):
     c = load("cpu_small")
-    c.model.update(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=64, vocab_size=2048)
+    c.model.update(**{k.removeprefix("model."): v for k, v in SMALL_MODEL.items()})
     c.update(seq_length=32, global_batch_size=8, num_train_steps=4, log_every_steps=1)
     c.masking.max_predictions = 6
     c.update(kw)
