@@ -314,9 +314,7 @@ def demo(args) -> None:
             workdir, png, CORPORA[args.corpus]["documents"])
 
 
-def cli() -> None:
-    """The entry point (``python -m linkbert_jax.demo``, console script ``linkbert-demo``)."""
-    sys.exit(main())
+cli = errors.console_script(main)  # python -m, and the console script
 
 
 if __name__ == "__main__":

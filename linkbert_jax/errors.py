@@ -112,3 +112,12 @@ def run_cli(program: Callable[[], object], *, kept: str = "") -> int:
     except KeyboardInterrupt:
         print(f"error: interrupted{after}", file=sys.stderr)
         return 130
+
+
+def console_script(main: Callable[[], int]) -> Callable[[], None]:
+    """``cli``, the console-script entry of a command whose ``main()`` (argparse, through
+    :func:`run_cli`) returns its exit status: it exits with that status."""
+    def cli() -> None:
+        sys.exit(main())
+    cli.__doc__ = f"The entry point of ``{main.__module__}`` (``main``'s exit status)."
+    return cli

@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import time
 
@@ -385,9 +384,7 @@ def main(argv=None) -> int:
 
 
 
-def cli() -> None:
-    """The entry point (``python -m linkbert_jax.data.build``, console script ``linkbert-build``)."""
-    sys.exit(main())
+cli = errors.console_script(main)  # python -m, and the console script
 
 
 if __name__ == "__main__":

@@ -204,9 +204,7 @@ def main(argv=None) -> int:
 
 
 
-def cli() -> None:
-    """The entry point (``python -m linkbert_jax.hf.export``, console script ``linkbert-export``)."""
-    sys.exit(main())
+cli = errors.console_script(main)  # python -m, and the console script
 
 
 if __name__ == "__main__":
