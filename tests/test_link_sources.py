@@ -17,6 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
 from helpers.corpora import run_build, write_jsonl
+from helpers.outcomes import one_error_line
 from linkbert_jax.data import build, link_sources, tfidf
 from linkbert_jax.data.index import TERMS_FILE
 from linkbert_jax.data.samples import minilm_dir, wikipedia_paragraphs
@@ -194,7 +195,8 @@ def test_link_k_below_one_is_a_one_line_error(tmp_path, capsys, k):
 
 
 def test_unknown_link_source_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        build.parse_args(["--input", "x", "--format", "jsonl", "--output_dir", "o",
-                          "--train_vocab_size", "10", "--link_source", "cosine"])
-    assert e.value.code == 2 and "invalid choice: 'cosine'" in capsys.readouterr().err
+    status = build.main(["--input", "x", "--format", "jsonl", "--output_dir", "o",
+                         "--train_vocab_size", "10", "--link_source", "cosine"])
+    err = capsys.readouterr().err
+    assert status == 2 and "invalid choice: 'cosine'" in one_error_line(err), err
+    assert "usage:" not in err
