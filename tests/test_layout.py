@@ -136,6 +136,21 @@ def test_every_pretraining_step_is_built_by_the_one_recipe():
         assert "recipe" in open(os.path.join(REPO, rel)).read(), rel
 
 
+def test_the_manifest_names_moved_out_of_features_still_answer_there():
+    import warnings
+    from linkbert_jax.data import features, manifests
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert features.read_manifest is manifests.read_manifest
+    assert [w.category for w in caught] == [DeprecationWarning], caught
+    try:
+        features.no_such_name
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("features.__getattr__ answered an unknown name")
+
+
 def test_old_module_names_are_the_moved_modules(tmp_path):
     """``linkbert_jax.convert`` is ``linkbert_jax.hf.convert`` (same object, with a
     DeprecationWarning), and ``python -m`` of an old name runs the new module."""

@@ -60,4 +60,19 @@ def token_type_ids(input_len: int, a_length: int) -> list[int]:
     return [int(token_types(i, a_length)) for i in range(input_len)]
 
 
-# --- the manifest ------------------------------------------------------------------------
+# The manifest's names before they moved to ``linkbert_jax.data.manifests`` (0.2): still
+# served here, with a DeprecationWarning; new code imports them from there.
+_MOVED_TO_MANIFESTS = ("MANIFEST_NAME", "MANIFEST_VERSION", "DOCUMENTS_NAME", "manifest_path",
+                       "read_manifest", "special_ids", "check_fits", "check_enough_files",
+                       "upgrade_manifest")
+
+
+def __getattr__(name: str):
+    if name not in _MOVED_TO_MANIFESTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+    from linkbert_jax.data import manifests
+    warnings.warn(f"linkbert_jax.data.features.{name} is linkbert_jax.data.manifests.{name}",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(manifests, name)
+
