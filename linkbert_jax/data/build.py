@@ -383,7 +383,6 @@ def main(argv=None) -> int:
     return run_cli(lambda: build(parse_args(argv)))
 
 
-
 cli = errors.console_script(main)  # python -m, and the console script
 
 

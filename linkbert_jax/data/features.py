@@ -20,7 +20,7 @@ feature            type       meaning
 Token type ids are derived from ``a_length`` (no second id list on disk) and masking
 is dynamic (done by the input pipeline), so one file serves any number of epochs.
 
-The manifest beside the shards is ``linkbert_jax.data.manifest``'s; the fast encoder of
+The manifest beside the shards is ``linkbert_jax.data.manifests``'; the fast encoder of
 a record is ``linkbert_jax.data.records.serialize_example``.
 """
 from __future__ import annotations

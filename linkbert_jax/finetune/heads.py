@@ -40,11 +40,6 @@ class _TaskModel(nn.Module):
         return self.bert.encode(input_ids, attention_mask, token_type_ids,
                                 deterministic=deterministic, **packed)
 
-    def _read(self, input_ids, attention_mask, token_type_ids, deterministic, readout,
-              **packed):
-        return self.bert.read(input_ids, attention_mask, token_type_ids, readout=readout,
-                              deterministic=deterministic, **packed)
-
     def _head(self, x):
         return getattr(self, self.head_name)(x).astype(jnp.float32)
 
@@ -66,8 +61,8 @@ class SequenceClassifier(_TaskModel):
             input_ids, token_type_ids, position_ids, segment_ids = map(
                 _rows, (input_ids, token_type_ids, position_ids, segment_ids))
             packed = {"position_ids": position_ids, "segment_ids": segment_ids}
-        h_Ex1xD = self._read(input_ids, attention_mask, token_type_ids, deterministic,
-                             readout, **packed)
+        h_Ex1xD = self.bert.read(input_ids, attention_mask, token_type_ids, readout=readout,
+                                 deterministic=deterministic, **packed)
         return self._head(self.drop(self.bert.pool(h_Ex1xD), deterministic=deterministic))
 
 

@@ -55,9 +55,8 @@ def model_config_from(config, manifest: Optional[dict] = None) -> ModelConfig:
     return ModelConfig.from_dict(fields)
 
 
-def check_mesh(config, model_cfg: ModelConfig, mesh) -> None:
+def check_mesh(config, model_cfg: ModelConfig, mesh, rules) -> None:
     """What the shapes ask of the mesh and the processes, as one message each."""
-    rules = sharding.rules_from_config(config)
     dp, n_proc = sharding.data_parallel_size(mesh, rules), jax.process_count()
     if config.seq_length > model_cfg.max_position_embeddings:
         raise ConfigError(f"seq_length {config.seq_length} > max_position_embeddings "
@@ -125,8 +124,8 @@ def build(config, manifest: Optional[dict] = None, *, mesh=None) -> Recipe:
     check_counts(config)
     model_cfg = model_config_from(config, manifest)
     mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
-    check_mesh(config, model_cfg, mesh)
     rules = sharding.rules_from_config(config)
+    check_mesh(config, model_cfg, mesh, rules)
     tx = optimizer.make_optimizer(config)
     abstract, state_sh = steps.state_shardings(model_cfg, config.seq_length, tx, mesh, rules)
     flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
