@@ -28,19 +28,22 @@ _ERRNO = re.compile(r"OS error (\d+)|os_error_code='(\d+)'|\[Errno (\d+)\]")
 
 def one_line(e: BaseException) -> str:
     """The innermost cause of ``e`` on one line (orbax wraps tensorstore's errors in a
-    bare ``Exception`` whose message is a page of spec)."""
+    bare ``Exception`` whose message is a page of spec), with its OS error named in words
+    even where tensorstore gives only the number."""
     while e.__cause__ is not None:
         e = e.__cause__
     text = " ".join(str(e).split())
+    found = _ERRNO.search(text)
+    code = int(next(g for g in found.groups() if g)) if found else 0
+    said = os.strerror(code) if found else ""
+    named = f"[OS error {code}: {said}]"
     if len(text) > 320:  # keep the start, the end, and the OS error wherever it is
-        found = _ERRNO.search(text, 150, len(text) - 150)
-        middle = ""
-        if found:
-            code = int(next(g for g in found.groups() if g))
-            middle = f" ... [OS error {code}: {os.strerror(code)}]"
-        text = f"{text[:150]}{middle} ... {text[-150:]}"
+        head, tail = text[:150], text[-150:]
+        middle = f" ... {named}" if found and said not in head + tail else ""
+        text = f"{head}{middle} ... {tail}"
+    if found and said not in text:
+        text = f"{text} {named}"
     return f"{type(e).__name__}: {text}"
-
 
 
 class SaveFailures(logging.Filter):
