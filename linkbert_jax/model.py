@@ -12,9 +12,6 @@ Logical axis names (mapped to mesh axes by rules in the training config):
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-import math
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -22,99 +19,10 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from linkbert_jax.errors import ConfigError
-from linkbert_jax.relations import NUM_RELATIONS  # the DRP head's size (the labels')
+from linkbert_jax.architectures import (  # noqa: F401  (the model's config, re-exported)
+    ACTIVATIONS, ARCHITECTURE_FIELDS, DROPOUT_FIELDS, NUMERICS_FIELDS, ModelConfig)
+from linkbert_jax.ops import attention, gather
 from linkbert_jax.readout import Readout, flat, key_mask
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and numerics. Field names follow Hugging Face ``BertConfig``."""
-
-    vocab_size: int = 30522
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-    initializer_range: float = 0.02
-    pad_token_id: int = 0
-    # The relation head's size on pooled [CLS]: 3 LinkBERT's DRP, 2 BERT's NSP, 0 none
-    # (MLM only); the trainer sets it from config.objective (objectives.num_relations).
-    num_relations: int = NUM_RELATIONS
-    # Embedding/decoder rows are padded to a multiple of this so that the vocabulary axis
-    # shards over any mesh axis; padded logits are masked out and stripped on export.
-    vocab_pad_multiple: int = 128
-    # Numerics and memory (not part of the exported architecture).
-    dtype: str = "float32"  # compute dtype; parameters stay float32
-    remat: str = "none"  # none | full | dots (save matmul outputs)
-    scan_layers: bool = False  # one compiled layer body, compile time independent of depth
-    # "xla": explicit softmax attention (exact, supports attention dropout);
-    # "fused": jax.nn.dot_product_attention (cuDNN flash attention on GPU when it applies;
-    # the fused kernels have no attention-probability dropout).
-    attention: str = "xla"
-
-    def __post_init__(self):
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(
-                f"hidden_size {self.hidden_size} is not a multiple of "
-                f"num_attention_heads {self.num_attention_heads}")
-        if self.remat not in ("none", "full", "dots"):
-            raise ConfigError(f"remat must be none|full|dots, got {self.remat!r}")
-        if self.attention not in ("xla", "fused", "cudnn"):
-            raise ConfigError(f"attention must be xla|fused|cudnn, got {self.attention!r}")
-        if self.hidden_act not in ACTIVATIONS:
-            raise ConfigError(f"hidden_act {self.hidden_act!r} not one of {sorted(ACTIVATIONS)}")
-        if self.num_relations < 0:
-            raise ConfigError(f"num_relations is {self.num_relations}: 0 (no relation head) "
-                              f"or more")
-
-    @property
-    def padded_vocab_size(self) -> int:
-        m = max(1, self.vocab_pad_multiple)
-        return -(-self.vocab_size // m) * m
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
-
-    @property
-    def compute_dtype(self):
-        return jnp.dtype(self.dtype)
-
-    def replace(self, **kw) -> "ModelConfig":
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-# The ModelConfig fields a checkpoint's weights fix (the others are numerics and memory):
-# what an import may not override and what initialising from a checkpoint must match.
-ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                       "intermediate_size", "max_position_embeddings", "type_vocab_size",
-                       "num_relations")
-# The fields a run chooses that the weights do not fix and the export does not carry:
-# numerics and memory. (The dropouts are the run's too, but exported, for fine-tuning.)
-NUMERICS_FIELDS = ("dtype", "remat", "scan_layers", "attention", "vocab_pad_multiple")
-DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
-
-ACTIVATIONS = {
-    "gelu": functools.partial(nn.gelu, approximate=False),  # HF "gelu" is the erf form
-    "gelu_new": functools.partial(nn.gelu, approximate=True),
-    "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
-    "relu": nn.relu,
-}
 
 
 @flax.struct.dataclass
@@ -175,26 +83,28 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def __call__(self, ids_BxL, type_BxL, deterministic: bool, pos_BxL=None):
-        pos = jnp.arange(ids_BxL.shape[1])[None] if pos_BxL is None else pos_BxL
-        h_BxLxD = (self.word_embeddings(ids_BxL) + self.position_embeddings(pos)
-                   + self.token_type_embeddings(type_BxL))
+        """Word + position + token-type embeddings (``nn.Embed``'s values), taken so that
+        no gradient needs a scatter where ``gathers_by_dot``: positions a slice unless
+        given, token types a one-hot product (``linkbert_jax.ops.gather``)."""
+        cfg, dtype = self.config, self.config.compute_dtype
+        rows = self._rows if cfg.gathers_by_dot else (lambda e, ids: e(ids))
+        if pos_BxL is None:
+            pos_1xLxD = self.position_embeddings.embedding[:ids_BxL.shape[1]][None]
+            pos_BxLxD = pos_1xLxD.astype(dtype)
+        else:
+            pos_BxLxD = rows(self.position_embeddings, pos_BxL)
+        types_BxLxD = gather.small_table_rows(self.token_type_embeddings.embedding,
+                                              type_BxL, dtype)
+        h_BxLxD = rows(self.word_embeddings, ids_BxL) + pos_BxLxD + types_BxLxD
         h_BxLxD = self.layer_norm(h_BxLxD)
         return self.dropout(h_BxLxD, deterministic=deterministic)
+
+    def _rows(self, embed: nn.Embed, ids):
+        return gather.rows_by_dot(embed.embedding, ids, self.config.compute_dtype)
 
     def attend(self, x_BxPxD):
         """Logits against the (tied) word embeddings: ``x @ E^T``."""
         return self.word_embeddings.attend(x_BxPxD)
-
-
-def _attention_weights(q, k, mask_Bx1xQxL, dropout_rate, deterministic):
-    """Explicit softmax attention, computed as Hugging Face does (fp32 softmax)."""
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    s_BxNxLxL = jnp.einsum("bqnh,bknh->bnqk", q, k).astype(jnp.float32) * scale
-    s_BxNxLxL = jnp.where(mask_Bx1xQxL, s_BxNxLxL, jnp.finfo(jnp.float32).min)
-    p_BxNxLxL = jax.nn.softmax(s_BxNxLxL, axis=-1).astype(q.dtype)
-    if dropout_rate > 0.0 and not deterministic:
-        p_BxNxLxL = nn.Dropout(dropout_rate)(p_BxNxLxL, deterministic=False)
-    return p_BxNxLxL
 
 
 class SelfAttention(nn.Module):
@@ -215,13 +125,12 @@ class SelfAttention(nn.Module):
         q, k, v = (nn.with_logical_constraint(qkv[n], ("batch", "length", "heads", "kv"))
                    for n in ("query", "key", "value"))
         if cfg.attention == "xla":
-            p = _attention_weights(q, k, mask_Bx1xQxL, cfg.attention_probs_dropout_prob,
-                                   self.deterministic)
-            o_BxLxNxH = jnp.einsum("bnqk,bknh->bqnh", p, v)
+            o_BxLxNxH = attention.explicit(q, k, v, mask_Bx1xQxL,
+                                           cfg.attention_probs_dropout_prob,
+                                           self.deterministic)
         else:
-            impl = "cudnn" if cfg.attention == "cudnn" else None
-            o_BxLxNxH = jax.nn.dot_product_attention(q, k, v, mask=mask_Bx1xQxL,
-                                                     implementation=impl)
+            o_BxLxNxH = attention.fused(q, k, v, mask_Bx1xQxL,
+                                        attention.IMPLEMENTATIONS[cfg.attention])
         o_BxLxNxH = nn.with_logical_constraint(o_BxLxNxH, ("batch", "length", "heads", "kv"))
         out = dense(cfg, cfg.hidden_size, (-2, -1), ("heads", "kv", "embed"),
                      "output")(o_BxLxNxH)
@@ -384,7 +293,9 @@ class LinkBert(nn.Module):
                        if masked_positions is None
                        else jnp.asarray(masked_positions, jnp.int32))
             # Gather first, then project: the vocab matmul only at predicted positions.
-            x_BxPxD = jnp.take_along_axis(h_BxLxD, pos_BxP[..., None], axis=1)
+            x_BxPxD = (gather.positions_by_dot(h_BxLxD, pos_BxP)
+                       if self.config.gathers_by_dot
+                       else jnp.take_along_axis(h_BxLxD, pos_BxP[..., None], axis=1))
             mlm_BxPxV = self.mlm(x_BxPxD, self.embeddings)
         return LinkBertOutput(last_hidden_state=h_BxLxD, pooled_output=pooled_BxD,
                               mlm_logits=mlm_BxPxV, drp_logits=drp_BxR)

@@ -15,7 +15,7 @@ PACKAGE = os.path.join(REPO, "linkbert_jax")
 # Lowest first: a module may import its own floor and the floors below, never above.
 FLOORS = (
     ("errors", "relations", "_moved"),
-    ("model", "objectives", "sharding", "optimizer", "architectures", "readout"),
+    ("model", "objectives", "sharding", "optimizer", "architectures", "readout", "ops"),
     ("data",),
     ("config_defaults", "configs"),  # the pretraining configs (configs.NAME)
     ("infra",),
