@@ -46,15 +46,17 @@ def _args():
     p.add_argument("--block", type=int, default=3,
                    help="timed calls per side per round, after one untimed hand-over call")
     p.add_argument("--scan_layers", action="store_true")
-    p.add_argument("--attention", default="xla", help="xla | fused")
+    p.add_argument("--attention", default="xla", help="xla | fused | cudnn")
     return p.parse_args()
 
 
-def make_batch(batch_size: int, seq_length: int, seed: int = 0) -> dict:
-    """Full-length pairs [CLS] A [SEP] B [SEP], 20 masked positions each (all real)."""
+def make_batch(batch_size: int, seq_length: int, seed: int = 0,
+               num_predictions: int = NUM_PREDICTIONS) -> dict:
+    """Full-length pairs [CLS] A [SEP] B [SEP], ``num_predictions`` masked positions each
+    (all real)."""
     import numpy as np
     rng = np.random.default_rng(seed)
-    B, L, P = batch_size, seq_length, NUM_PREDICTIONS
+    B, L, P = batch_size, seq_length, num_predictions
     ids = rng.integers(999, VOCAB, size=(B, L)).astype(np.int32)
     a = L // 2
     ids[:, 0], ids[:, a], ids[:, L - 1] = 101, 102, 102
@@ -73,9 +75,12 @@ def make_batch(batch_size: int, seq_length: int, seed: int = 0) -> dict:
 
 # ------------------------------------------------------------------------------- ours
 
-def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
-             attention="xla"):
-    """``fn()`` running one real train step (state donated and carried), and its recipe."""
+def our_step(arch: dict, seq_length: int, batch_np: dict, **numerics):
+    """``fn()`` running one real train step (state donated and carried), and its recipe.
+    ``numerics``: ``ModelConfig`` numerics fields (float32 and XLA attention unless given).
+    The seconds that lowering and compiling took are ``fn.compile_seconds``."""
+    import time
+
     import jax
     from linkbert_jax import config_defaults, sharding
     from linkbert_jax.pretrain import recipe
@@ -83,28 +88,35 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, *, scan_layers=False,
     c = config_defaults.get_config("base", seq_length=seq_length,
                                    global_batch_size=batch_np["input_ids"].shape[0],
                                    num_train_steps=1000, warmup_steps=10)
-    c.model.update(vocab_size=VOCAB, dtype="float32", scan_layers=scan_layers,
-                   attention=attention, **arch)
-    c.masking.max_predictions = NUM_PREDICTIONS
+    c.model.update(vocab_size=VOCAB, **{"dtype": "float32", "attention": "xla", **numerics},
+                   **arch)
+    c.masking.max_predictions = batch_np["masked_positions"].shape[1]
     built = recipe.build(c)
-    train, _ = built.compile()
     box = {"state": built.init_state(jax.random.key(0))}
     batch = sharding.global_batch(batch_np, built.data_sharding)
     rng = jax.random.key(1)
+    t0 = time.perf_counter()
+    train = built.compile()[0].lower(box["state"], batch, rng).compile()
+    compile_seconds = time.perf_counter() - t0
 
     def fn():
         box["state"], metrics = train(box["state"], batch, rng)
         jax.block_until_ready(metrics["loss"])
         return metrics
 
+    fn.compile_seconds = compile_seconds
     return fn, built
 
 
 # ------------------------------------------------------------------------------ theirs
 
-def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int):
-    """``fn()``: one eager PyTorch training step of ``BertForPreTraining`` with a 3-way
-    relation head; AdamW (0.9, 0.98), no decay on LayerNorm/biases, clip 1.0, as ours."""
+def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int, *,
+            device: str = "cpu", autocast=None, compile_model: bool = False):
+    """``fn()``: one PyTorch training step of ``BertForPreTraining`` with a 3-way relation
+    head; AdamW (0.9, 0.98), no decay on LayerNorm/biases, clip 1.0, as ours. Eager on
+    ``device``, in ``autocast`` (a torch dtype) if given, ``torch.compile``d if asked."""
+    import contextlib
+
     import torch
     from transformers import BertConfig, BertForPreTraining
 
@@ -114,7 +126,8 @@ def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int):
                      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, **arch)
     model = BertForPreTraining(cfg)
     model.cls.seq_relationship = torch.nn.Linear(cfg.hidden_size, 3)
-    model.train()
+    model.to(device).train()
+    forward = torch.compile(model) if compile_model else model
     decay = [p for n, p in model.named_parameters() if not ("LayerNorm" in n or n.endswith("bias"))]
     no_decay = [p for n, p in model.named_parameters() if "LayerNorm" in n or n.endswith("bias")]
     groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
@@ -124,18 +137,23 @@ def hf_step(arch: dict, seq_length: int, batch_np: dict, threads: int):
     except (RuntimeError, TypeError):
         opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.98), eps=1e-6)
         kind = "foreach"
-    t = {k: torch.from_numpy(v).long() for k, v in batch_np.items()
+    t = {k: torch.from_numpy(v).long().to(device) for k, v in batch_np.items()
          if k in ("input_ids", "attention_mask", "token_type_ids", "relation")}
     labels = torch.full(t["input_ids"].shape, -100, dtype=torch.long)
     labels.scatter_(1, torch.from_numpy(batch_np["masked_positions"]).long(),
                     torch.from_numpy(batch_np["masked_ids"]).long())
+    labels = labels.to(device)
     ce = torch.nn.functional.cross_entropy
+    cast = (torch.autocast(device_type=device.split(":")[0], dtype=autocast) if autocast
+            else contextlib.nullcontext())
 
     def fn():
-        out = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
-                    token_type_ids=t["token_type_ids"])
-        mlm = ce(out.prediction_logits.view(-1, VOCAB), labels.view(-1), ignore_index=-100)
-        loss = mlm + ce(out.seq_relationship_logits, t["relation"])
+        with cast:
+            out = forward(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
+                          token_type_ids=t["token_type_ids"])
+            logits = out.prediction_logits.float().view(-1, VOCAB)
+            mlm = ce(logits, labels.view(-1), ignore_index=-100)
+            loss = mlm + ce(out.seq_relationship_logits.float(), t["relation"])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -4,6 +4,7 @@ Smoke tests only: they check that each script still works against the current co
 prints the figures the README's performance table is made of (finite, positive), never
 how fast anything is (figures come from full runs on a quiet machine, see the README).
 """
+import json
 import math
 import os
 import subprocess
@@ -49,6 +50,22 @@ def test_train_step_and_profile(tmp_path):
     assert f["shape"] == "small"
     assert_positive(f, "step_ms", "dot_share", "dot_gflops")
     assert 0 < f["dot_share"] + f["layout_share"] + f["other_share"] <= 1.001
+
+
+def test_gpu_step_runs_on_cpu_without_tensorflow(tmp_path):
+    """The GPU bench, shrunk to a tiny model on CPU (no cuDNN here: XLA and the fused
+    call, gathers by dot), against eager PyTorch: JSON lines and the summary line."""
+    out = tmp_path / "gpu.jsonl"
+    f = run_bench("gpu_step.py", "--shapes", "tiny", "--batch", "2", "--seq", "32",
+                  "--ours", "xla,fused/dot", "--hf", "eager", "--rounds", "1", "--warmup",
+                  "1", "--block", "1", "--peak_n", "256", "--out", str(out),
+                  tmp_path=tmp_path)
+    assert_positive(f, "ours_xla_tok_s_tiny", "ours_fused/dot_tok_s_tiny",
+                    "ours_xla_vs_hf_eager_tiny", "ours_xla_mfu_measured_tiny",
+                    "ours_xla_compile_s_tiny")
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["shape"] == "tiny" and record["useful_gflop_per_step"] > 0
+    assert record["hf_eager_tok_s"] > 0 and record["peak_tflops_measured"] > 0
 
 
 def test_input_pipeline_compile_and_build(tmp_path):
