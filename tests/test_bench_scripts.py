@@ -107,3 +107,27 @@ def test_link_sources(tmp_path):
                   "--query_rows", "64", tmp_path=tmp_path)
     assert_positive(f, "ms_per_row_1000", "ms_per_row_3000", "rss_mb_3000", "core_hours_1m",
                     "core_hours_6m")
+
+
+def test_profile_sums_the_device_kernels_of_a_gpu_trace(tmp_path, monkeypatch):
+    """On a GPU, the profile sums the kernels of the trace's ``/device:`` processes (the
+    host's events of the same trace are left out), by kernel name."""
+    import gzip
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+    import profile_step
+    events = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+              {"ph": "M", "name": "process_name", "pid": 7,
+               "args": {"name": "/device:GPU:0"}},
+              {"ph": "X", "pid": 1, "name": "PjitFunction(train)", "dur": 900},
+              {"ph": "X", "pid": 1, "name": "input_scatter_fusion.1", "dur": 50},
+              {"ph": "X", "pid": 7, "name": "input_scatter_fusion_2", "dur": 30},
+              {"ph": "X", "pid": 7, "name": "input_scatter_fusion_1", "dur": 20},
+              {"ph": "X", "pid": 7, "name": "nvjet_hsh_128x256", "dur": 40}]
+    (tmp_path / "run").mkdir()
+    with gzip.open(tmp_path / "run" / "host.trace.json.gz", "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    on_device = profile_step.thunk_times(str(tmp_path), device_only=True)
+    assert on_device == {"input_scatter_fusion_2": 30, "input_scatter_fusion_1": 20,
+                         "nvjet_hsh_128x256": 40}
+    assert profile_step.MATMULS.search("nvjet_hsh_128x256")
+    assert profile_step.thunk_times(str(tmp_path))["input_scatter_fusion"] == 50
