@@ -83,9 +83,10 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def __call__(self, ids_BxL, type_BxL, deterministic: bool, pos_BxL=None):
-        """Word + position + token-type embeddings (``nn.Embed``'s values), taken so that
-        no gradient needs a scatter where ``gathers_by_dot``: positions a slice unless
-        given, token types a one-hot product (``linkbert_jax.ops.gather``)."""
+        """Word + position + token-type embeddings (``nn.Embed``'s values). Positions are
+        a slice of their table unless given and token types a one-hot product, on every
+        backend; words (and given positions) have one-hot-product gradients where
+        ``gathers_by_dot``: no scatter (``linkbert_jax.ops.gather``)."""
         cfg, dtype = self.config, self.config.compute_dtype
         rows = self._rows if cfg.gathers_by_dot else (lambda e, ids: e(ids))
         if pos_BxL is None:
