@@ -29,14 +29,11 @@ import time
 
 import common  # bench/common.py
 import train_step
+from linkbert_jax.architectures import ARCHITECTURES
 
-SHAPES = {
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=128),
-    "base": train_step.SHAPES["base"][0],
-    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                  intermediate_size=4096),
-}
+# The seed architectures (their vocabulary is the bench's, VOCAB): tiny, base, large.
+SHAPES = {name: {k: v for k, v in ARCHITECTURES[name].items() if k != "vocab_size"}
+          for name in ("tiny", "base", "large")}
 # Dense bf16 tensor-core peaks from NVIDIA's datasheets (SXM parts): H100 and H200
 # 989.4 TFLOP/s ("1,979 teraFLOPS" with 2:4 sparsity), A100 312 TFLOP/s.
 DATASHEET_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}

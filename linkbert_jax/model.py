@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from linkbert_jax.architectures import (  # noqa: F401  (the model's config, re-exported)
     ACTIVATIONS, ARCHITECTURE_FIELDS, DROPOUT_FIELDS, NUMERICS_FIELDS, ModelConfig)
 from linkbert_jax.ops import attention, gather
-from linkbert_jax.readout import Readout, flat, key_mask
+from linkbert_jax.readout import Readout, at_positions, flat, key_mask
 
 
 @flax.struct.dataclass
@@ -87,21 +87,22 @@ class Embeddings(nn.Module):
         a slice of their table unless given and token types a one-hot product, on every
         backend; words (and given positions) have one-hot-product gradients where
         ``gathers_by_dot``: no scatter (``linkbert_jax.ops.gather``)."""
-        cfg, dtype = self.config, self.config.compute_dtype
-        rows = self._rows if cfg.gathers_by_dot else (lambda e, ids: e(ids))
+        dtype = self.config.compute_dtype
         if pos_BxL is None:
             pos_1xLxD = self.position_embeddings.embedding[:ids_BxL.shape[1]][None]
             pos_BxLxD = pos_1xLxD.astype(dtype)
         else:
-            pos_BxLxD = rows(self.position_embeddings, pos_BxL)
+            pos_BxLxD = self._rows(self.position_embeddings, pos_BxL)
         types_BxLxD = gather.small_table_rows(self.token_type_embeddings.embedding,
                                               type_BxL, dtype)
-        h_BxLxD = rows(self.word_embeddings, ids_BxL) + pos_BxLxD + types_BxLxD
+        h_BxLxD = self._rows(self.word_embeddings, ids_BxL) + pos_BxLxD + types_BxLxD
         h_BxLxD = self.layer_norm(h_BxLxD)
         return self.dropout(h_BxLxD, deterministic=deterministic)
 
     def _rows(self, embed: nn.Embed, ids):
-        return gather.rows_by_dot(embed.embedding, ids, self.config.compute_dtype)
+        if self.config.gathers_by_dot:
+            return gather.rows_by_dot(embed.embedding, ids, self.config.compute_dtype)
+        return embed(ids)
 
     def attend(self, x_BxPxD):
         """Logits against the (tied) word embeddings: ``x @ E^T``."""
@@ -296,7 +297,7 @@ class LinkBert(nn.Module):
             # Gather first, then project: the vocab matmul only at predicted positions.
             x_BxPxD = (gather.positions_by_dot(h_BxLxD, pos_BxP)
                        if self.config.gathers_by_dot
-                       else jnp.take_along_axis(h_BxLxD, pos_BxP[..., None], axis=1))
+                       else at_positions(h_BxLxD, pos_BxP))
             mlm_BxPxV = self.mlm(x_BxPxD, self.embeddings)
         return LinkBertOutput(last_hidden_state=h_BxLxD, pooled_output=pooled_BxD,
                               mlm_logits=mlm_BxPxV, drp_logits=drp_BxR)
