@@ -43,10 +43,10 @@ from linkbert_jax import errors
 from linkbert_jax.errors import CommandFailedError, run_cli
 
 # Per mode: config file and the defaults of --steps, --batch_size, --learning_rate
-# (measured on a 2-core VM, end to end: MiniLM 500 steps of 32 x 64 ~6 min; scratch 1500
-# steps of 64 x 64 ~3.3 min).
+# (measured on a 2-core VM, end to end: MiniLM 400 steps of 32 x 64 9.7 min on a host whose
+# matmul measures ~200 GFLOP/s, session 13; scratch 1500 steps of 64 x 64 ~3.3 min).
 MODES = {
-    "minilm": dict(config="cpu_minilm", steps=500, batch_size=32, learning_rate=1e-3),
+    "minilm": dict(config="cpu_minilm", steps=400, batch_size=32, learning_rate=1e-3),
     "scratch": dict(config="cpu_small", steps=1500, batch_size=64, learning_rate=2e-3),
 }
 # The corpora the demo can build from (``--corpus``): where it is, its reader, the share of
