@@ -162,7 +162,7 @@ class Layer(nn.Module):
                                              ("batch", "length", "mlp"))
         f_BxLxD = dense(cfg, cfg.hidden_size, -1, ("mlp", "embed"), "output")(f_BxLxF)
         f_BxLxD = dropout.Dropout(cfg.hidden_dropout_prob)(f_BxLxD,
-                                                      deterministic=self.deterministic)
+                                                           deterministic=self.deterministic)
         h_BxLxD = _layer_norm(cfg, "output_LayerNorm")(h_BxLxD + f_BxLxD)
         return nn.with_logical_constraint(h_BxLxD, ("batch", "length", "embed"))
 

@@ -43,7 +43,7 @@ class Dropout(nn.Module):
         if deterministic or self.rate == 0.0:
             return x
         rng = self.make_rng("dropout")
-        if self.rate >= 1.0 or threshold(self.rate) >= LEVELS:
+        if threshold(self.rate) >= LEVELS:  # a rate of 1 (to 16 bits): all dropped
             return jnp.zeros_like(x)
         if x.ndim == 0 or x.shape[-1] % 2:  # flax's draws
             keep, scale = jax.random.bernoulli(rng, 1.0 - self.rate, x.shape), 1 / (1 - self.rate)
