@@ -82,6 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--evals", type=int, default=1,
                    help="evaluations of the whole eval split during training, the last at "
                         "the end (each ~70 s on 2 cores)")
+    p.add_argument("--eval_batches", type=int, default=0,
+                   help="eval batches (the config's eval_batch_size, 64 pairs) in each "
+                        "evaluation (0: the whole eval split; fewer: a quicker, noisier look)")
     p.add_argument("--vocab_size", type=int, default=8000,
                    help="with --from_scratch: the WordPiece vocabulary to train")
     p.add_argument("--seq_length", type=int, default=64,
@@ -137,7 +140,7 @@ def train_overrides(args, data_dir: str) -> dict:
             "warmup_steps": max(args.steps // (10 if args.from_scratch else 20), 1),
             "checkpoint_every_steps": max(args.steps // 2, 1),
             "eval_every_steps": max(args.steps // max(args.evals, 1), 1),
-            "eval_max_batches": 0}
+            "eval_max_batches": args.eval_batches}
 
 
 def changed_since(train_dir: str, config_file: str, overrides: dict) -> list[str]:
@@ -285,6 +288,9 @@ def summary(manifest: dict, ev: dict, spread: tuple, seconds: float, workdir: st
           f"{n['eval']:,} (relations {manifest['relations']})")
     if ev:
         print(eval_summary(ev, spread, manifest["vocab_size"]))
+        if ev.get("eval_examples", n["eval"]) < n["eval"]:
+            print(f"          (on {ev['eval_examples']:,.0f} of the {n['eval']:,} eval pairs: "
+                  f"--eval_batches)")
     print(f"time      {seconds / 60:.1f} min in this run")
     print(f"files     checkpoints  {os.path.join(workdir, 'train', 'checkpoints')}\n"
           f"          tensorboard  tensorboard --logdir {os.path.join(workdir, 'train')}\n"

@@ -13,7 +13,7 @@ from helpers import installed, readme
 from linkbert_jax.data import samples
 from linkbert_jax.demo import CORPORA, eval_pairs
 
-SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1"]
+SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1", "--eval_batches", "4"]
 
 
 def _demo(command: list, workdir, python: str):
@@ -39,6 +39,7 @@ def test_demo_end_to_end_then_reuses(tmp_path, installed_python):
     for rel in ("contiguous", "random", "linked"):
         assert f"gold {rel}" in text
     assert "DRP accuracy" in text and "4,395 Python documentation pages" in text
+    assert "(on 256 of the " in text  # 4 eval batches of 64 pairs, said so
     png = workdir / "train" / "training_curves.png"
     assert png.exists() and png.stat().st_size > 10_000
     assert (workdir / "export" / "model.safetensors").exists()
