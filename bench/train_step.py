@@ -9,7 +9,8 @@ untimed hand-over call per side and round); medians after warm-up.
     python bench/train_step.py [--shapes base,small] [--rounds 5] [--warmup 2] [--block 3]
 
 Shapes: BERT-base (L12/H768, vocab 28,996) at seq 128 x batch 8 and a small model
-(L4/H256) at seq 128 x batch 32; 20 masked positions per sequence (15.6%).
+(L4/H256) at seq 128 x batch 32; 20 masked positions per sequence (15.6%). ``tiny``
+(L2/H64, seq 32 x 4) is the smoke test's: it checks that the script runs.
 
 FLOPs (for MFU) come from ``linkbert_jax.infra.metrics_log.flops_per_sequence``: useful FLOPs
 only (MLM head at the masked positions). Hugging Face computes the vocabulary projection
@@ -33,6 +34,9 @@ SHAPES = {
                   intermediate_size=3072), 128, 8),
     "small": (dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                    intermediate_size=1024), 128, 32),
+    # the smoke test's (tests/test_bench_scripts.py): the script runs, no figure to keep
+    "tiny": (dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=128), 32, 4),
 }
 VOCAB = 28996
 NUM_PREDICTIONS = 20

@@ -41,13 +41,13 @@ def assert_positive(figures: dict, *keys: str) -> None:
 
 
 def test_train_step_and_profile(tmp_path):
-    f = run_bench("train_step.py", "--shapes", "small", "--rounds", "1", "--warmup", "1",
+    f = run_bench("train_step.py", "--shapes", "tiny", "--rounds", "1", "--warmup", "1",
                   "--block", "2", tmp_path=tmp_path)
-    assert_positive(f, "ratio_small", "mfu_small", "tok_s_ours_small", "tok_s_theirs_small",
-                    "peak_gflops_small")
-    f = run_bench("profile_step.py", "--shape", "small", "--steps", "1",
+    assert_positive(f, "ratio_tiny", "mfu_tiny", "tok_s_ours_tiny", "tok_s_theirs_tiny",
+                    "peak_gflops_tiny")
+    f = run_bench("profile_step.py", "--shape", "tiny", "--steps", "1",
                   "--trace_dir", str(tmp_path / "trace"), tmp_path=tmp_path)
-    assert f["shape"] == "small"
+    assert f["shape"] == "tiny"
     assert_positive(f, "step_ms", "dot_share", "dot_gflops")
     assert 0 < f["dot_share"] + f["layout_share"] + f["other_share"] <= 1.001
 
