@@ -63,6 +63,7 @@ bench: install
 	$(PY) bench/beam_build.py
 	$(PY) bench/compile.py
 	$(PY) bench/profile_step.py
+	$(PY) bench/profile_finetune.py
 	$(PY) bench/checkpoint_verify.py
 
 clean:

@@ -111,7 +111,8 @@ def text_rows(n: int, seq_length: int, seed: int = 0):
 def our_step(arch: dict, rows: dict, batch_size: int, **config):
     """``fn()``: one fine-tuning step (next batch, device put, jitted step, loss read);
     ``fn.compile(epochs)`` compiles the step for each batch shape of the first ``epochs``
-    epochs (``fn.shapes`` of them). ``config``: fine-tuning config keys."""
+    epochs (``fn.shapes`` of them); ``fn.epoch_batches(epoch)``: the host batches of an
+    epoch, as the step gets them. ``config``: fine-tuning config keys."""
     import jax
     from linkbert_jax import sharding
     from linkbert_jax.pretrain import steps
@@ -141,10 +142,13 @@ def our_step(arch: dict, rows: dict, batch_size: int, **config):
                                    rng)
         return float(m["loss"])
 
+    def epoch_batches(epoch: int):
+        return data.train_batches(split, batch_size, 0, epoch, lengths=lengths)
+
     def fn():
         batch = next(box["it"], None) if box["it"] else None
         if batch is None:
-            box["it"] = data.train_batches(split, batch_size, 0, box["epoch"], lengths=lengths)
+            box["it"] = epoch_batches(box["epoch"])
             box["epoch"] += 1
             batch = next(box["it"])
         return step(batch)
@@ -152,13 +156,13 @@ def our_step(arch: dict, rows: dict, batch_size: int, **config):
     def compile_all(epochs: int):
         seen = set()
         for epoch in range(epochs):
-            for batch in data.train_batches(split, batch_size, 0, epoch, lengths=lengths):
+            for batch in epoch_batches(epoch):
                 if batch["input_ids"].shape not in seen:
                     seen.add(batch["input_ids"].shape)
                     step(batch)
         fn.shapes = len(seen)
 
-    fn.compile = compile_all
+    fn.compile, fn.epoch_batches = compile_all, epoch_batches
     return fn
 
 

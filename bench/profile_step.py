@@ -29,8 +29,9 @@ import time
 import common  # bench/common.py (this script's directory is first on sys.path)
 import train_step
 
-# Trace events that are not thunks: the executor's own spans, Python and pool waits.
-NOT_THUNKS = ("ThunkExecutor", "$", "SlinkyThreadPool", "PjitFunction")
+# Trace events that are not thunks: the executor's own spans, Python, pool waits and the
+# host's wait for a result (np.asarray).
+NOT_THUNKS = ("ThunkExecutor", "$", "SlinkyThreadPool", "PjitFunction", "np.asarray")
 # Matrix-multiply kinds: YNNPACK and XLA dots on CPU; cuBLAS (nvjet, xmma, cutlass) and
 # Triton GEMM fusions on GPU; cuDNN's fused attention (its products).
 MATMULS = re.compile(r"^ynn_fusion$|^dot$|nvjet|gemm|cublas|xmma|cutlass|cudnn|fmha|flash")

@@ -102,6 +102,15 @@ def test_finetune(tmp_path):
     assert f["mfu_text_quick"] < 1.5, f  # useful FLOPs only: far below any peak when tiny
 
 
+def test_profile_finetune(tmp_path):
+    f = run_bench("profile_finetune.py", "--shape", "quick", "--trace_dir",
+                  str(tmp_path / "trace"), tmp_path=tmp_path)
+    assert f["shape"] == "quick"
+    assert_positive(f, "step_ms", "dot_share")
+    assert 0.2 < f["fill"] <= 1  # real tokens over the packed rows' positions
+    assert 0 < f["dot_share"] + f["layout_share"] + f["other_share"] <= 1.001
+
+
 def test_link_sources(tmp_path):
     f = run_bench("link_sources.py", "--sizes", "500,1000", "--sampled", "3000",
                   "--query_rows", "64", tmp_path=tmp_path)
