@@ -124,3 +124,19 @@ def test_logits_and_one_epoch_match_transformers(family, tiny, tmp_path):
     assert len(ours) == len(theirs) == c.num_train_steps >= 4
     np.testing.assert_allclose(ours, theirs, atol=1e-3, rtol=0)
     assert ours[-1] != ours[0]  # the steps did update the model
+
+
+def test_head_init_is_the_same_with_the_encoder_loaded_or_drawn(tiny, tmp_path):
+    """``initial_params`` compiles the head's init alone when the encoder is loaded: the
+    head gets the values of the full init with the same seed, the encoder the file's."""
+    c, td, setup, loaded, _ = _setup("seqcls", tiny, tmp_path)
+    pre = pretrained.load(tiny)
+    drawn = train.initial_params(setup, pre, td.splits["train"], seed=3, random_init=True)
+    assert set(drawn) == set(loaded) and len(drawn) > 1
+    for name in set(drawn) - {"bert"}:
+        jax.tree_util.tree_map(np.testing.assert_array_equal, drawn[name], loaded[name])
+    flat = jax.tree_util.tree_leaves_with_path
+    for (path, a), (_, b) in zip(flat(loaded["bert"]), flat(pre.params)):
+        np.testing.assert_array_equal(a, b, err_msg=str(path))
+    assert not np.array_equal(drawn["bert"]["embeddings"]["word_embeddings"]["embedding"],
+                              loaded["bert"]["embeddings"]["word_embeddings"]["embedding"])
