@@ -117,3 +117,19 @@ def test_packing_a_padded_last_batch_and_its_row_counts():
     assert packing.group_size(24, 2, 8) == 6 and packing.group_size(8, 8, 32) == 1
     with pytest.raises(ValueError, match="groups of 3"):
         packing.pack(b, 3)
+
+
+@pytest.mark.parametrize("shapes", [1, 2, 4, 16])
+def test_pack_shapes_bounds_the_row_counts_of_an_epoch(shapes):
+    """``pack_shapes``: a group of 16 sequences takes a multiple of 16 / shapes rows, so
+    an epoch's batches come in at most ``shapes`` shapes (each sequence still whole)."""
+    rng = np.random.default_rng(1)
+    split = _split(rng.integers(3, 60, 640), L=64)
+    lengths = data.Lengths(pack=16, pack_shapes=shapes)
+    counts = {b["input_ids"].shape[1] for epoch in range(2)
+              for b in data.train_batches(split, 16, 0, epoch, lengths=lengths)}
+    step = 16 // shapes
+    assert counts and all(r % step == 0 and r <= 16 for r in counts), counts
+    assert len(counts) <= shapes
+    if shapes == 16:
+        assert len(counts) > 2  # these lengths need several row counts when not rounded

@@ -20,7 +20,7 @@ from linkbert_jax.hf import export_dir, vocabulary
 from linkbert_jax.infra import workdir_lock
 from linkbert_jax.errors import ConfigError
 from linkbert_jax.finetune import config as ft_config
-from linkbert_jax.finetune import loop, pretrained, tasks, train
+from linkbert_jax.finetune import loop, pretrained, resume, tasks, train
 from linkbert_jax.finetune import run as ft_run
 from linkbert_jax.data.samples import minilm_dir
 
@@ -70,7 +70,7 @@ def ft(tmp_path_factory):
     files = finetune_data.real_task("seqcls", root / "data", n_train=32, n_dev=32)
     c = ft_config.get_config("seqcls", max_seq_length=32, batch_size=8, eval_batch_size=16,
                              learning_rate=1e-3, num_train_steps=12, eval_every_steps=4,
-                             log_every_steps=3, checkpoint_every_steps=5)
+                             log_every_steps=3, checkpoint_every_steps=5, pack_shapes=2)
     td = tasks.load(tasks.get_task("seqcls"), files, pretrained.load_tokenizer(
         pre.tokenizer_dir), c, str(root / "cache"))
     c = train.resolve_steps(c, len(td.splits["train"]))
@@ -136,6 +136,23 @@ def test_num_train_steps_overrides_epochs_and_negative_is_refused():
         train.resolve_steps(c, 64)
 
 
+def test_pack_shapes_below_one_is_refused():
+    c = train.resolve_steps(ft_config.get_config("seqcls", batch_size=8, pack_shapes=0), 64)
+    with pytest.raises(ConfigError, match=r"pack_shapes 0: it must be >= 1 \(--config"):
+        train.validate(c, None, None)  # refused before the model or tokenizer is looked at
+
+
+def test_a_run_recorded_before_a_key_was_added_resumes_with_its_old_value():
+    """``resume.ADDED``: a run recorded without ``config.pack_shapes`` had the default
+    row counts, so it resumes with them and is refused with others."""
+    current = resume.record(ft_config.get_config("seqcls"), {})
+    older = {k: v for k, v in current.items() if k != "config.pack_shapes"}
+    resume.check_same_run(older, current, "checkpoints/3")
+    changed = {**current, "config.pack_shapes": 4}
+    with pytest.raises(ConfigError, match="config.pack_shapes: 16 -> 4"):
+        resume.check_same_run(older, changed, "checkpoints/3")
+
+
 def test_a_second_run_on_the_workdir_is_refused_and_writes_nothing(ft, tmp_path, capsys):
     """Issue 22 row 4 for fine-tuning: one run per workdir (its lock names the holder)."""
     _, _, _, c = ft
@@ -179,7 +196,7 @@ def cli(tmp_path_factory):
             "--config.eval_batch_size=16", "--config.learning_rate=1e-3",
             f"--config.num_train_steps={STEPS}", "--config.eval_every_steps=50",
             "--config.checkpoint_every_steps=20", "--config.log_every_steps=1",
-            "--seeds", "1,2"]
+            "--config.pack_shapes=2", "--seeds", "1,2"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", LINKBERT_HUGEPAGES="0")
     command = lambda workdir: argv + ["--workdir", str(workdir)]
     baseline = root / "baseline"

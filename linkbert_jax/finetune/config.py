@@ -15,6 +15,7 @@ import ml_collections
 
 from linkbert_jax.config_defaults import LOGICAL_AXIS_RULES
 from linkbert_jax.errors import ConfigError
+from linkbert_jax.finetune import packing
 from linkbert_jax.finetune.families import FAMILIES
 
 
@@ -45,6 +46,9 @@ def get_config(task: str = "seqcls", **overrides) -> ml_collections.ConfigDict:
     # up to this many examples (those of a device and microbatch) packed into as few rows
     # as hold them, each example attending to its own tokens: the same logits with less
     # padding; 0: one example to a row, cut to length
+    c.pack_shapes = packing.ROW_COUNTS  # a packed group of n sequences takes a multiple
+    # of ceil(n / pack_shapes) rows: at most this many batch shapes to compile; fewer
+    # compile sooner (short runs), more pad less
 
     # Optimization (Hugging Face Trainer's defaults unless a task config says otherwise).
     c.batch_size = 32  # global train batch (per device x accumulation x devices in HF)

@@ -153,13 +153,14 @@ class Lengths:
     group: bool = False
     pack: int = 0
     parts: int = 1
+    pack_shapes: int = packing.ROW_COUNTS
 
     def shape(self, batch: dict) -> dict:
         """The batch as a step takes it: packed, or cut."""
         if self.pack <= 0:
             return self.cut(batch)
         E = packing.group_size(len(batch["input_ids"]), self.parts, self.pack)
-        return packing.pack(batch, E)
+        return packing.pack(batch, E, row_counts=self.pack_shapes)
 
     def cut(self, batch: dict) -> dict:
         if not self.keys or self.multiple <= 0:

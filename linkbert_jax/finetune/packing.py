@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 TOKENS = ("input_ids", "token_type_ids")
-# A group of n sequences takes a multiple of ceil(n / ROW_COUNTS) rows (unless told
-# otherwise): at most this many shapes to compile (2-5 occur on real sentence pairs:
-# the totals vary little).
+# A group of n sequences takes a multiple of ceil(n / ROW_COUNTS) rows by default
+# (``pack_shapes`` in the fine-tuning config): at most this many shapes to compile (2-5
+# occur on real sentence pairs: the totals vary little).
 ROW_COUNTS = 16
 INPUTS = ("position_ids", "segment_ids", "cls_index")  # what packing adds to the inputs
 
@@ -42,10 +42,12 @@ def first_fit(lengths: np.ndarray, width: int):
     return rows, offsets, len(free)
 
 
-def pack(batch: dict, group: int, row_multiple: int | None = None) -> dict:
+def pack(batch: dict, group: int, row_multiple: int | None = None,
+         row_counts: int = ROW_COUNTS) -> dict:
     """A batch of rows (``INPUTS`` ``[B, L]`` or ``[B, C, L]``, right-padded) packed in
     groups of ``group`` consecutive examples; the per-example arrays ``[G, E, ...]``.
-    ``row_multiple``: by default a group's sequences / ``ROW_COUNTS``, rounded up."""
+    ``row_multiple``: by default a group's sequences / ``row_counts``, rounded up (so at
+    most ``row_counts`` row counts occur)."""
     mask = batch["attention_mask"]
     B, L = len(mask), mask.shape[-1]
     if B % group:
@@ -53,7 +55,7 @@ def pack(batch: dict, group: int, row_multiple: int | None = None) -> dict:
     seqs = {k: batch[k].reshape(-1, L) for k in TOKENS}  # [B * C, L]
     G, C = B // group, len(seqs["input_ids"]) // B
     per_group = group * C
-    row_multiple = row_multiple or -(-per_group // ROW_COUNTS)
+    row_multiple = row_multiple or -(-per_group // row_counts)
     lengths = np.maximum(mask.reshape(B * C, L).sum(-1), 1)  # an empty (padding) row: 1
     placed = [first_fit(lengths[g * per_group:(g + 1) * per_group], L) for g in range(G)]
     R = min(per_group, -(-max(p[2] for p in placed) // row_multiple) * row_multiple)

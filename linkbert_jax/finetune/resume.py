@@ -33,12 +33,16 @@ import numpy as np
 from linkbert_jax.checkpoint import checkpoints
 from linkbert_jax.pretrain import steps
 from linkbert_jax.errors import ConfigError
+from linkbert_jax.finetune import packing
 
 log = logging.getLogger("linkbert_jax")
 
 RESULTS = "results.json"
 RUN_KEY = "run"  # in a checkpoint's meta and in results.json
 IGNORED = ("config.checkpoint_every_steps",)  # keys that do not change the result
+# Keys added since runs were first recorded, with the value that earlier versions used:
+# a run recorded without one resumes when it has that value.
+ADDED = {"config.pack_shapes": packing.ROW_COUNTS}
 
 
 def record(config, origin: dict) -> dict:
@@ -54,6 +58,7 @@ def check_same_run(saved: dict, current: dict, where: str) -> None:
     if not saved:
         raise ConfigError(f"{where} has no record of the run that wrote it (an older "
                           f"version?): use a new --workdir, or move it away to start over")
+    saved = {**{k: v for k, v in ADDED.items() if k in current}, **saved}
     keys = sorted(k for k in set(saved) | set(current)
                   if saved.get(k) != current.get(k) and k not in IGNORED)
     if keys:

@@ -47,7 +47,7 @@ class Task:
         multiple = -(-config.max_seq_length // (8 * buckets)) * 8
         return data.Lengths(self.length_keys, multiple, config.group_by_length,
                             int(config.pack_examples) if self.packs else 0,
-                            shards * microbatches)
+                            shards * microbatches, int(config.pack_shapes))
 
     def num_outputs(self, labels) -> int:
         return len(labels)

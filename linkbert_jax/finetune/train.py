@@ -70,6 +70,9 @@ def validate(config, model_cfg, tokenizer) -> None:
         if b <= 0 or b % unit or b % jax.process_count():
             raise ConfigError(f"{name} {b} is not divisible by {unit} (data-parallel size "
                               f"{dp} x microbatches) and {jax.process_count()} processes")
+    if int(config.pack_shapes) < 1:
+        raise ConfigError(f"pack_shapes {config.pack_shapes}: it must be >= 1 "
+                          f"(--config.pack_shapes)")
     if config.max_seq_length > model_cfg.max_position_embeddings:
         raise ConfigError(f"max_seq_length {config.max_seq_length} > the model's "
                           f"max_position_embeddings {model_cfg.max_position_embeddings}")
