@@ -87,7 +87,7 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, **numerics):
 
     import jax
     from linkbert_jax import config_defaults, sharding
-    from linkbert_jax.pretrain import recipe
+    from linkbert_jax.pretrain import recipe, steps
 
     c = config_defaults.get_config("base", seq_length=seq_length,
                                    global_batch_size=batch_np["input_ids"].shape[0],
@@ -100,7 +100,7 @@ def our_step(arch: dict, seq_length: int, batch_np: dict, **numerics):
     batch = sharding.global_batch(batch_np, built.data_sharding)
     rng = jax.random.key(1)
     t0 = time.perf_counter()
-    train = built.compile()[0].lower(box["state"], batch, rng).compile()
+    train = steps.with_schedule(built.compile()[0].lower(box["state"], batch, rng).compile(), c)
     compile_seconds = time.perf_counter() - t0
 
     def fn():

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -13,13 +15,29 @@ def warmup_steps(config) -> int:
     return int(max(0, min(w, n)))
 
 
-def learning_rate_schedule(config) -> optax.Schedule:
+def schedule_numbers(config) -> np.ndarray:
+    """The schedule's numbers, ``[peak, end, warmup steps, decay steps]`` (float32): the
+    jitted train steps take them as an argument, so runs that differ only in learning
+    rate or length share one compiled program (and its persistent-cache entry)."""
     w = warmup_steps(config)
-    decay = max(1, config.num_train_steps - w)
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, config.learning_rate, max(1, w)),
-         optax.linear_schedule(config.learning_rate, config.end_learning_rate, decay)],
-        boundaries=[w])
+    return np.asarray([config.learning_rate, config.end_learning_rate, w,
+                       max(1, config.num_train_steps - w)], np.float32)
+
+
+def learning_rate_schedule(config, numbers=None) -> optax.Schedule:
+    """Linear warmup from 0 to the peak over ``warmup_steps``, then linear decay to the
+    end rate: ``optax.join_schedules`` of two ``optax.linear_schedule``s, written out so
+    that its ``numbers`` (default: :func:`schedule_numbers`) may be traced values."""
+    peak, end, w, decay = (schedule_numbers(config) if numbers is None else numbers)
+
+    def linear(count, start, stop, steps):  # optax.linear_schedule's formula
+        frac = 1 - jnp.clip(count, 0, steps) / steps
+        return (start - stop) * frac + stop
+
+    def schedule(count):
+        return jnp.where(count < w, linear(count, 0.0, peak, jnp.maximum(w, 1)),
+                         linear(count - w, peak, end, decay))
+    return schedule
 
 
 def _decays(path, _) -> bool:
@@ -32,10 +50,17 @@ def weight_decay_mask(params):
     return jax.tree_util.tree_map_with_path(_decays, params)
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
-    tx = optax.adamw(learning_rate_schedule(config), b1=config.adam_b1, b2=config.adam_b2,
+def make_optimizer(config, numbers=None) -> optax.GradientTransformation:
+    """AdamW (clipped first) on :func:`learning_rate_schedule` of ``numbers``."""
+    tx = optax.adamw(learning_rate_schedule(config, numbers), b1=config.adam_b1, b2=config.adam_b2,
                      eps=config.adam_eps, weight_decay=config.weight_decay,
                      mask=weight_decay_mask)
     if config.grad_clip_norm and config.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
     return tx
+
+
+def with_numbers(config, numbers) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """``(optimizer, schedule)`` of ``config`` on the schedule ``numbers``, for a train
+    step that takes them as an argument (:func:`schedule_numbers`)."""
+    return make_optimizer(config, numbers), learning_rate_schedule(config, numbers)

@@ -7,6 +7,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from helpers.synthetic import SyntheticSource, make_batch
@@ -70,6 +71,27 @@ def test_weight_decay_mask_and_schedule():
     assert math.isclose(float(sched(6250)), 6e-4, rel_tol=1e-5)
     assert math.isclose(float(sched(62_500)), 0.0, abs_tol=1e-9)
     assert math.isclose(float(sched(6250 + 28_125)), 3e-4, rel_tol=1e-4)
+    # the same numbers as optax's join of two linear schedules, traced or not
+    w, n = optimizer.warmup_steps(c), c.num_train_steps
+    ref = optax.join_schedules([optax.linear_schedule(0.0, 6e-4, w),
+                                optax.linear_schedule(6e-4, 0.0, n - w)], [w])
+    counts = jnp.arange(0, n + 50, 37, dtype=jnp.int32)
+    traced = jax.jit(lambda x, k: optimizer.learning_rate_schedule(c, x)(k))
+    for got in (sched(counts), traced(optimizer.schedule_numbers(c), counts)):
+        np.testing.assert_allclose(got, ref(counts), rtol=1e-6, atol=1e-10)  # FMA
+
+
+def test_one_train_program_for_every_learning_rate_and_length():
+    """The schedule's numbers are an argument of the jitted train step: runs that differ
+    in learning rate, warmup or length lower to the same program (one compile, one
+    persistent-cache entry); another batch size does not."""
+    def program(**kw):
+        r = recipe.build(small_config(**kw), {"vocab_size": 2048})
+        train, _ = r.compile()
+        return train.lower(r.abstract_state, r.abstract_batch(), r.abstract_key()).as_text()
+    first = program()
+    assert program(learning_rate=3e-3, num_train_steps=500, warmup_steps=7) == first
+    assert program(global_batch_size=16) != first
 
 
 def test_microbatches_match_one_big_batch():

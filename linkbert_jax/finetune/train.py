@@ -140,7 +140,9 @@ def _logits(model, params, batch, rng, deterministic):
                        rngs=None if deterministic else {"dropout": rng})
 
 
-def train_step(state, batch, rng, *, model, loss, tx, schedule, rules, microbatches=1):
+def train_step(state, batch, rng, numbers, *, model, loss, optimizer_of, rules,
+               microbatches=1):
+    """``optimizer_of(numbers)``: ``(tx, schedule)``, as in ``pretrain.steps.train_step``."""
     step_rng = jax.random.fold_in(rng, state.step)
     flat = packing.examples(batch)
     count = jnp.maximum(loss.count(flat["labels"], flat["example_weight"]), 1.0)
@@ -154,6 +156,7 @@ def train_step(state, batch, rng, *, model, loss, tx, schedule, rules, microbatc
 
     grads, total = steps.accumulate(jax.grad(loss_fn, has_aux=True), state.params, batch,
                                     step_rng, microbatches)
+    tx, schedule = optimizer_of(numbers)
     return steps.apply_gradients(state, _no_padding_row_grad(grads, model.config.pad_token_id),
                                  {"loss": total / count}, tx=tx, schedule=schedule)
 
@@ -177,14 +180,16 @@ def eval_step(params, batch, *, model, rules):
 def compile_steps(setup: TaskRecipe, loss, config):
     repl = sharding.replicated(setup.mesh)
     train = jax.jit(functools.partial(
-        train_step, model=setup.model, loss=loss, tx=setup.tx, schedule=setup.schedule,
-        rules=setup.rules, microbatches=int(config.microbatches)),
-        in_shardings=(setup.state_sh, setup.data_sh, repl),
+        train_step, model=setup.model, loss=loss,
+        optimizer_of=functools.partial(optimizer.with_numbers, config), rules=setup.rules,
+        microbatches=int(config.microbatches)),
+        in_shardings=(setup.state_sh, setup.data_sh, repl, repl),
         out_shardings=(setup.state_sh, repl), donate_argnums=(0,))
     evaluate = jax.jit(functools.partial(eval_step, model=setup.model, rules=setup.rules),
                        in_shardings=(setup.state_sh.params, setup.data_sh),
                        out_shardings=repl)
-    return steps.under_mesh(train, setup.mesh), steps.under_mesh(evaluate, setup.mesh)
+    return (steps.under_mesh(steps.with_schedule(train, config), setup.mesh),
+            steps.under_mesh(evaluate, setup.mesh))
 
 
 def logits_of(eval_fn, params, split: data.Split, setup: TaskRecipe, batch_size: int,

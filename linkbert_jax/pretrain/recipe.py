@@ -97,8 +97,8 @@ class Recipe:
 
     def compile(self) -> tuple[Callable, Callable]:
         """``(train, evaluate)``: ``steps.compile_steps`` (jitted, traced when called)."""
-        return steps.compile_steps(self.model_cfg, self.config, self.tx, self.schedule,
-                                   self.mesh, self.rules, self.state_shardings)
+        return steps.compile_steps(self.model_cfg, self.config, self.mesh, self.rules,
+                                   self.state_shardings)
 
     def abstract_batch(self, batch_size: Optional[int] = None) -> dict:
         """The global train batch (or ``batch_size`` rows, e.g. the eval batch)."""

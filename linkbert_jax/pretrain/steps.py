@@ -1,7 +1,10 @@
 """Train state, sharded initialization, and the jitted train / eval steps.
 
-``train_step(state, batch, rng) -> (state, metrics)``: pure; the dropout key is
-``fold_in(rng, state.step)`` (then per microbatch), so a resumed run draws the same keys.
+``train_step(state, batch, rng, numbers) -> (state, metrics)``: pure; the dropout key is
+``fold_in(rng, state.step)`` (then per microbatch), so a resumed run draws the same keys;
+``numbers`` are the learning-rate schedule's, an argument so that one compiled program
+serves every learning rate and run length (:func:`with_schedule` binds them: the
+compiled steps are called ``(state, batch, rng)``).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from linkbert_jax import objectives, sharding
+from linkbert_jax import objectives, optimizer, sharding
 from linkbert_jax.model import LinkBert, ModelConfig
 
 
@@ -136,12 +139,15 @@ def accumulate(grad_fn: Callable, params, batch: dict, rng, k: int):
     return grads, stats
 
 
-def train_step(state: TrainState, batch: dict, rng, *, model, tx, schedule: Callable,
+def train_step(state: TrainState, batch: dict, rng, numbers, *, model, optimizer_of,
                rules, microbatches: int = 1, drp_weight: float = 1.0
                ) -> tuple[TrainState, dict]:
+    """``optimizer_of(numbers)``: ``(tx, schedule)`` on the schedule's ``numbers``
+    (``optimizer.with_numbers``)."""
     step_rng = jax.random.fold_in(rng, state.step)
     grads, stats = _grads_and_stats(state.params, batch, step_rng, model=model, rules=rules,
                                     microbatches=microbatches, drp_weight=drp_weight)
+    tx, schedule = optimizer_of(numbers)
     return apply_gradients(state, grads, objectives.summarize(stats, drp_weight), tx=tx,
                            schedule=schedule)
 
@@ -164,21 +170,39 @@ def eval_step(params, batch: dict, *, model, rules) -> dict:
     return objectives.batch_stats(out, batch)
 
 
-def compile_steps(model_config: ModelConfig, config, tx, schedule, mesh, rules,
+def compile_steps(model_config: ModelConfig, config, mesh, rules,
                   state_sh) -> tuple[Callable, Callable]:
-    """jit the two steps with explicit in/out shardings; the train state is donated."""
+    """jit the two steps with explicit in/out shardings; the train state is donated. The
+    train step is called ``(state, batch, rng)``: :func:`with_schedule` passes the
+    learning-rate schedule's numbers."""
     model = LinkBert(model_config)
     data_sh = sharding.batch_sharding(mesh, rules)
     repl = sharding.replicated(mesh)
     train = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, schedule=schedule, rules=rules,
-                          microbatches=int(config.microbatches),
+        functools.partial(train_step, model=model,
+                          optimizer_of=functools.partial(optimizer.with_numbers, config),
+                          rules=rules, microbatches=int(config.microbatches),
                           drp_weight=float(config.drp_weight)),
-        in_shardings=(state_sh, data_sh, repl), out_shardings=(state_sh, repl),
+        in_shardings=(state_sh, data_sh, repl, repl), out_shardings=(state_sh, repl),
         donate_argnums=(0,))
     evaluate = jax.jit(functools.partial(eval_step, model=model, rules=rules),
                        in_shardings=(state_sh.params, data_sh), out_shardings=repl)
-    return under_mesh(train, mesh), under_mesh(evaluate, mesh)
+    return under_mesh(with_schedule(train, config), mesh), under_mesh(evaluate, mesh)
+
+
+def with_schedule(f, config) -> Callable:
+    """``f(state, batch, rng, numbers)`` called ``(state, batch, rng)``, ``numbers`` being
+    ``config``'s (``optimizer.schedule_numbers``): one compiled program for every learning
+    rate and run length. A jitted ``f``'s ``.trace`` and ``.lower`` are bound too; what
+    they compile still takes ``numbers``: bind it with this again."""
+    numbers = optimizer.schedule_numbers(config)
+
+    @functools.wraps(f)
+    def bound(state, batch, rng):
+        return f(state, batch, rng, numbers)
+    if hasattr(f, "lower"):
+        bound.trace, bound.lower = with_schedule(f.trace, config), with_schedule(f.lower, config)
+    return bound
 
 
 def under_mesh(fn: Callable, mesh) -> Callable:

@@ -167,10 +167,10 @@ def compile_train_step(setup: Setup):
     memory and FLOP ratio logged (docs/aot.md)."""
     recipe = setup.recipe
     train_fn, eval_fn = recipe.compile()
-    train_fn = step_costs.compile_logged(
+    compiled = step_costs.compile_logged(
         train_fn, recipe.abstract_state, recipe.abstract_batch(), recipe.abstract_key(),
         analytic_flops=recipe.flops_per_step, devices=jax.devices())
-    return train_fn, eval_fn
+    return steps.with_schedule(compiled, recipe.config), eval_fn
 
 
 def _throughput(config, recipe: recipe_lib.Recipe, start: int) -> metrics_log.Throughput:
