@@ -2,7 +2,8 @@
 (update, log, eval + best-on-dev selection), predictions.
 
 The step is the pretraining pattern (``linkbert_jax.pretrain.steps``): a pure
-``(state, batch, rng) -> (state, metrics)`` with ``rng = fold_in(rng, step)``, gradient
+``(state, batch, rng) -> (state, metrics)`` (the schedule's numbers bound by
+``steps.with_schedule``) with ``rng = fold_in(rng, step)``, gradient
 accumulation over microbatches, the state donated, parameters and batches sharded by the
 same logical axis rules on the same mesh, AdamW + warmup + linear decay
 (``linkbert_jax.optimizer``).
@@ -38,8 +39,7 @@ class TaskRecipe:
     model: nn.Module
     mesh: object
     rules: tuple
-    tx: object
-    schedule: object
+    tx: object  # the optimizer: its state's layout (the step builds its own)
     state_sh: object
     data_sh: object
 
@@ -94,11 +94,11 @@ def build(config, pretrained, task_data) -> TaskRecipe:
     dropout = (config.classifier_dropout if config.classifier_dropout >= 0
                else pretrained.config.hidden_dropout_prob)
     model = task_data.task.model_cls(pretrained.config, task_data.num_outputs, dropout)
-    tx, schedule = optimizer.make_optimizer(config), optimizer.learning_rate_schedule(config)
+    tx = optimizer.make_optimizer(config)
     inputs = _example_inputs(task_data.splits["train"])
     boxed = jax.eval_shape(lambda r: model.init(r, *inputs)["params"], jax.random.key(0))
     _, state_sh = steps.state_shardings_from_boxed(boxed, tx, mesh, rules)
-    return TaskRecipe(model, mesh, rules, tx, schedule, state_sh,
+    return TaskRecipe(model, mesh, rules, tx, state_sh,
                       sharding.batch_sharding(mesh, rules))
 
 
@@ -178,6 +178,7 @@ def eval_step(params, batch, *, model, rules):
 
 
 def compile_steps(setup: TaskRecipe, loss, config):
+    config = config.copy_and_resolve_references()  # what the step reads, frozen now
     repl = sharding.replicated(setup.mesh)
     train = jax.jit(functools.partial(
         train_step, model=setup.model, loss=loss,

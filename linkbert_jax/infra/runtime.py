@@ -135,10 +135,11 @@ def run_absl(main, argv: list[str]):
 
 def quiet_tensorflow() -> None:
     """What TensorFlow reads when it loads (call before importing it): its C++ log level,
-    and ``TF_USE_LEGACY_KERAS=1``. TensorFlow imports Keras 3's optimizers eagerly,
-    which is 4 of the 8-12 s that ``import tensorflow`` takes (docs/performance.md); with
-    the variable set it tries ``tf_keras`` instead, which is not installed, and goes on.
-    We use ``tf.data`` and ``tf.io`` only, never ``tf.keras``. A value set outside wins."""
+    and ``TF_USE_LEGACY_KERAS=1``. TensorFlow imports Keras 3's optimizers eagerly, about
+    a third of ``import tensorflow`` (6.4-7.2 s -> 4.1-4.5 s wall without it,
+    docs/performance.md); with the variable set it imports ``tf_keras`` instead, which
+    our install does not have, and goes on. We use ``tf.data`` and ``tf.io``, never
+    ``tf.keras``. A value set outside wins."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 

@@ -2,7 +2,7 @@
 
 ``build(config, manifest=None, mesh=None)`` runs, once each: the config's counts, the
 model config (the data's vocabulary when ``vocab_size`` is 0), the mesh, the mesh checks
-(batch and process divisibility, sequence length), the optimizer and schedule, the
+(batch and process divisibility, sequence length), the optimizer's state layout, the
 abstract sharded train state and the analytic FLOPs. The :class:`Recipe` it returns
 compiles the steps and gives their abstract inputs. The trainer, the ahead-of-time
 analysis (``linkbert_jax.aot``), the held-out eval of ``linkbert_jax.ablate`` and the
@@ -81,8 +81,8 @@ class Recipe:
     model_cfg: ModelConfig
     mesh: Any
     rules: tuple
-    schedule: Callable  # step -> learning rate
-    tx: Any  # the optax optimizer
+    tx: Any  # the optax optimizer: its state's layout (the step builds its own on the
+             # schedule's numbers, steps.with_schedule)
     abstract_state: Any  # TrainState of ShapeDtypeStructs with shardings
     state_shardings: Any  # TrainState of NamedShardings
     flops_per_sequence: float  # useful (analytic) training FLOPs of one sequence
@@ -131,6 +131,6 @@ def build(config, manifest: Optional[dict] = None, *, mesh=None) -> Recipe:
     flops = metrics_log.flops_per_sequence(model_cfg, config.seq_length,
                                            int(config.masking.max_predictions))
     return Recipe(config=config, model_cfg=model_cfg, mesh=mesh, rules=rules,
-                  schedule=optimizer.learning_rate_schedule(config), tx=tx,
+                  tx=tx,
                   abstract_state=abstract, state_shardings=state_sh,
                   flops_per_sequence=flops)

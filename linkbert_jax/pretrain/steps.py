@@ -175,6 +175,7 @@ def compile_steps(model_config: ModelConfig, config, mesh, rules,
     """jit the two steps with explicit in/out shardings; the train state is donated. The
     train step is called ``(state, batch, rng)``: :func:`with_schedule` passes the
     learning-rate schedule's numbers."""
+    config = config.copy_and_resolve_references()  # what the step reads, frozen now
     model = LinkBert(model_config)
     data_sh = sharding.batch_sharding(mesh, rules)
     repl = sharding.replicated(mesh)
