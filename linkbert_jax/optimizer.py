@@ -52,8 +52,8 @@ def weight_decay_mask(params):
 
 def make_optimizer(config, numbers=None) -> optax.GradientTransformation:
     """AdamW (clipped first) on :func:`learning_rate_schedule` of ``numbers``."""
-    tx = optax.adamw(learning_rate_schedule(config, numbers), b1=config.adam_b1, b2=config.adam_b2,
-                     eps=config.adam_eps, weight_decay=config.weight_decay,
+    tx = optax.adamw(learning_rate_schedule(config, numbers), b1=config.adam_b1,
+                     b2=config.adam_b2, eps=config.adam_eps, weight_decay=config.weight_decay,
                      mask=weight_decay_mask)
     if config.grad_clip_norm and config.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
