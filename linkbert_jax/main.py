@@ -70,8 +70,8 @@ def main(argv) -> int:
 
 def cli() -> None:
     """The entry point (``python -m linkbert_jax.main``, console script ``linkbert-train``)."""
-    from linkbert_jax import config_defaults
     runtime.setup_environment()  # huge pages (re-executes once), TF off accelerators
+    from linkbert_jax import config_defaults  # imports JAX: after any re-execution
     define_flags()
     runtime.run_absl(main, config_defaults.with_config_files(sys.argv))
 

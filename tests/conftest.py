@@ -5,6 +5,7 @@ import tempfile
 import pytest
 
 from helpers import installed
+from linkbert_jax.infra import hostmem
 
 
 def pytest_configure(config):
@@ -16,6 +17,19 @@ def pytest_configure(config):
         path = tempfile.mkdtemp(prefix="linkbert-jax-test-cache-")
         os.environ["JAX_COMPILATION_CACHE_DIR"] = path
         config._linkbert_cache = path
+    # The subprocesses start with the huge-pages tunable, as the entry points would set it,
+    # so they do not re-execute themselves (tests of the re-execution remove it).
+    os.environ.update(hostmem.with_tunable())
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files that hold a ``slow`` test run first, the rest keep their order: with
+    ``make test``'s ``--dist loadfile --no-loadscope-reorder`` each file goes to the next
+    free worker, so the long files are spread over the workers and the short ones fill
+    the end (xdist's own order, by number of tests, left the long single-test files
+    for last, where one worker ran them while the other waited)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 def pytest_unconfigure(config):

@@ -7,11 +7,14 @@ import json
 import os
 import subprocess
 
+import pytest
 import transformers
 
 from helpers import installed, readme
 from linkbert_jax.data import samples
 from linkbert_jax.demo import CORPORA, eval_pairs
+
+pytestmark = pytest.mark.slow
 
 SHRINK = ["--steps", "12", "--batch_size", "8", "--evals", "1", "--eval_batches", "4"]
 

@@ -22,6 +22,8 @@ from linkbert_jax.finetune import config as ft_config
 from linkbert_jax.finetune import data, export, pretrained, tasks, train
 from linkbert_jax.hf.hf_torch import load_info_torch
 
+pytestmark = pytest.mark.slow
+
 FAMILIES = ["seqcls", "multilabel", "regression", "mc", "tokcls", "qa"]
 BATCH, LENGTH = 8, 48
 

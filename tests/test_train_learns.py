@@ -8,10 +8,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers.synthetic import SyntheticSource
 from helpers.training import config_path, load
 from linkbert_jax.pretrain import trainer
 from linkbert_jax.data.samples import wikipedia_sample
+
+pytestmark = pytest.mark.slow
 
 
 def test_cpu_small_learns_mlm_and_drp(tmp_path):

@@ -87,8 +87,8 @@ def main(argv) -> int:
 def cli() -> None:
     """The entry point (``python -m linkbert_jax.finetune``, console script
     ``linkbert-finetune``)."""
-    from linkbert_jax.config_defaults import with_config_files
     runtime.setup_environment(tensorflow=False)  # huge pages (re-executes once)
+    from linkbert_jax.config_defaults import with_config_files  # imports JAX: after it
     define_flags()
     runtime.run_absl(main, with_config_files(with_default_config(sys.argv)))
 
