@@ -47,11 +47,11 @@ pydocs: $(PYDOCS_STAMP)
 # The suite in TEST_WORKERS processes, a test file to a process (module fixtures built
 # once): on 2 cores the tests leave about 40% of the CPU idle (subprocess start-ups,
 # compiles, signal and checkpoint waits), which a second process fills. The files with
-# slow tests go first (tests/conftest.py orders them; --no-loadscope-reorder keeps it).
+# slow tests go first (tests/conftest.py orders them, pytest.ini keeps that order).
 TEST_WORKERS ?= 2
 
 test: install pydocs
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: install pydocs
 	$(PY) -m linkbert_jax.demo $(DEMO_ARGS)

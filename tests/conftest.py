@@ -24,10 +24,10 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """The files that hold a ``slow`` test run first, the rest keep their order: with
-    ``make test``'s ``--dist loadfile --no-loadscope-reorder`` each file goes to the next
-    free worker, so the long files are spread over the workers and the short ones fill
-    the end (xdist's own order, by number of tests, left the long single-test files
-    for last, where one worker ran them while the other waited)."""
+    ``--dist loadfile`` (``make test``) and ``--no-loadscope-reorder`` (pytest.ini) each
+    file goes to the next free worker, so the long files are spread over the workers and
+    the short ones fill the end (xdist's own order, by number of tests, left the long
+    single-test files for last, where one worker ran them while the other waited)."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
 
