@@ -6,9 +6,11 @@
         --temp_location gs://b/tmp
 
 Takes the local builder's options (``python -m linkbert_jax.data.build --help``); every
-other flag is a Beam pipeline option (runner, workers, ...). The same input, options and
-seed give the same shards, ``documents.jsonl`` and ``manifest.json`` as the local builder,
-whatever the runner and its parallelism. Needs ``pip install 'linkbert-jax[beam]'``.
+other flag is a Beam pipeline option (runner, workers, ...). With no ``--runner`` it runs
+on Beam's local FnApiRunner, never on the Prism binary that Beam's DirectRunner downloads
+first. The same input, options and seed give the same shards, ``documents.jsonl`` and
+``manifest.json`` as the local builder, whatever the runner and its parallelism. Needs
+``pip install 'linkbert-jax[beam]'``.
 See docs/beam.md.
 """
 from __future__ import annotations
@@ -46,7 +48,21 @@ def parse_args(argv=None):
                                 "and pass its tokenizer/ directory as --tokenizer")
     if args.format == "hf":
         raise readers.DataError("--format hf is local only: save the dataset as Parquet")
-    return args, beam_args
+    return args, with_runner(beam_args)
+
+
+# Beam's default, the DirectRunner, first tries its Prism runner: a binary it downloads
+# from GitHub at run time, and where it cannot, it leaves its temp directories behind and
+# falls back to the FnApiRunner. So the local runner is named: the FnApiRunner, which
+# reads --direct_num_workers and --direct_running_mode as the DirectRunner does.
+LOCAL_RUNNER = "FnApiRunner"
+
+
+def with_runner(beam_args: list[str]) -> list[str]:
+    """``beam_args`` with ``--runner`` set to :data:`LOCAL_RUNNER` unless they name one."""
+    if any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
+        return list(beam_args)
+    return [f"--runner={LOCAL_RUNNER}", *beam_args]
 
 
 def input_files(paths: list[str], fmt: str) -> list[str]:

@@ -11,6 +11,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 
 import pytest
@@ -77,8 +78,14 @@ def _jsonl_corpus(d):
     (d / "c.jsonl").write_bytes(b"\n".join(lines[200:]) + b"\n")
 
 
-def test_jsonl_corpus_same_as_local_at_two_parallelism_settings(tmp_path):
+def test_jsonl_corpus_same_as_local_at_two_parallelism_settings(tmp_path, monkeypatch):
     _jsonl_corpus(tmp_path / "in")
+    # The system temp directory, watched: nothing is left there (Beam's DirectRunner left
+    # a directory from its Prism download attempt and two more behind each run).
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     argv = ["--input", tmp_path / "in", "--format", "jsonl", "--output_dir", tmp_path / "local",
             "--tokenizer", minilm_dir(), "--max_seq_length", 64, "--eval_fraction", 0.1,
             "--num_shards", 3, "--num_eval_shards", 2, "--examples_per_segment", 2,
@@ -91,6 +98,7 @@ def test_jsonl_corpus_same_as_local_at_two_parallelism_settings(tmp_path):
     one = run_beam(*_with_output(argv, tmp_path / "beam1"), "--direct_num_workers=1")
     two = run_beam(*_with_output(argv, tmp_path / "beam2"), *MULTI)
     assert one == m and two == m
+    assert os.listdir(system_tmp) == []
     assert _hashes(tmp_path / "beam1") == _hashes(tmp_path / "local") == \
         _hashes(tmp_path / "beam2")
     uniform = argv + ["--link_sampling", "uniform"]  # issue 21: the diversity switch
@@ -154,6 +162,15 @@ def test_unsupported_options_are_one_line_errors(tmp_path, capsys, argv, message
         base = base[:-2]
     assert beam_build.main(base + argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_local_runner_is_named_unless_the_user_names_one():
+    """No run-time download: Beam's default runner first fetches its Prism binary (the
+    JSONL test above checks that nothing of that attempt is left)."""
+    assert beam_build.with_runner(["--direct_num_workers=2"]) == [
+        "--runner=FnApiRunner", "--direct_num_workers=2"]
+    for named in (["--runner", "DataflowRunner"], ["--runner=DirectRunner"]):
+        assert beam_build.with_runner(named) == named
 
 
 def test_training_input_reads_a_remote_data_dir(wiki_build):
