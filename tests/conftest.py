@@ -12,10 +12,13 @@ def pytest_configure(config):
     """One JAX compilation cache per test run, shared with the subprocesses the tests start
     (the environment is inherited): the many trainer runs compile the same small steps.
     The cache starts empty each run and is removed at the end, so no run depends on an
-    earlier one. ``JAX_COMPILATION_CACHE_DIR`` set outside keeps the caller's cache."""
+    earlier one. Every compile is kept, not only those over JAX's default 1 s: the
+    subprocesses compile the same sub-second programs (parameter init, restore, eval) again
+    and again. ``JAX_COMPILATION_CACHE_DIR`` set outside keeps the caller's cache as it is."""
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         path = tempfile.mkdtemp(prefix="linkbert-jax-test-cache-")
         os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
         config._linkbert_cache = path
     # The subprocesses start with the huge-pages tunable, as the entry points would set it,
     # so they do not re-execute themselves (tests of the re-execution remove it).
