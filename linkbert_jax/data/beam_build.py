@@ -24,7 +24,7 @@ import tempfile
 import time
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from linkbert_jax.data import beam_docs, beam_link_sources, beam_links, beam_pairs
 from linkbert_jax.data import beam_shards, build, files, link_sources, outdir
@@ -48,7 +48,7 @@ def parse_args(argv=None):
                                 "and pass its tokenizer/ directory as --tokenizer")
     if args.format == "hf":
         raise readers.DataError("--format hf is local only: save the dataset as Parquet")
-    return args, with_runner(beam_args)
+    return args, beam_args
 
 
 # Beam's default, the DirectRunner, first tries its Prism runner: a binary it downloads
@@ -58,11 +58,13 @@ def parse_args(argv=None):
 LOCAL_RUNNER = "FnApiRunner"
 
 
-def with_runner(beam_args: list[str]) -> list[str]:
-    """``beam_args`` with ``--runner`` set to :data:`LOCAL_RUNNER` unless they name one."""
-    if any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
-        return list(beam_args)
-    return [f"--runner={LOCAL_RUNNER}", *beam_args]
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam's options from ``beam_args``; the runner :data:`LOCAL_RUNNER` if they name none."""
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = LOCAL_RUNNER
+    return options
 
 
 def input_files(paths: list[str], fmt: str) -> list[str]:
@@ -207,7 +209,7 @@ def _run(args, beam_args, opts, paths, inputs, tokenizer_src) -> dict:
         files.makedirs(files.join(work, sub))
     t0 = time.time()
     tok_info, tok_json = prepare_tokenizer(tokenizer_src, out)
-    p = beam.Pipeline(options=PipelineOptions(beam_args))
+    p = beam.Pipeline(options=pipeline_options(beam_args))
     construct(p, args, opts, list(enumerate(paths)), tok_json, tok_info["special_ids"], work)
     found = counters_from(_run_pipeline(p))
     if not found.get("num_documents"):

@@ -167,10 +167,14 @@ def test_unsupported_options_are_one_line_errors(tmp_path, capsys, argv, message
 def test_the_local_runner_is_named_unless_the_user_names_one():
     """No run-time download: Beam's default runner first fetches its Prism binary (the
     JSONL test above checks that nothing of that attempt is left)."""
-    assert beam_build.with_runner(["--direct_num_workers=2"]) == [
-        "--runner=FnApiRunner", "--direct_num_workers=2"]
-    for named in (["--runner", "DataflowRunner"], ["--runner=DirectRunner"]):
-        assert beam_build.with_runner(named) == named
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    options = beam_build.pipeline_options(["--direct_num_workers=2"])
+    assert options.view_as(StandardOptions).runner == "FnApiRunner"
+    assert options.view_as(DirectOptions).direct_num_workers == 2
+    for named, runner in ((["--runner", "DataflowRunner"], "DataflowRunner"),
+                          (["--runner=DirectRunner"], "DirectRunner")):
+        assert beam_build.pipeline_options(named).view_as(StandardOptions).runner == runner
 
 
 def test_training_input_reads_a_remote_data_dir(wiki_build):
