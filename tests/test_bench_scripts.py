@@ -147,3 +147,26 @@ def test_profile_sums_the_device_kernels_of_a_gpu_trace(tmp_path, monkeypatch):
                          "nvjet_hsh_128x256": 40}
     assert profile_step.MATMULS.search("nvjet_hsh_128x256")
     assert profile_step.thunk_times(str(tmp_path))["input_scatter_fusion"] == 50
+
+
+def test_compile_census_tells_misses_hits_and_programs(tmp_path, monkeypatch):
+    """Two processes compile the same two programs: the second is served by the
+    persistent cache; the census counts 4 compiles, 2 misses of 2 distinct programs."""
+    monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+    import compile_census
+    code = ("import jax, jax.numpy as jnp; f = jax.jit(lambda x: x * 2 + 1); "
+            "f(jnp.ones(3)); f(jnp.ones(4))")
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    logs = tmp_path / "logs"
+    for _ in range(2):
+        p = subprocess.run([sys.executable, os.path.join(REPO, "bench", "compile_census.py"),
+                            "--dir", str(logs), "--", sys.executable, "-c", code],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.strip().splitlines()[-1].startswith("compile_census compiles=")
+    by_fn, by_who = compile_census.tables(compile_census.read(str(logs)))
+    misses, _, keys, calls = by_fn["jit(<lambda>)"]
+    assert (misses, len(keys), calls) == (2, 2, 4)
+    # the subprocesses of a test are counted under it (PYTEST_CURRENT_TEST is inherited)
+    assert list(by_who) == [os.environ["PYTEST_CURRENT_TEST"].split(" (")[0]]
