@@ -72,7 +72,7 @@ def report(rows: list[tuple], top: int) -> str:
     print(f"\n{'miss s':>8} {'misses':>6} {'steps':>6}  test or command")
     for who, (secs, n, steps) in sorted(by_who.items(), key=lambda kv: -kv[1][0])[:top]:
         print(f"{secs:8.1f} {n:6d} {steps:6d}  {who}")
-    step = by_fn.get("jit(train_step)", [0, 0.0, set(), 0])
+    step = by_fn["jit(train_step)"]  # a defaultdict: zeros when none ran
     line = (f"compile_census compiles={len(rows)} seconds={total:.1f} miss_seconds={missed:.1f} "
             f"train_step_misses={step[0]} train_step_programs={len(step[2])} "
             f"train_step_seconds={step[1]:.1f}")
