@@ -17,7 +17,7 @@ with the transposed matrix, summed in the row's term order: they depend on the r
 matrix only, never on the block it is computed in or the worker that computes it.
 
 Cost: the product touches every pair of documents that share a term, sum over terms of
-df^2, which with common words in the vocabulary is ~n^2: see docs/data.md ("Link sources").
+df^2, which with common words in the vocabulary is ~n^2: see docs/links.md.
 """
 from __future__ import annotations
 
