@@ -24,6 +24,10 @@ setup(
         "orbax-checkpoint>=0.11",
         "ml-collections>=1.0",
         "numpy",
+        # ml_dtypes 0.7.0 spends ~0.9 s of every import registering numpy promoters
+        # (PyUFunc_AddPromoter); 0.6.0 takes 0.01 s. Every process that imports JAX or
+        # TensorFlow pays it: measured in docs/test_time.md (session 22).
+        "ml-dtypes>=0.5.1,!=0.7.0",
         # TensorFlow is only the input library (tf.data / TFRecord); CPU build so it
         # never takes accelerator memory from JAX.
         "tensorflow-cpu>=2.16",
