@@ -3,8 +3,9 @@
 The step is the trainer's (``linkbert_jax.pretrain.recipe`` on the ``base`` and ``large``
 configs: bf16 compute, seq 512, AdamW, clipping), lowered and compiled ahead of time from abstract
 inputs (``jax.ShapeDtypeStruct`` with shardings), so no parameters are allocated. Times:
-trace+lower, XLA compile, and their sum; each case in a fresh subprocess so that no cache
-is shared.
+trace+lower, XLA compile, and their sum, and the compiled step's fused kernels (each one
+generated code on CPU: what the compile time grows with); each case in a fresh subprocess
+so that no cache is shared.
 
     python bench/compile.py [--archs base,large] [--batch 8] [--repeats 1]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,9 +55,10 @@ def compile_once(arch: str, scan: bool, batch: int, seq_length: int) -> dict:
     train, _ = built.compile()
     lowered = train.lower(built.abstract_state, built.abstract_batch(), jax.random.key(0))
     t1 = time.perf_counter()
-    lowered.compile()
+    compiled = lowered.compile()
     t2 = time.perf_counter()
     return {"lower_s": t1 - t0, "compile_s": t2 - t1, "total_s": t2 - t0,
+            "kernels": len(re.findall(r" fusion\(", compiled.as_text())),
             "layers": built.model_cfg.num_hidden_layers, "dtype": built.model_cfg.dtype}
 
 
@@ -84,7 +87,8 @@ def main():
             res[(arch, scan)] = r
             print(f"{arch:6s} {'scan' if scan else 'unscan':6s} ({runs[0]['layers']} layers): "
                   f"trace+lower {r['lower_s']:.1f}s, compile {r['compile_s']:.1f}s, "
-                  f"total {r['total_s']:.1f}s; load {os.getloadavg()[0]:.2f}", flush=True)
+                  f"total {r['total_s']:.1f}s; {runs[0]['kernels']} fused kernels; "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
     figures = {}
     for scan, tag in ((True, "scan"), (False, "unscan")):
         for arch in archs:

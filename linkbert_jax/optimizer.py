@@ -50,13 +50,27 @@ def weight_decay_mask(params):
     return jax.tree_util.tree_map_with_path(_decays, params)
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm``, with each gradient multiplied by one scalar factor
+    instead of divided by the norm element by element: XLA then fuses the clipping into
+    AdamW's two moment updates rather than writing the clipped gradients out first, one
+    kernel and two passes over the gradients fewer per parameter (docs/performance.md).
+    Below the threshold the gradients pass unchanged (times exactly 1)."""
+    def update(updates, state, params=None):
+        del params
+        norm = optax.tree.norm(updates)
+        factor = jnp.where(norm < max_norm, 1.0, max_norm / norm)
+        return jax.tree_util.tree_map(lambda g: g * factor.astype(g.dtype), updates), state
+    return optax.GradientTransformation(optax.init_empty_state, update)
+
+
 def make_optimizer(config, numbers=None) -> optax.GradientTransformation:
     """AdamW (clipped first) on :func:`learning_rate_schedule` of ``numbers``."""
     tx = optax.adamw(learning_rate_schedule(config, numbers), b1=config.adam_b1,
                      b2=config.adam_b2, eps=config.adam_eps, weight_decay=config.weight_decay,
                      mask=weight_decay_mask)
     if config.grad_clip_norm and config.grad_clip_norm > 0:
-        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
+        tx = optax.chain(clip_by_global_norm(config.grad_clip_norm), tx)
     return tx
 
 

@@ -81,6 +81,23 @@ def test_weight_decay_mask_and_schedule():
         np.testing.assert_allclose(got, ref(counts), rtol=1e-6, atol=1e-10)  # FMA
 
 
+def test_clipping_equals_optax_clip_by_global_norm():
+    """The clip multiplies by one factor where optax divides each element by the norm:
+    the same gradients to rounding above the threshold, the very same below it."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    grads = {"w": jax.random.normal(keys[0], (64, 32)), "b": jax.random.normal(keys[1], (32,)),
+             "e": {"x": jax.random.normal(keys[2], (7, 5, 3))}}
+    norm = float(optax.tree.norm(grads))
+    for max_norm in (norm / 10, norm / 2, norm * 2):
+        ours, _ = optimizer.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        ref, _ = optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        jax.tree_util.tree_map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=3e-7, atol=0), ours, ref)
+        clipped = float(optax.tree.norm(ours))
+        assert math.isclose(clipped, min(norm, max_norm), rel_tol=1e-6)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), ours, grads)
+
+
 def test_one_train_program_for_every_learning_rate_and_length():
     """The schedule's numbers are an argument of the jitted train step: runs that differ
     in learning rate, warmup or length lower to the same program (one compile, one
